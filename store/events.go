@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// EventsChannel is the NOTIFY channel that carries new event ids.
+const EventsChannel = "deskbridge_events"
+
+// Event is one row of the org's outbox.
+type Event struct {
+	ID         int64           `db:"id"`
+	OrgID      int64           `db:"org_id"`
+	Type       string          `db:"type"`
+	Permission string          `db:"permission"`
+	SubjectID  *string         `db:"subject_id"`
+	Payload    json.RawMessage `db:"payload"`
+	OccurredAt time.Time       `db:"occurred_at"`
+}
+
+// NewEvent is what InsertEvent needs. Permission names what a subscriber must
+// be allowed to see the event at all.
+type NewEvent struct {
+	OrgID      int64
+	Type       string
+	Permission string
+	SubjectID  *string
+	Payload    any
+}
+
+const eventColumns = `id, org_id, type, permission, subject_id, payload, occurred_at`
+
+// InsertEvent appends an event to the outbox inside the caller's transaction
+// and queues a NOTIFY with its id, delivered when the transaction commits.
+//
+// It first takes a transaction-scoped advisory lock for the org. Without it,
+// two transactions could take ids 10 and 11 and commit 11 first; a subscriber
+// resuming "after 11" would then never see 10. Holding the lock until commit
+// makes ids visible in order within an org. Call InsertEvent as the last write
+// of the transaction so the lock is held briefly.
+func InsertEvent(ctx context.Context, tx *sqlx.Tx, e NewEvent) (Event, error) {
+	payload, err := json.Marshal(e.Payload)
+	if err != nil {
+		return Event{}, fmt.Errorf("encoding %s event payload: %w", e.Type, err)
+	}
+	if e.Payload == nil {
+		payload = []byte("{}")
+	}
+	if _, err := tx.ExecContext(ctx,
+		`SELECT pg_advisory_xact_lock(hashtextextended('deskbridge.events', $1))`, e.OrgID); err != nil {
+		return Event{}, classify("locking org event stream", err)
+	}
+	var out Event
+	err = tx.GetContext(ctx, &out, `
+		INSERT INTO events (org_id, type, permission, subject_id, payload)
+		VALUES ($1, $2, $3, $4, $5)
+		RETURNING `+eventColumns, e.OrgID, e.Type, e.Permission, e.SubjectID, payload)
+	if err != nil {
+		return Event{}, classify("inserting event", err)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, fmt.Sprint(out.ID)); err != nil {
+		return Event{}, classify("notifying event", err)
+	}
+	return out, nil
+}
+
+// EventFilter selects an org's events for a reader.
+type EventFilter struct {
+	OrgID       int64
+	Permissions []string // events whose permission is one of these
+	Types       []string // empty = all types
+}
+
+// EventsAfter returns up to limit events of the filter with ids above afterID,
+// oldest first.
+func EventsAfter(ctx context.Context, q Queryer, f EventFilter, afterID int64, limit int) ([]Event, error) {
+	var out []Event
+	err := q.SelectContext(ctx, &out, `
+		SELECT `+eventColumns+` FROM events
+		WHERE org_id = $1 AND id > $2 AND permission = ANY($3)
+		  AND (cardinality($4::text[]) = 0 OR type = ANY($4))
+		ORDER BY id LIMIT $5`,
+		f.OrgID, afterID, pq.Array(f.Permissions), pq.Array(nonNil(f.Types)), limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading events: %w", err)
+	}
+	return out, nil
+}
+
+// LatestEventID returns the org's newest event id, 0 when it has none.
+func LatestEventID(ctx context.Context, q Queryer, orgID int64) (int64, error) {
+	var id int64
+	err := q.GetContext(ctx, &id, `SELECT COALESCE(max(id), 0) FROM events WHERE org_id = $1`, orgID)
+	return id, classify("reading latest event id", err)
+}
+
+// EventsByIDs returns the events with these ids (any org), in id order.
+func EventsByIDs(ctx context.Context, q Queryer, ids []int64) ([]Event, error) {
+	var out []Event
+	err := q.SelectContext(ctx, &out, `
+		SELECT `+eventColumns+` FROM events WHERE id = ANY($1) ORDER BY id`, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("reading events by id: %w", err)
+	}
+	return out, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
