@@ -1,0 +1,68 @@
+package resolvers
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+
+	"github.com/deskbridge/deskbridge/graph/model"
+)
+
+// Cursors are base64url("c:<key>") where key is the row id the list is
+// ordered by: stable while rows are added, so BI tools can page a growing
+// list without skipping or repeating.
+
+func encodeCursor(key int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("c:" + strconv.FormatInt(key, 10)))
+}
+
+func decodeCursor(argument string, cursor *string) (int64, error) {
+	if cursor == nil || *cursor == "" {
+		return 0, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(*cursor)
+	if err == nil {
+		if num, ok := strings.CutPrefix(string(raw), "c:"); ok {
+			if key, err := strconv.ParseInt(num, 10, 64); err == nil && key >= 0 {
+				return key, nil
+			}
+		}
+	}
+	return 0, badInput(argument, "not a cursor from this list")
+}
+
+// pageSize checks a `first` argument against its bounds; the schema gives
+// the default.
+func pageSize(first *int, def, max int) (int, error) {
+	if first == nil {
+		return def, nil
+	}
+	if *first < 1 || *first > max {
+		return 0, badInput("first", "must be between 1 and %d", max)
+	}
+	return *first, nil
+}
+
+// pageInfo describes a page fetched with limit+1 rows (more tells whether the
+// extra row existed).
+func pageInfo(firstKey, lastKey int64, n int, more, hasPrevious bool) *model.PageInfo {
+	info := &model.PageInfo{HasNextPage: more, HasPreviousPage: hasPrevious}
+	if n > 0 {
+		start, end := encodeCursor(firstKey), encodeCursor(lastKey)
+		info.StartCursor, info.EndCursor = &start, &end
+	}
+	return info
+}
+
+// eventPosition parses an event id used as a resume point. Event cursors are
+// the ids themselves, so either is accepted.
+func eventPosition(argument string, s *string) (int64, error) {
+	if s == nil || *s == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(*s, 10, 64)
+	if err != nil || id < 0 {
+		return 0, badInput(argument, "not an event id")
+	}
+	return id, nil
+}

@@ -1,0 +1,22 @@
+// Package resolvers implements the GraphQL schema: thin functions that parse
+// arguments, check the caller's permission, call store/, auth/ or eventbus/,
+// and convert results to the generated models. Subscription fan-out lives in
+// eventbus/, not here.
+package resolvers
+
+//go:generate go tool gqlgen generate
+
+import (
+	"log/slog"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/deskbridge/deskbridge/eventbus"
+)
+
+// Resolver holds what every resolver needs; server/ builds it once.
+type Resolver struct {
+	DB  *sqlx.DB
+	Bus *eventbus.Bus
+	Log *slog.Logger
+}
