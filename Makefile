@@ -1,0 +1,50 @@
+# deskbridge: `make run` starts the gateway on its embedded default,
+# `make test` runs every test. See README.md.
+
+GO        ?= go
+STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+JS_DIR    = test/js
+BIN       = bin/deskbridge
+
+.PHONY: run build generate check-generated test test-go js-deps lint bench clean
+
+## run: start the gateway on the embedded PostgreSQL with a demo org; prints the GraphiQL URL and an admin token
+run:
+	$(GO) run ./cmd/deskbridge serve --demo
+
+## build: build bin/deskbridge
+build:
+	$(GO) build -o $(BIN) ./cmd/deskbridge
+
+## generate: regenerate graph/ from schema/*.graphqls
+generate:
+	$(GO) generate ./...
+
+## check-generated: fail when graph/ (or the resolver stubs) differ from what gqlgen generates
+check-generated:
+	@tmp=$$(mktemp -d); cp -r graph resolvers $$tmp/; \
+	$(GO) generate ./... || exit 1; \
+	if ! diff -r $$tmp/graph graph >/dev/null || ! diff -r $$tmp/resolvers resolvers >/dev/null; then \
+		echo "graph/ was stale: 'go generate ./...' changed it; review and commit the result"; \
+		diff -r $$tmp/graph graph | head -20; rm -rf $$tmp; exit 1; \
+	fi; rm -rf $$tmp; echo "graph/ is up to date"
+
+## js-deps: install the npm clients the end-to-end tests drive (graphql-ws, graphql-http)
+js-deps: $(JS_DIR)/node_modules/.package-lock.json
+
+$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+## test: every test: generated code fresh, vet, Go tests with the race detector (real PostgreSQL, real HTTP and WebSockets, the npm clients)
+test: check-generated js-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## lint: go vet and staticcheck
+lint:
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+## clean: remove build output (not the embedded database in .deskbridge/)
+clean:
+	rm -rf bin

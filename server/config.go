@@ -1,0 +1,222 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a deskbridge process, parsed once from flags and
+// the environment (a flag wins over its variable) and then passed down.
+type Config struct {
+	DatabaseURL     string        // DATABASE_URL; empty = the embedded PostgreSQL under DataDir
+	Addr            string        // DESKBRIDGE_ADDR
+	DataDir         string        // DESKBRIDGE_DATA_DIR
+	SecretKey       []byte        // DESKBRIDGE_SECRET_KEY, 32 bytes (hex or base64); encrypts vendor secrets
+	LogFormat       string        // DESKBRIDGE_LOG_FORMAT: text or json
+	LogLevel        slog.Level    // DESKBRIDGE_LOG_LEVEL
+	AllowedOrigins  []string      // DESKBRIDGE_ALLOWED_ORIGINS, comma separated, for browser WebSockets
+	MaxBodyBytes    int64         // DESKBRIDGE_MAX_BODY_BYTES
+	MaxDepth        int           // DESKBRIDGE_MAX_DEPTH
+	MaxComplexity   int           // DESKBRIDGE_MAX_COMPLEXITY
+	RequestTimeout  time.Duration // DESKBRIDGE_REQUEST_TIMEOUT
+	ShutdownTimeout time.Duration // DESKBRIDGE_SHUTDOWN_TIMEOUT
+	DBMaxConns      int           // DESKBRIDGE_DB_MAX_CONNS
+	PGBin           string        // DESKBRIDGE_PG_BIN: where the embedded default finds initdb/postgres
+	PGUser          string        // DESKBRIDGE_PG_USER: OS user that runs the embedded cluster when started as root
+	Demo            bool          // DESKBRIDGE_DEMO: create a demo org and print a playground token (make run)
+}
+
+// Embedded reports whether the process uses the embedded PostgreSQL.
+func (c Config) Embedded() bool { return c.DatabaseURL == "" }
+
+// LogValue prints the config for the start-up log with every secret masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("addr", c.Addr),
+		slog.String("data_dir", c.DataDir),
+		slog.String("secret_key", mask(len(c.SecretKey) > 0)),
+		slog.String("log_format", c.LogFormat),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Any("allowed_origins", c.AllowedOrigins),
+		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Int("max_depth", c.MaxDepth),
+		slog.Int("max_complexity", c.MaxComplexity),
+		slog.Duration("request_timeout", c.RequestTimeout),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Bool("demo", c.Demo),
+	)
+}
+
+func mask(set bool) string {
+	if set {
+		return "********"
+	}
+	return "(unset)"
+}
+
+// maskURL hides the password of a database URL, keeping what helps debugging.
+func maskURL(raw string) string {
+	if raw == "" {
+		return "(embedded)"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "********"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// configFlags registers the flags shared by every subcommand and returns a
+// function that, after parsing, completes the Config from the environment.
+func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	databaseURL := fs.String("database-url", env("DATABASE_URL", ""), "PostgreSQL URL (env DATABASE_URL); empty starts the embedded PostgreSQL")
+	addr := fs.String("addr", env("DESKBRIDGE_ADDR", "127.0.0.1:8080"), "listen address (env DESKBRIDGE_ADDR)")
+	dataDir := fs.String("data-dir", env("DESKBRIDGE_DATA_DIR", ".deskbridge"), "data folder of the embedded default (env DESKBRIDGE_DATA_DIR)")
+	logFormat := fs.String("log-format", env("DESKBRIDGE_LOG_FORMAT", "text"), "text or json (env DESKBRIDGE_LOG_FORMAT)")
+	logLevel := fs.String("log-level", env("DESKBRIDGE_LOG_LEVEL", "info"), "debug, info, warn or error (env DESKBRIDGE_LOG_LEVEL)")
+	origins := fs.String("allowed-origins", env("DESKBRIDGE_ALLOWED_ORIGINS", ""), "comma-separated browser origins allowed to open WebSockets, e.g. https://app.example.com,http://localhost:* (env DESKBRIDGE_ALLOWED_ORIGINS)")
+	maxBody := fs.String("max-body-bytes", env("DESKBRIDGE_MAX_BODY_BYTES", "1048576"), "largest request body (env DESKBRIDGE_MAX_BODY_BYTES)")
+	maxDepth := fs.String("max-depth", env("DESKBRIDGE_MAX_DEPTH", "12"), "deepest query accepted (env DESKBRIDGE_MAX_DEPTH)")
+	maxComplexity := fs.String("max-complexity", env("DESKBRIDGE_MAX_COMPLEXITY", "20000"), "highest query cost accepted; lists count by page size (env DESKBRIDGE_MAX_COMPLEXITY)")
+	reqTimeout := fs.String("request-timeout", env("DESKBRIDGE_REQUEST_TIMEOUT", "30s"), "time limit of one HTTP request (env DESKBRIDGE_REQUEST_TIMEOUT)")
+	shutdownTimeout := fs.String("shutdown-timeout", env("DESKBRIDGE_SHUTDOWN_TIMEOUT", "20s"), "how long shutdown waits for requests to drain (env DESKBRIDGE_SHUTDOWN_TIMEOUT)")
+	dbMax := fs.String("db-max-conns", env("DESKBRIDGE_DB_MAX_CONNS", "20"), "database pool size (env DESKBRIDGE_DB_MAX_CONNS)")
+	pgBin := fs.String("pg-bin", env("DESKBRIDGE_PG_BIN", ""), "folder with initdb and postgres for the embedded default (env DESKBRIDGE_PG_BIN)")
+	pgUser := fs.String("pg-user", env("DESKBRIDGE_PG_USER", "postgres"), "OS user that runs the embedded PostgreSQL when deskbridge runs as root (env DESKBRIDGE_PG_USER)")
+	demo := fs.Bool("demo", env("DESKBRIDGE_DEMO", "") == "1" || env("DESKBRIDGE_DEMO", "") == "true", "create a demo org and print a playground token (env DESKBRIDGE_DEMO)")
+	secretKey := func() string { return getenv("DESKBRIDGE_SECRET_KEY") } // never a flag: flags show in ps
+
+	return func() (Config, error) {
+		c := Config{DatabaseURL: *databaseURL, Addr: *addr, DataDir: *dataDir, LogFormat: *logFormat,
+			PGBin: *pgBin, PGUser: *pgUser, Demo: *demo}
+		var errs []error
+		if c.LogFormat != "text" && c.LogFormat != "json" {
+			errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
+		}
+		if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+			errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", *logLevel))
+		}
+		for _, o := range strings.Split(*origins, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, o)
+			}
+		}
+		c.MaxBodyBytes = parseInt(&errs, "max body bytes", *maxBody, 1024, 1<<30)
+		c.MaxDepth = int(parseInt(&errs, "max depth", *maxDepth, 2, 100))
+		c.MaxComplexity = int(parseInt(&errs, "max complexity", *maxComplexity, 10, 10_000_000))
+		c.DBMaxConns = int(parseInt(&errs, "db max conns", *dbMax, 2, 1000))
+		c.RequestTimeout = parseDuration(&errs, "request timeout", *reqTimeout)
+		c.ShutdownTimeout = parseDuration(&errs, "shutdown timeout", *shutdownTimeout)
+		if c.DatabaseURL != "" {
+			if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				errs = append(errs, errors.New("database url: want postgres://user:pass@host:port/db"))
+			}
+		}
+		if abs, err := filepath.Abs(c.DataDir); err == nil {
+			c.DataDir = abs
+		}
+		if raw := secretKey(); raw != "" {
+			key, err := decodeKey(raw)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("DESKBRIDGE_SECRET_KEY: %w", err))
+			}
+			c.SecretKey = key
+		}
+		return c, errors.Join(errs...)
+	}
+}
+
+func parseInt(errs *[]error, what, s string, lo, hi int64) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		*errs = append(*errs, fmt.Errorf("%s %q: want a whole number from %d to %d", what, s, lo, hi))
+	}
+	return n
+}
+
+func parseDuration(errs *[]error, what, s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		*errs = append(*errs, fmt.Errorf("%s %q: want a positive duration like 30s", what, s))
+	}
+	return d
+}
+
+// decodeKey accepts a 32-byte key as 64 hex digits or base64 (std or url).
+func decodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, errors.New("want 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)")
+}
+
+// ensureSecretKey gives the embedded default a key of its own, kept beside its
+// data, so a newcomer needs no setup; production sets DESKBRIDGE_SECRET_KEY.
+func ensureSecretKey(c *Config) error {
+	if len(c.SecretKey) > 0 || !c.Embedded() {
+		return nil
+	}
+	path := filepath.Join(c.DataDir, "secret.key")
+	if raw, err := os.ReadFile(path); err == nil {
+		key, err := decodeKey(string(raw))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		c.SecretKey = key
+		return nil
+	}
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(randReader, key); err != nil {
+		return fmt.Errorf("generating secret key: %w", err)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	c.SecretKey = key
+	return nil
+}
+
+// newLogger builds the process logger from the config.
+func newLogger(c Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/deskbridge/deskbridge/graph"
+	"github.com/deskbridge/deskbridge/graph/model"
+)
+
+// listComplexity makes a list field cost its page size times its children,
+// so `first: 500` of something expensive is refused before it runs.
+// gqlgen otherwise counts a list like a single object.
+func listComplexity(c *graph.ComplexityRoot) {
+	pageOf := func(first *int, def int) int {
+		if first != nil && *first > 0 {
+			return *first
+		}
+		return def
+	}
+	c.Query.APITokens = func(child int, first *int, _ *string, _ *bool) int { return 1 + pageOf(first, 50)*child }
+	c.Query.Events = func(child int, first *int, _ *string, _ []model.EventType) int { return 1 + pageOf(first, 100)*child }
+	c.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
+}
+
+// depthLimit refuses operations nested deeper than max levels, counting
+// through fragments; complexity alone would let a narrow, very deep query
+// through.
+type depthLimit struct{ max int }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = depthLimit{}
+
+func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
+func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (d depthLimit) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	if depth := selectionDepth(oc.Operation.SelectionSet, 0, map[string]bool{}); depth > d.max {
+		err := gqlerror.Errorf("operation is nested %d levels deep, more than the limit of %d", depth, d.max)
+		err.Extensions = map[string]any{"code": codeDepthLimit}
+		return err
+	}
+	return nil
+}
+
+func selectionDepth(set ast.SelectionSet, depth int, visiting map[string]bool) int {
+	deepest := depth
+	for _, sel := range set {
+		var d int
+		switch s := sel.(type) {
+		case *ast.Field:
+			if len(s.SelectionSet) == 0 {
+				d = depth + 1
+			} else {
+				d = selectionDepth(s.SelectionSet, depth+1, visiting)
+			}
+		case *ast.InlineFragment:
+			d = selectionDepth(s.SelectionSet, depth, visiting)
+		case *ast.FragmentSpread:
+			// Validation has already refused fragment cycles; the guard
+			// keeps this function safe on its own.
+			if s.Definition == nil || visiting[s.Name] {
+				continue
+			}
+			visiting[s.Name] = true
+			d = selectionDepth(s.Definition.SelectionSet, depth, visiting)
+			delete(visiting, s.Name)
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}

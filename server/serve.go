@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/deskbridge/deskbridge/auth"
+	"github.com/deskbridge/deskbridge/eventbus"
+	"github.com/deskbridge/deskbridge/migrations"
+	"github.com/deskbridge/deskbridge/resolvers"
+	"github.com/deskbridge/deskbridge/server/playground"
+	"github.com/deskbridge/deskbridge/server/wstransport"
+)
+
+// Server is a running gateway's parts. New builds it; Serve runs it until
+// its context ends and then shuts down gracefully.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *database
+	bus     *eventbus.Bus
+	ws      *wstransport.Transport
+	handler http.Handler
+	ready   atomic.Bool
+
+	stopBus context.CancelFunc
+	busDone chan struct{}
+}
+
+// New opens the database, applies migrations, starts the event bus and
+// builds the HTTP handler.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := ensureSecretKey(&cfg); err != nil {
+		return nil, err
+	}
+	db, err := openDatabase(ctx, cfg, log, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx, log); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, db: db, busDone: make(chan struct{})}
+	s.bus = eventbus.New(db.DB, db.DSN, log)
+	conns := newConnRegistry()
+	s.bus.OnEvent(conns.onEvent)
+	busCtx, stopBus := context.WithCancel(context.Background())
+	s.stopBus = stopBus
+	go func() {
+		defer close(s.busDone)
+		if err := s.bus.Run(busCtx); err != nil {
+			log.Error("event bus stopped", "err", err)
+		}
+	}()
+
+	m := newMetrics(db.DB)
+	deps := graphqlDeps{
+		cfg: cfg, log: log, metrics: m, conns: conns,
+		resolvers: &resolvers.Resolver{DB: db.DB, Bus: s.bus, Log: log},
+		auth:      &auth.Authenticator{DB: db.DB},
+	}
+	gql, ws := newGraphQL(deps)
+	s.ws = ws
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", observe("graphql", m, log, graphqlRoute(deps, gql)))
+	mux.Handle("GET /healthz", observe("healthz", m, log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, http.StatusOK, "ok", "")
+	})))
+	mux.Handle("GET /readyz", observe("readyz", m, log, http.HandlerFunc(s.readyz)))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
+	pg := playground.Handler(playground.Options{Endpoint: "/graphql", Title: "deskbridge"})
+	mux.Handle("GET /{$}", observe("playground", m, log, pg))
+	mux.Handle("GET /playground/", pg)
+	s.handler = mux
+	s.ready.Store(true)
+	return s, nil
+}
+
+// Handler is the HTTP surface: /graphql, /, /healthz, /readyz, /metrics.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// DB exposes the pool to the subcommands that share the process.
+func (s *Server) DB() *database { return s.db }
+
+// readyz answers 200 when the database is reachable, every migration is
+// applied and the event listener is connected; 503 with the reason otherwise.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeStatus(w, http.StatusServiceUnavailable, "unavailable", "shutting down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.DB.PingContext(ctx); err != nil {
+		writeStatus(w, http.StatusServiceUnavailable, "unavailable", "database unreachable")
+		return
+	}
+	pending, err := migrations.Pending(ctx, s.db.DB.DB)
+	if err != nil || len(pending) > 0 {
+		writeStatus(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("migrations pending: %v", pending))
+		return
+	}
+	select {
+	case <-s.bus.Ready():
+	default:
+		writeStatus(w, http.StatusServiceUnavailable, "unavailable", "event listener not connected")
+		return
+	}
+	writeStatus(w, http.StatusOK, "ok", "")
+}
+
+func writeStatus(w http.ResponseWriter, code int, status, reason string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	body := map[string]string{"status": status}
+	if reason != "" {
+		body["reason"] = reason
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// Serve answers on ln until ctx ends, then shuts down: it stops reporting
+// ready, closes every WebSocket with 1001 so clients reconnect elsewhere,
+// drains in-flight requests up to ShutdownTimeout, and stops the event bus.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       s.cfg.RequestTimeout,
+		WriteTimeout:      s.cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving http: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	s.ready.Store(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := s.ws.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("closing websockets: %w", err))
+	}
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("draining http: %w", err))
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the event bus and releases the database.
+func (s *Server) Close() {
+	s.stopBus()
+	<-s.busDone
+	s.db.Close()
+}
+
+func runServe(ctx context.Context, args []string, io IO) error {
+	cfg, _, err := parseCommand("serve", args, io, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, io.Stderr)
+	if err := ensureSecretKey(&cfg); err != nil {
+		return err
+	}
+	log.Info("starting deskbridge", "version", versionString(), "config", cfg)
+	s, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	url := "http://" + ln.Addr().String()
+	if cfg.Demo {
+		issued, err := createToken(ctx, s.db, "demo", auth.IssueRequest{UserName: "playground", Name: "playground (make run)", Role: auth.RoleAdmin})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(io.Stdout, "\n  deskbridge is running.\n  GraphiQL:     %s/#token=%s\n  GraphQL:      %s/graphql\n  Admin token:  %s\n\n", url, issued.Secret, url, issued.Secret)
+	}
+	log.Info("deskbridge is serving", "graphiql", url+"/", "graphql", url+"/graphql")
+	return s.Serve(ctx, ln)
+}
