@@ -27,6 +27,7 @@ const (
 	codeInternal        = "INTERNAL_SERVER_ERROR"
 	codeDepthLimit      = "DEPTH_LIMIT_EXCEEDED"
 	codeTimeout         = "TIMEOUT"
+	codeBadRequest      = "BAD_REQUEST"
 )
 
 // presentError is the single place where Go errors become GraphQL errors:
@@ -61,6 +62,10 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			setCode(gqlErr, codeTimeout)
 		case gqlErr.Rule != "" || isArgumentError(ctx):
 			setCode(gqlErr, codeBadUserInput)
+		case graphql.GetFieldContext(ctx) == nil && errors.As(err, new(*gqlerror.Error)):
+			// A request-level error from gqlgen itself (outside any field):
+			// the request, not the server, is at fault.
+			setCode(gqlErr, codeBadRequest)
 		default:
 			id := requestID(ctx)
 			log.ErrorContext(ctx, "internal error", "request_id", id, "path", gqlErr.Path.String(), "err", err)

@@ -160,5 +160,5 @@ func (c *connRegistry) onEvent(ev store.Event) {
 
 // graphqlRoute wraps the handler with the request limits and authentication.
 func graphqlRoute(d graphqlDeps, srv http.Handler) http.Handler {
-	return limitRequests(d.cfg.MaxBodyBytes, d.cfg.RequestTimeout, authenticate(d.auth, d.log, srv))
+	return limitRequests(d.cfg.MaxBodyBytes, d.cfg.RequestTimeout, authenticate(d.auth, d.log, conformHTTP(srv)))
 }

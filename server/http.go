@@ -2,11 +2,13 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -125,7 +127,19 @@ func limitRequests(maxBody int64, timeout time.Duration, next http.Handler) http
 			writeJSONError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit of "+formatBytes(maxBody))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		// Read the body here (gqlgen reads it whole anyway) so a chunked
+		// body over the limit is a 413 too, not a GraphQL error.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeJSONError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit of "+formatBytes(maxBody))
+				return
+			}
+			writeJSONError(w, http.StatusBadRequest, "reading request body failed")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))

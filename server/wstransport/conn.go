@@ -519,7 +519,12 @@ func (c *connection) handleLegacy(data []byte, readStart time.Time) {
 			c.legacyFail(CloseBadRequest, err.Error())
 			return
 		}
-		c.stopOperation(m.ID)
+		// Unlike graphql-transport-ws, the legacy protocol answers a stop
+		// with complete (PROTOCOL.md: "When client unsubscribe, the
+		// server ... sends GQL_COMPLETE"), and old clients wait for it.
+		if c.stopOperation(m.ID) {
+			c.enqueue(mustEncode(msgComplete, m.ID, nil))
+		}
 	case msgConnectionTerminate:
 		c.closeWith(closeNormal, "")
 	default:
@@ -578,10 +583,11 @@ func (c *connection) startOperation(id string, params *graphql.RawParams, readSt
 	go c.runOperation(ctx, op, params)
 }
 
-// stopOperation handles a client complete/stop. Removing the entry first is
-// what guarantees no further next/complete for this id: runOperation only
-// sends while its entry is still the registered one.
-func (c *connection) stopOperation(id string) {
+// stopOperation handles a client complete/stop and reports whether the id
+// was active. Removing the entry first is what guarantees no further
+// next/complete for this id from runOperation: it only sends while its entry
+// is still the registered one.
+func (c *connection) stopOperation(id string) bool {
 	c.mu.Lock()
 	op, ok := c.ops[id]
 	if ok {
@@ -591,6 +597,7 @@ func (c *connection) stopOperation(id string) {
 	if ok {
 		op.cancel()
 	}
+	return ok
 }
 
 // sendForOp enqueues b if op is still registered. The check and the enqueue

@@ -24,6 +24,7 @@ func TestLegacy_HappyPath(t *testing.T) {
 	env.schema.events <- "a"
 	assertJSONEq(t, c.expect("data", "1").Payload, `{"data":{"events":"a"}}`)
 	c.send("stop", "1", nil)
+	c.expect("complete", "1") // legacy clients wait for it; graphql-transport-ws sends none
 	env.schema.waitCancelled(t, "events")
 
 	c.send("start", "2", map[string]any{"query": "query { whoami }"})
