@@ -45,6 +45,10 @@ lint:
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
+## bench: benchmarks that print throughput and latency (numbers for the closing notes; never timed assertions)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 5s -benchmem ./...
+
 ## clean: remove build output (not the embedded database in .deskbridge/)
 clean:
 	rm -rf bin

@@ -22,7 +22,7 @@ import (
 
 // testServer is a real gateway on a real port over a fresh database.
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	url    string
 	cancel context.CancelFunc
@@ -30,7 +30,7 @@ type testServer struct {
 	once   sync.Once
 }
 
-func testConfig(t *testing.T, env map[string]string) Config {
+func testConfig(t testing.TB, env map[string]string) Config {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	complete := configFlags(fs, func(k string) string { return env[k] })
@@ -44,7 +44,7 @@ func testConfig(t *testing.T, env map[string]string) Config {
 	return cfg
 }
 
-func startServer(t *testing.T, dsn string, env map[string]string) *testServer {
+func startServer(t testing.TB, dsn string, env map[string]string) *testServer {
 	t.Helper()
 	if env == nil {
 		env = map[string]string{}
@@ -334,7 +334,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 
 // wsClient is a minimal graphql-transport-ws client for Go tests.
 type wsClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 }
 
