@@ -56,6 +56,10 @@ func TestAuthenticate(t *testing.T) {
 	if v.OrgID != org.ID || v.UserID != valid.User.ID || v.TokenID != valid.Token.ID || v.Role != auth.RoleAgent {
 		t.Fatalf("viewer = %+v", v)
 	}
+	used, err := store.APITokenByID(ctx, db, org.ID, valid.Token.ID)
+	if err != nil || used.LastUsedAt == nil {
+		t.Fatalf("last_used_at not recorded: %+v, %v", used, err)
+	}
 	if _, err := a.Authenticate(ctx, expiring.Secret); err != nil {
 		t.Fatalf("token before expiry: %v", err)
 	}

@@ -89,8 +89,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Viewer
 	if err != nil {
 		return Viewer{}, fmt.Errorf("authenticating token %d: %w", tok.ID, err)
 	}
-	if err := store.TouchAPIToken(ctx, a.DB, tok.ID); err != nil {
-		return Viewer{}, fmt.Errorf("authenticating: %w", err)
+	// The row just read says whether last_used_at is stale; only then pay for
+	// the write (store.TouchAPIToken re-checks, so racing requests write once).
+	if tok.LastUsedAt == nil || now().Sub(*tok.LastUsedAt) > time.Minute {
+		if err := store.TouchAPIToken(ctx, a.DB, tok.ID); err != nil {
+			return Viewer{}, fmt.Errorf("authenticating: %w", err)
+		}
 	}
 	return Viewer{OrgID: tok.OrgID, UserID: tok.UserID, TokenID: tok.ID, Role: role}, nil
 }

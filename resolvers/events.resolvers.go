@@ -34,8 +34,7 @@ func (r *queryResolver) Events(ctx context.Context, first *int, after *string, t
 	if err != nil {
 		return nil, err
 	}
-	more := len(rows) > limit
-	rows = rows[:min(len(rows), limit)]
+	rows, more := trimPage(rows, limit)
 	conn := &model.EventConnection{Edges: make([]*model.EventEdge, len(rows)), PageInfo: &model.PageInfo{HasNextPage: more, HasPreviousPage: afterID > 0}}
 	for i, e := range rows {
 		conn.Edges[i] = &model.EventEdge{Cursor: strconv.FormatInt(e.ID, 10), Node: eventModel(e)}

@@ -107,8 +107,7 @@ func (r *queryResolver) APITokens(ctx context.Context, first *int, after *string
 	if err != nil {
 		return nil, err
 	}
-	more := len(rows) > limit
-	rows = rows[:min(len(rows), limit)]
+	rows, more := trimPage(rows, limit)
 	conn := &model.APITokenConnection{Edges: make([]*model.APITokenEdge, len(rows))}
 	for i, t := range rows {
 		conn.Edges[i] = &model.APITokenEdge{Cursor: encodeCursor(t.ID), Node: tokenModel(t)}

@@ -43,6 +43,15 @@ func pageSize(first *int, def, max int) (int, error) {
 	return *first, nil
 }
 
+// trimPage cuts a result fetched with limit+1 rows down to limit and reports
+// whether the extra row, and so a next page, existed.
+func trimPage[T any](rows []T, limit int) ([]T, bool) {
+	if len(rows) > limit {
+		return rows[:limit], true
+	}
+	return rows, false
+}
+
 // pageInfo describes a page fetched with limit+1 rows (more tells whether the
 // extra row existed).
 func pageInfo(firstKey, lastKey int64, n int, more, hasPrevious bool) *model.PageInfo {
