@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/deskbridge/deskbridge/auth"
+	"github.com/deskbridge/deskbridge/sandbox"
 	"github.com/deskbridge/deskbridge/store"
 )
 
@@ -39,6 +40,7 @@ Usage:
   deskbridge migrate  [flags]   apply database migrations and exit
   deskbridge token create --org ORG --role ROLE [--name NAME] [--user USER] [--expires DURATION]
                                 create a bearer token (and the org if new); prints the secret once
+  deskbridge sandbox  [flags]   run the fake vendors (accounts, CRM, Bigin, Desk, SalesIQ) with sample data
   deskbridge version            print the version
 
 Run 'deskbridge COMMAND -h' for the flags of a command.
@@ -60,6 +62,8 @@ func Main(args []string, io IO) int {
 		err = runMigrate(ctx, args[1:], io)
 	case "token":
 		err = runToken(ctx, args[1:], io)
+	case "sandbox":
+		err = sandbox.Run(ctx, args[1:], io.Stdout, io.Stderr)
 	case "version", "--version":
 		fmt.Fprintln(io.Stdout, versionString())
 	case "help", "-h", "--help":
