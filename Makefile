@@ -29,11 +29,15 @@ check-generated:
 		diff -r $$tmp/graph graph | head -20; rm -rf $$tmp; exit 1; \
 	fi; rm -rf $$tmp; echo "graph/ is up to date"
 
-## js-deps: install the npm clients the end-to-end tests drive (graphql-ws, graphql-http)
-js-deps: $(JS_DIR)/node_modules/.package-lock.json
+## js-deps: install the npm clients the end-to-end tests drive (graphql-ws, graphql-http, Zoho's CRM SDK)
+js-deps: $(JS_DIR)/node_modules/.package-lock.json $(JS_DIR)/zoho-sdk/node_modules/.package-lock.json
 
 $(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+# Zoho's own CRM SDK, driven against the sandbox by sandbox/sdk_test.go.
+$(JS_DIR)/zoho-sdk/node_modules/.package-lock.json: $(JS_DIR)/zoho-sdk/package.json $(JS_DIR)/zoho-sdk/package-lock.json
+	cd $(JS_DIR)/zoho-sdk && npm ci --no-audit --no-fund --loglevel=error
 
 ## test: every test: generated code fresh, vet, Go tests with the race detector (real PostgreSQL, real HTTP and WebSockets, the npm clients)
 test: check-generated js-deps

@@ -56,7 +56,7 @@ func TestBiginFlavor(t *testing.T) {
 
 	// Watch works under /bigin/v2 with Bigin resource URIs.
 	rc := newReceiver(t)
-	subscribe(e, "POST", map[string]any{"channel_id": "77", "events": []string{"Pipelines.edit"}, "notify_url": rc.srv.URL}).want(t, 200, "")
+	subscribe(e, "POST", map[string]any{"channel_id": "77", "events": []string{"Pipelines.edit"}, "notify_url": rc.srv.URL}).want(t, 201, "")
 	e.req("PUT", "Pipelines/"+pid, map[string]any{"data": []any{map[string]any{"Stage": "Closed Won"}}}).want(t, 200, "")
 	cb := rc.waitFor(t, 1)[0]
 	if cb["resource_uri"] != e.api.URL+"/bigin/v2/Pipelines" || cb["operation"] != "update" {

@@ -155,10 +155,17 @@ func fieldJSON(f *field) map[string]any {
 	if jsonType == "" {
 		jsonType = "string"
 	}
+	// Zoho renders unique as an object: {} for an ordinary field and the
+	// case-sensitivity setting for a unique one (crm-oas fields.json; the
+	// official SDK types it as a Unique model and drops a bare boolean).
+	unique := map[string]any{}
+	if f.unique {
+		unique["casesensitive"] = "false"
+	}
 	return map[string]any{
 		"id": f.id, "api_name": f.api, "field_label": f.label, "display_label": f.label,
 		"data_type": f.typ, "json_type": jsonType, "system_mandatory": f.mandatory, "custom_field": f.custom,
-		"read_only": f.readOnly, "length": f.length, "unique": f.unique, "pick_list_values": picks,
+		"read_only": f.readOnly, "length": f.length, "unique": unique, "pick_list_values": picks,
 		"lookup": lookup, "visible": true,
 	}
 }

@@ -1,6 +1,7 @@
 package crm_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestFieldMetadata(t *testing.T) {
 		}
 	}
 	check("Last_Name", map[string]any{"data_type": "text", "system_mandatory": true, "length": 80, "custom_field": false})
-	check("Email", map[string]any{"data_type": "email", "unique": true})
+	check("Email", map[string]any{"data_type": "email", "unique": map[string]any{"casesensitive": "false"}})
 	check("Phone", map[string]any{"data_type": "phone"})
 	check("Account_Name", map[string]any{"data_type": "lookup", "lookup": map[string]any{"module": map[string]any{"api_name": "Accounts"}}})
 	check("Owner", map[string]any{"data_type": "ownerlookup"})
@@ -70,7 +71,7 @@ func TestFieldMetadata(t *testing.T) {
 		t.Fatalf("Products fields %v %v", prod["Unit_Price"], prod["Product_Active"])
 	}
 	acc := fieldsOf(t, e, "Accounts")
-	if acc["Account_Name"]["unique"] != true || acc["Website"]["data_type"] != "website" {
+	if fmt.Sprint(acc["Account_Name"]["unique"]) != "map[casesensitive:false]" || acc["Website"]["data_type"] != "website" {
 		t.Fatalf("Accounts fields %v", acc["Account_Name"])
 	}
 	for _, m := range []string{"Deals", "Notes", "Calls", "Events", "Tasks", "Leads"} {

@@ -129,7 +129,13 @@ func (s *Server) watch(c *call) {
 			"details": map[string]any{"events": s.channelEvents(ch)}}, good+1
 	}
 	s.mu.Unlock()
-	writeJSON(c.w, batchStatus(good, bad, http.StatusOK), map[string]any{"watch": results})
+	// Subscribing answers 201 Created (crm-oas notifications.json); replacing
+	// or patching details answers 200.
+	allOK := http.StatusOK
+	if c.r.Method == http.MethodPost {
+		allOK = http.StatusCreated
+	}
+	writeJSON(c.w, batchStatus(good, bad, allOK), map[string]any{"watch": results})
 }
 
 // parseChannel validates one subscription; on failure it returns nil and
@@ -325,7 +331,7 @@ func (s *Server) unwatch(c *call) {
 		}
 		delete(c.o.channels, id)
 		results = append(results, map[string]any{"code": "SUCCESS", "status": "success",
-			"message": "Successfully unsubscribed from actions-watch of the given module",
+			"message": "Successfully un-subscribed from actions-watch",
 			"details": map[string]any{"events": s.channelEvents(ch)}})
 		good++
 	}

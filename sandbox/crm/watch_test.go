@@ -18,7 +18,7 @@ func TestWatchLifecycle(t *testing.T) {
 	expiry := e.clk.Now().Add(48 * time.Hour).In(time.FixedZone("", 5*3600+1800)).Format(time.RFC3339)
 	r := subscribe(e, "POST", map[string]any{"channel_id": "1000000068001", "events": []string{"Contacts.all", "Accounts.create"},
 		"channel_expiry": expiry, "token": "TOKEN_FOR_VERIFICATION_OF_1000000068001",
-		"notify_url": rc.srv.URL + "/hooks/zoho-crm?tenant=42"}).want(t, 200, "")
+		"notify_url": rc.srv.URL + "/hooks/zoho-crm?tenant=42"}).want(t, 201, "")
 	res := obj(r.body["watch"].([]any)[0])
 	if res["code"] != "SUCCESS" || res["message"] != "Successfully subscribed for actions-watch of the given module" {
 		t.Fatalf("subscribe %s", r.raw)
@@ -63,7 +63,7 @@ func TestWatchLifecycle(t *testing.T) {
 		}
 	}
 	if r := subscribe(e, "POST", map[string]any{"channel_id": "3", "events": []string{"Deals.edit"}, "notify_url": rc.srv.URL,
-		"token": strings.Repeat("t", 50)}); r.status != 200 {
+		"token": strings.Repeat("t", 50)}); r.status != 201 {
 		t.Fatalf("a 50-character token is allowed: %s", r.raw)
 	}
 
@@ -95,7 +95,7 @@ func TestWatchLifecycle(t *testing.T) {
 	e.req("GET", "actions/watch?channel_id=3", nil).empty(t, 204)
 
 	// Channels expire: after an hour a default channel is gone.
-	subscribe(e, "POST", map[string]any{"channel_id": "4", "events": []string{"Leads.all"}, "notify_url": rc.srv.URL}).want(t, 200, "")
+	subscribe(e, "POST", map[string]any{"channel_id": "4", "events": []string{"Leads.all"}, "notify_url": rc.srv.URL}).want(t, 201, "")
 	e.advance(time.Hour)
 	e.req("GET", "actions/watch?channel_id=4", nil).empty(t, 204)
 	e.req("GET", "actions/watch?channel_id=1000000068001", nil).want(t, 200, "")
@@ -106,7 +106,7 @@ func TestWatchCallbacks(t *testing.T) {
 	rc := newReceiver(t)
 	subscribe(e, "POST", map[string]any{"channel_id": "1000000068001", "events": []string{"Contacts.all"},
 		"token": "tok-1", "return_affected_field_values": true,
-		"notify_url": rc.srv.URL + "/hooks/zoho-crm?tenant=42&conn=abc"}).want(t, 200, "")
+		"notify_url": rc.srv.URL + "/hooks/zoho-crm?tenant=42&conn=abc"}).want(t, 201, "")
 
 	// An API bulk insert: one callback with every id.
 	r := e.req("POST", "Contacts", map[string]any{"data": []any{contact("A", "a@cb.example"), contact("B", "b@cb.example"),
@@ -168,9 +168,9 @@ func TestWatchCallbacks(t *testing.T) {
 func TestExpiredChannelStopsDelivering(t *testing.T) {
 	e := newEnv(t, withWorld(20, 5, 3))
 	rc := newReceiver(t)
-	subscribe(e, "POST", map[string]any{"channel_id": "1", "events": []string{"Contacts.edit"}, "notify_url": rc.srv.URL + "?c=same"}).want(t, 200, "")
+	subscribe(e, "POST", map[string]any{"channel_id": "1", "events": []string{"Contacts.edit"}, "notify_url": rc.srv.URL + "?c=same"}).want(t, 201, "")
 	subscribe(e, "POST", map[string]any{"channel_id": "2", "events": []string{"Contacts.edit"}, "notify_url": rc.srv.URL + "?c=same",
-		"channel_expiry": e.clk.Now().Add(7 * 24 * time.Hour).Format(time.RFC3339)}).want(t, 200, "")
+		"channel_expiry": e.clk.Now().Add(7 * 24 * time.Hour).Format(time.RFC3339)}).want(t, 201, "")
 	id := e.srv.IDs("Contacts")[0]
 	if err := e.srv.Edit("Contacts", id, map[string]any{"Title": "one"}); err != nil {
 		t.Fatal(err)
