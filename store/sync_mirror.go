@@ -1,0 +1,197 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// MirrorRecord is the latest copy of one upstream record that a connection
+// has seen. Fields is the record as the connector returned it; Email (stored
+// lower-cased) and Name are lifted out because matching and Customer 360
+// filter on them.
+type MirrorRecord struct {
+	OrgID        int64           `db:"org_id"`
+	ConnectionID int64           `db:"connection_id"`
+	System       string          `db:"system"`
+	Module       string          `db:"module"`
+	ExtID        string          `db:"ext_id"`
+	Fields       json.RawMessage `db:"fields"`
+	Email        *string         `db:"email"`
+	Name         *string         `db:"name"`
+	CreatedAt    *time.Time      `db:"created_at"`
+	ModifiedAt   *time.Time      `db:"modified_at"`
+	DeletedAt    *time.Time      `db:"deleted_at"`
+	MirroredAt   time.Time       `db:"mirrored_at"`
+}
+
+const mirrorColumns = `org_id, connection_id, system, module, ext_id, fields, email, name,
+	created_at, modified_at, deleted_at, mirrored_at`
+
+// mirrorRow is how UpsertMirror ships a record to jsonb_to_recordset.
+type mirrorRow struct {
+	System     string          `json:"system"`
+	Module     string          `json:"module"`
+	ExtID      string          `json:"ext_id"`
+	Fields     json.RawMessage `json:"fields"`
+	Email      *string         `json:"email"`
+	Name       *string         `json:"name"`
+	CreatedAt  *time.Time      `json:"created_at"`
+	ModifiedAt *time.Time      `json:"modified_at"`
+	DeletedAt  *time.Time      `json:"deleted_at"`
+}
+
+// UpsertMirror writes a batch of one connection's records in one statement:
+// the batch travels as a single JSON document unpacked by
+// jsonb_to_recordset, so 200 records are one round trip and one plan. The
+// records' OrgID, ConnectionID and MirroredAt are ignored (the arguments and
+// the database clock decide them); an empty email becomes NULL so contacts
+// without one never match each other.
+//
+// A row whose stored modified time is newer than the incoming one is kept:
+// two workers may mirror the same record from reads taken at different
+// moments, and the older read must not win. A record repeated in the batch
+// counts once (the last copy). It returns how many rows were written, and
+// ErrNotFound when the connection is not the org's.
+func UpsertMirror(ctx context.Context, q Queryer, orgID, connID int64, records []MirrorRecord) (int64, error) {
+	const action = "upserting mirror records"
+	if len(records) == 0 {
+		return 0, nil
+	}
+	// One row per key (ON CONFLICT cannot touch a row twice in a statement),
+	// in key order so concurrent batches lock rows in the same order and
+	// cannot deadlock.
+	type key struct{ system, module, extID string }
+	last := map[key]int{}
+	for i, r := range records {
+		last[key{r.System, r.Module, r.ExtID}] = i
+	}
+	rows := make([]mirrorRow, 0, len(last))
+	for i, r := range records {
+		if last[key{r.System, r.Module, r.ExtID}] != i {
+			continue
+		}
+		fields := r.Fields
+		if len(fields) == 0 {
+			fields = json.RawMessage(`{}`)
+		}
+		rows = append(rows, mirrorRow{System: r.System, Module: r.Module, ExtID: r.ExtID, Fields: fields,
+			Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt, ModifiedAt: r.ModifiedAt, DeletedAt: r.DeletedAt})
+	}
+	slices.SortFunc(rows, func(a, b mirrorRow) int {
+		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.Module, b.Module), cmp.Compare(a.ExtID, b.ExtID))
+	})
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return 0, fmt.Errorf("%s: encoding: %w", action, err)
+	}
+	var res struct {
+		Found   bool  `db:"found"`
+		Written int64 `db:"written"`
+	}
+	err = q.GetContext(ctx, &res, `
+		WITH conn AS (
+			SELECT org_id, id FROM connections WHERE org_id = $1 AND id = $2
+		), up AS (
+			INSERT INTO mirror_records AS m (org_id, connection_id, system, module, ext_id, fields, email, name,
+				created_at, modified_at, deleted_at)
+			SELECT conn.org_id, conn.id, r.system, r.module, r.ext_id, r.fields,
+				NULLIF(lower(btrim(r.email)), ''), r.name, r.created_at, r.modified_at, r.deleted_at
+			FROM conn, jsonb_to_recordset($3::jsonb) AS r(system text, module text, ext_id text,
+				fields jsonb, email text, name text, created_at timestamptz, modified_at timestamptz,
+				deleted_at timestamptz)
+			ON CONFLICT (connection_id, system, module, ext_id) DO UPDATE SET
+				fields = EXCLUDED.fields,
+				email = EXCLUDED.email,
+				name = EXCLUDED.name,
+				created_at = COALESCE(EXCLUDED.created_at, m.created_at),
+				modified_at = EXCLUDED.modified_at,
+				deleted_at = EXCLUDED.deleted_at,
+				mirrored_at = now()
+			WHERE m.modified_at IS NULL OR EXCLUDED.modified_at IS NULL OR EXCLUDED.modified_at >= m.modified_at
+			RETURNING 1
+		)
+		SELECT EXISTS (SELECT 1 FROM conn) AS found, (SELECT count(*) FROM up) AS written`,
+		orgID, connID, batch)
+	if err != nil {
+		return 0, classify(action, err)
+	}
+	if !res.Found {
+		return 0, fmt.Errorf("%s: connection: %w", action, ErrNotFound)
+	}
+	return res.Written, nil
+}
+
+// MarkMirrorDeleted records that upstream records were deleted (a deleted
+// feed or a delete webhook). The rows stay, so Customer 360 can show what
+// was there; it returns how many rows it marked.
+func MarkMirrorDeleted(ctx context.Context, q Queryer, orgID, connID int64, system, module string, ids []string, at time.Time) (int64, error) {
+	res, err := q.ExecContext(ctx, `
+		UPDATE mirror_records SET deleted_at = $6, mirrored_at = now()
+		WHERE org_id = $1 AND connection_id = $2 AND system = $3 AND module = $4 AND ext_id = ANY($5)`,
+		orgID, connID, system, module, pq.Array(nonNil(ids)), at)
+	if err != nil {
+		return 0, classify("marking mirror records deleted", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("marking mirror records deleted: %w", err)
+	}
+	return n, nil
+}
+
+// MirrorByIDs returns the mirrored copies of a batch of records, deleted
+// ones included, keyed by ext id; unknown ids are absent.
+func MirrorByIDs(ctx context.Context, q Queryer, orgID, connID int64, system, module string, ids []string) (map[string]MirrorRecord, error) {
+	var rows []MirrorRecord
+	err := q.SelectContext(ctx, &rows, `
+		SELECT `+mirrorColumns+` FROM mirror_records
+		WHERE org_id = $1 AND connection_id = $2 AND system = $3 AND module = $4 AND ext_id = ANY($5)`,
+		orgID, connID, system, module, pq.Array(nonNil(ids)))
+	if err != nil {
+		return nil, fmt.Errorf("loading mirror records: %w", err)
+	}
+	out := make(map[string]MirrorRecord, len(rows))
+	for _, r := range rows {
+		out[r.ExtID] = r
+	}
+	return out, nil
+}
+
+// MirrorFindByEmail returns up to limit live (not deleted) records with this
+// email, compared case-insensitively, oldest created first: matching (B8)
+// needs to tell none, one and several apart, not to list them all.
+func MirrorFindByEmail(ctx context.Context, q Queryer, orgID, connID int64, system, module, email string, limit int) ([]MirrorRecord, error) {
+	out := []MirrorRecord{}
+	err := q.SelectContext(ctx, &out, `
+		SELECT `+mirrorColumns+` FROM mirror_records
+		WHERE org_id = $1 AND connection_id = $2 AND system = $3 AND module = $4
+		  AND email = lower(btrim($5)) AND deleted_at IS NULL
+		ORDER BY created_at NULLS LAST, ext_id LIMIT $6`,
+		orgID, connID, system, module, email, limit)
+	if err != nil {
+		return nil, fmt.Errorf("finding mirror records by email: %w", err)
+	}
+	return out, nil
+}
+
+// MirrorFindByName is MirrorFindByEmail for names (accounts and products
+// match by name, B8), also case-insensitive.
+func MirrorFindByName(ctx context.Context, q Queryer, orgID, connID int64, system, module, name string, limit int) ([]MirrorRecord, error) {
+	out := []MirrorRecord{}
+	err := q.SelectContext(ctx, &out, `
+		SELECT `+mirrorColumns+` FROM mirror_records
+		WHERE org_id = $1 AND connection_id = $2 AND system = $3 AND module = $4
+		  AND lower(name) = lower($5) AND deleted_at IS NULL
+		ORDER BY created_at NULLS LAST, ext_id LIMIT $6`,
+		orgID, connID, system, module, name, limit)
+	if err != nil {
+		return nil, fmt.Errorf("finding mirror records by name: %w", err)
+	}
+	return out, nil
+}
