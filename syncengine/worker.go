@@ -1,0 +1,755 @@
+package syncengine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/deskbridge/deskbridge/store"
+	"github.com/deskbridge/deskbridge/syncengine/connector"
+	"github.com/deskbridge/deskbridge/syncengine/mapping"
+)
+
+// Connectors hands the worker the two connectors of a connection (built from
+// its sealed credentials by the composition root).
+type Connectors interface {
+	For(ctx context.Context, c store.Connection) (desk, crm connector.Connector, err error)
+}
+
+// Worker applies queued changes: it claims rows from the shared queue,
+// reads the changed records fresh from their system, reconciles them with
+// their linked (or matched) records on the other side, writes the other side
+// in batches, and then records links, mirror rows, history, conflicts and
+// failures and completes the rows in one transaction (docs/SYNC.md, "Flow").
+// Any number of workers on any number of replicas may run at once.
+type Worker struct {
+	DB         *sqlx.DB
+	Name       string // unique per worker: it signs queue leases
+	Connectors Connectors
+	Log        *slog.Logger
+	Batch      int           // rows per claim; default 100
+	Lease      time.Duration // how long a claim is held; default 2m
+
+	fieldsMu sync.Mutex
+	fields   map[fieldsKey][]connector.Field
+}
+
+type fieldsKey struct {
+	conn   int64
+	system connector.System
+	module mapping.Module
+}
+
+// RunOnce claims one batch and applies it; it returns how many rows it
+// claimed, so a caller loops while there is work.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	batch, lease := w.Batch, w.Lease
+	if batch <= 0 {
+		batch = 100
+	}
+	if lease <= 0 {
+		lease = 2 * time.Minute
+	}
+	items, err := store.Claim(ctx, w.DB, store.ClaimOptions{Worker: w.Name, Limit: batch, Lease: lease})
+	if err != nil {
+		return 0, err
+	}
+	groups := map[string][]store.QueueItem{}
+	var order []string
+	for _, it := range items {
+		k := fmt.Sprintf("%d/%s/%s", it.ConnectionID, it.System, it.Module)
+		if _, seen := groups[k]; !seen {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], it)
+	}
+	for _, k := range order {
+		if err := w.applyGroup(ctx, groups[k]); err != nil {
+			w.Log.Error("applying changes; they stay queued", "group", k, "err", err)
+			_ = store.Release(context.WithoutCancel(ctx), w.DB, groups[k])
+		}
+	}
+	return len(items), nil
+}
+
+// group is one claimed batch of one connection, side and module, with what
+// applying it needs.
+type group struct {
+	conn       store.Connection
+	settings   store.Settings
+	module     mapping.Module
+	source     Side
+	src, tgt   connector.Connector
+	maps       []mapping.Mapping
+	deskFields map[string]connector.Field
+	crmFields  map[string]connector.Field
+	items      []store.QueueItem
+}
+
+func (g *group) direction() string {
+	if g.source == CRMSide {
+		return store.DirectionCRMToDesk
+	}
+	return store.DirectionDeskToCRM
+}
+
+func (g *group) sourceSystem() string { return string(g.src.System()) }
+
+func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error {
+	first := items[0]
+	conn, err := store.ConnectionByID(ctx, w.DB, first.OrgID, first.ConnectionID)
+	if err != nil {
+		return err
+	}
+	desk, crm, err := w.Connectors.For(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("connecting to connection %d's systems: %w", conn.ID, err)
+	}
+	g := &group{conn: conn, module: mapping.Module(first.Module), items: items, source: CRMSide, src: crm, tgt: desk}
+	if first.System == string(connector.Desk) {
+		g.source, g.src, g.tgt = DeskSide, desk, crm
+	}
+	moduleGroup := store.GroupContactsAccounts
+	if g.module == mapping.Products {
+		moduleGroup = store.GroupProducts
+	}
+	if g.settings, err = store.CurrentSettings(ctx, w.DB, conn.OrgID, conn.ID, moduleGroup, time.Now()); err != nil {
+		return err
+	}
+	// NONE (Bigin) syncs nothing; ONE_WAY carries CRM changes only.
+	if g.settings.SyncType == "NONE" || (g.settings.SyncType == "ONE_WAY" && g.source == DeskSide) {
+		_, err := store.Complete(ctx, w.DB, items)
+		return err
+	}
+	if err := w.loadMappings(ctx, g, desk, crm); err != nil {
+		return err
+	}
+	var upserts []store.QueueItem
+	for _, it := range items {
+		if it.Kind == store.KindUpsert {
+			upserts = append(upserts, it)
+		}
+	}
+	out, err := w.applyUpserts(ctx, g, upserts)
+	if err != nil {
+		return err
+	}
+	return w.commit(ctx, g, out)
+}
+
+// loadMappings reads the connection's mappings for the module, or, before an
+// admin saved any, the standard ones; and both sides' field metadata, which
+// is cached per worker: metadata changes rarely and costs a request.
+func (w *Worker) loadMappings(ctx context.Context, g *group, desk, crm connector.Connector) error {
+	deskFields, err := w.fieldsOf(ctx, g.conn.ID, desk, g.module, g.module.DeskModule())
+	if err != nil {
+		return err
+	}
+	crmFields, err := w.fieldsOf(ctx, g.conn.ID, crm, g.module, g.module.CRMModule())
+	if err != nil {
+		return err
+	}
+	g.deskFields, g.crmFields = byName(deskFields), byName(crmFields)
+	stored, err := store.Mappings(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module))
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		g.maps = mapping.Standard(g.module, deskFields, crmFields)
+		return nil
+	}
+	for _, m := range stored {
+		mp := mapping.Mapping{DeskField: m.DeskField, CRMField: m.CRMField, Standard: m.Standard}
+		if err := json.Unmarshal(m.ValueMap, &mp.ValueMap); err != nil {
+			return fmt.Errorf("reading value map of %s/%s: %w", m.DeskField, m.CRMField, err)
+		}
+		g.maps = append(g.maps, mp)
+	}
+	return nil
+}
+
+func (w *Worker) fieldsOf(ctx context.Context, connID int64, c connector.Connector, m mapping.Module, vm connector.Module) ([]connector.Field, error) {
+	key := fieldsKey{connID, c.System(), m}
+	w.fieldsMu.Lock()
+	fs, ok := w.fields[key]
+	w.fieldsMu.Unlock()
+	if ok {
+		return fs, nil
+	}
+	fs, err := c.Fields(ctx, vm)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s %s fields: %w", c.System(), vm, err)
+	}
+	w.fieldsMu.Lock()
+	if w.fields == nil {
+		w.fields = map[fieldsKey][]connector.Field{}
+	}
+	w.fields[key] = fs
+	w.fieldsMu.Unlock()
+	return fs, nil
+}
+
+func byName(fs []connector.Field) map[string]connector.Field {
+	out := make(map[string]connector.Field, len(fs))
+	for _, f := range fs {
+		out[f.Name] = f
+	}
+	return out
+}
+
+// outcome collects what applying a batch decided, for the transaction.
+type outcome struct {
+	done      []store.QueueItem
+	retry     []retryItem
+	links     []linkWrite
+	failures  []store.NewFailure
+	conflicts []conflictWrite
+	mirror    []store.MirrorRecord
+	added     int64
+	updated   int64
+	failed    int64
+	resolved  []string // source ids that synced: their open failures are resolved
+}
+
+type retryItem struct {
+	item  store.QueueItem
+	delay time.Duration
+	err   string
+}
+
+type linkWrite struct {
+	existing *store.Link
+	deskID   string
+	crmID    string
+	plan     Plan
+	source   Side
+	srcAt    time.Time
+	tgtAt    time.Time
+	item     store.QueueItem
+}
+
+type conflictWrite struct {
+	link int // index into outcome.links
+	c    Conflict
+}
+
+// pending is one source record on its way to the target.
+type pending struct {
+	item   store.QueueItem
+	rec    connector.Record
+	link   *store.Link
+	target *connector.Record
+	plan   Plan
+}
+
+func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.QueueItem) (*outcome, error) {
+	out := &outcome{}
+	for _, it := range g.items {
+		if it.Kind != store.KindUpsert {
+			out.done = append(out.done, it) // deletes: handled by the delete policies (not in this batch path yet)
+		}
+	}
+	if len(items) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(items))
+	byID := map[string]store.QueueItem{}
+	for i, it := range items {
+		ids[i], byID[it.ExtID] = it.ExtID, it
+	}
+	recs, err := g.src.GetMany(ctx, w.vendorModule(g, g.source), ids)
+	if err != nil {
+		return nil, w.requeueAll(g, out, items, err)
+	}
+	found := map[string]connector.Record{}
+	for _, r := range recs {
+		found[r.ID] = r
+		out.mirror = append(out.mirror, mirrorOf(g, g.source, r))
+	}
+	for _, it := range items {
+		if _, ok := found[it.ExtID]; !ok {
+			out.done = append(out.done, it) // gone since: its deletion arrives through the deleted feed or a webhook
+		}
+	}
+	var links map[string]store.Link
+	if g.source == DeskSide {
+		links, err = store.LinksByDeskIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
+	} else {
+		links, err = store.LinksByCRMIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var work []*pending
+	var targetIDs []string
+	for _, r := range recs {
+		p := &pending{item: byID[r.ID], rec: r}
+		if l, ok := links[r.ID]; ok {
+			p.link = &l
+			targetIDs = append(targetIDs, otherID(l, g.source))
+		}
+		work = append(work, p)
+	}
+	targets := map[string]connector.Record{}
+	if len(targetIDs) > 0 {
+		trecs, err := g.tgt.GetMany(ctx, w.vendorModule(g, g.source.Other()), targetIDs)
+		if err != nil {
+			return nil, w.requeueAll(g, out, items, err)
+		}
+		for _, r := range trecs {
+			targets[r.ID] = r
+		}
+	}
+	var writes []connector.Write
+	var writing []*pending
+	for _, p := range work {
+		if p.link != nil {
+			if t, ok := targets[otherID(*p.link, g.source)]; ok {
+				p.target = &t
+			} else {
+				// The linked record is gone on the other side: its deletion
+				// is handled by the delete policy; do not resurrect it.
+				out.done = append(out.done, p.item)
+				continue
+			}
+		} else if t, err := w.match(ctx, g, p.rec); err != nil {
+			w.fail(g, out, p.item, p.rec.ID, "", err)
+			continue
+		} else if t != nil {
+			p.target = t
+		}
+		plan, err := Reconcile(w.reconcileInput(g, p))
+		if err != nil {
+			w.fail(g, out, p.item, p.rec.ID, targetIDOf(p), err)
+			continue
+		}
+		p.plan = plan
+		if len(plan.Write) == 0 {
+			// Echo, or nothing new for the other side: record what was seen.
+			out.links = append(out.links, w.linkWrite(g, p, ""))
+			out.done = append(out.done, p.item)
+			continue
+		}
+		wr := connector.Write{Op: connector.Create, Fields: w.withEngineFields(g, p, plan.Write)}
+		if p.target != nil {
+			wr.Op, wr.ID = connector.Update, p.target.ID
+		}
+		writes = append(writes, wr)
+		writing = append(writing, p)
+	}
+	return out, w.writeTargets(ctx, g, out, writes, writing)
+}
+
+// writeTargets sends the writes in the connector's batch size and sorts the
+// per-record results into links, failures and retries.
+func (w *Worker) writeTargets(ctx context.Context, g *group, out *outcome, writes []connector.Write, writing []*pending) error {
+	size := g.tgt.BatchSize()
+	if size <= 0 {
+		size = 100
+	}
+	module := w.vendorModule(g, g.source.Other())
+	for start := 0; start < len(writes); start += size {
+		end := min(start+size, len(writes))
+		results, err := g.tgt.Write(ctx, module, writes[start:end])
+		if err != nil && len(results) == 0 {
+			for _, p := range writing[start:end] {
+				w.fail(g, out, p.item, p.rec.ID, targetIDOf(p), err)
+			}
+			continue
+		}
+		for i, res := range results {
+			p := writing[start+i]
+			if res.Err != nil {
+				w.fail(g, out, p.item, p.rec.ID, targetIDOf(p), res.Err)
+				continue
+			}
+			if p.target == nil {
+				out.added++
+			} else {
+				out.updated++
+			}
+			lw := w.linkWrite(g, p, res.ID)
+			out.links = append(out.links, lw)
+			for _, c := range p.plan.Conflicts {
+				out.conflicts = append(out.conflicts, conflictWrite{link: len(out.links) - 1, c: c})
+			}
+			fields := map[string]any{}
+			if p.target != nil {
+				for k, v := range p.target.Fields {
+					fields[k] = v
+				}
+			}
+			for k, v := range writes[start+i].Fields {
+				fields[k] = v
+			}
+			tgt := connector.Record{ID: res.ID, Fields: fields, ModifiedAt: time.Now()}
+			out.mirror = append(out.mirror, mirrorOf(g, g.source.Other(), tgt))
+			out.resolved = append(out.resolved, p.rec.ID)
+			out.done = append(out.done, p.item)
+		}
+	}
+	return nil
+}
+
+func (w *Worker) linkWrite(g *group, p *pending, createdID string) linkWrite {
+	lw := linkWrite{existing: p.link, plan: p.plan, source: g.source, srcAt: p.rec.ModifiedAt, item: p.item}
+	tgtID := createdID
+	if p.target != nil {
+		tgtID = p.target.ID
+		lw.tgtAt = p.target.ModifiedAt
+	}
+	if g.source == DeskSide {
+		lw.deskID, lw.crmID = p.rec.ID, tgtID
+	} else {
+		lw.deskID, lw.crmID = tgtID, p.rec.ID
+	}
+	return lw
+}
+
+// withEngineFields adds what the engine sets itself on creates: a desk
+// product's department (B5).
+func (w *Worker) withEngineFields(g *group, p *pending, fields map[string]any) map[string]any {
+	if p.target == nil && g.source == CRMSide && g.module == mapping.Products && g.settings.DeskDepartmentID != nil {
+		fields["departmentIds"] = []string{*g.settings.DeskDepartmentID}
+	}
+	return fields
+}
+
+func (w *Worker) reconcileInput(g *group, p *pending) ReconcileInput {
+	in := ReconcileInput{
+		Module: g.module, Mappings: g.maps, DeskFields: g.deskFields, CRMFields: g.crmFields,
+		Source: g.source, Src: Snapshot{ID: p.rec.ID, Fields: p.rec.Fields, ModifiedAt: p.rec.ModifiedAt},
+		TargetSystem: g.tgt.System(), TieWinner: CRMSide,
+		Resolve: func(m mapping.Module, from Side, id string) (string, bool) {
+			return w.resolveLookup(g, m, from, id)
+		},
+	}
+	if p.target != nil {
+		in.Tgt = &Snapshot{ID: p.target.ID, Fields: p.target.Fields, ModifiedAt: p.target.ModifiedAt}
+	}
+	if p.link != nil {
+		desk, crm := decode(p.link.DeskValues), decode(p.link.CRMValues)
+		in.SrcLast, in.TgtLast = crm, desk
+		if g.source == DeskSide {
+			in.SrcLast, in.TgtLast = desk, crm
+		}
+	}
+	return in
+}
+
+// resolveLookup follows a link of the referenced module (a contact's
+// account) from one side to the other.
+func (w *Worker) resolveLookup(g *group, m mapping.Module, from Side, id string) (string, bool) {
+	ctx := context.Background()
+	var l store.Link
+	var err error
+	if from == DeskSide {
+		l, err = store.LinkByDesk(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(m), id)
+	} else {
+		l, err = store.LinkByCRM(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(m), id)
+	}
+	if err != nil {
+		return "", false
+	}
+	return otherID(l, from), true
+}
+
+// match finds an unlinked record's counterpart (B8): contacts by email (the
+// CRM's primary or secondary email, B2), accounts and products by name.
+// Contacts without an email are never matched: they are created.
+func (w *Worker) match(ctx context.Context, g *group, r connector.Record) (*connector.Record, error) {
+	crmEmail := "Email"
+	if g.settings.MatchEmail == "SECONDARY" {
+		crmEmail = "Secondary_Email"
+	}
+	var srcField, tgtField string
+	switch g.module {
+	case mapping.Contacts:
+		srcField, tgtField = "email", crmEmail
+		if g.source == CRMSide {
+			srcField, tgtField = crmEmail, "email"
+		}
+	case mapping.Accounts:
+		srcField, tgtField = "accountName", "Account_Name"
+		if g.source == CRMSide {
+			srcField, tgtField = tgtField, srcField
+		}
+	case mapping.Products:
+		srcField, tgtField = "productName", "Product_Name"
+		if g.source == CRMSide {
+			srcField, tgtField = tgtField, srcField
+		}
+	default:
+		return nil, nil
+	}
+	value, _ := r.Fields[srcField].(string)
+	if strings.TrimSpace(value) == "" {
+		return nil, nil
+	}
+	found, err := g.tgt.Find(ctx, w.vendorModule(g, g.source.Other()), connector.Query{Field: tgtField, Value: value})
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	for _, f := range found {
+		if strings.EqualFold(fmt.Sprint(f.Fields[tgtField]), value) {
+			return &f, nil
+		}
+	}
+	return nil, nil
+}
+
+func (w *Worker) vendorModule(g *group, side Side) connector.Module {
+	if side == DeskSide {
+		return g.module.DeskModule()
+	}
+	return g.module.CRMModule()
+}
+
+// fail sorts an error: transient ones go back to the queue with backoff,
+// permanent ones to the failure history (B14).
+func (w *Worker) fail(g *group, out *outcome, it store.QueueItem, sourceID, targetID string, err error) {
+	if connector.Retryable(err) && it.Attempts < maxAttempts {
+		out.retry = append(out.retry, retryItem{item: it, delay: backoff(it.Attempts, err), err: err.Error()})
+		return
+	}
+	f := store.NewFailure{
+		OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), Direction: g.direction(),
+		SourceSystem: g.sourceSystem(), SourceID: sourceID, Reason: failureReason(err), Message: err.Error(),
+	}
+	if targetID != "" {
+		f.TargetID = &targetID
+	}
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		if ce.Field != "" {
+			f.Fields = []string{ce.Field}
+		}
+		if ce.Code != "" {
+			code := ce.Code
+			f.VendorCode = &code
+		}
+		f.RawError = ce.Raw
+	}
+	out.failures = append(out.failures, f)
+	out.failed++
+	out.done = append(out.done, it)
+}
+
+func (w *Worker) requeueAll(g *group, out *outcome, items []store.QueueItem, err error) error {
+	for _, it := range items {
+		w.fail(g, out, it, it.ExtID, "", err)
+	}
+	return w.commit(context.Background(), g, out)
+}
+
+// maxAttempts bounds automatic retries of transient errors before they are
+// shown in the failure history (B14: "retry on their own before shown").
+const maxAttempts = 6
+
+func backoff(attempts int, err error) time.Duration {
+	var ce *connector.Error
+	if errors.As(err, &ce) && ce.RetryAfter > 0 {
+		return ce.RetryAfter
+	}
+	d := time.Second << min(attempts, 10)
+	return min(d, 10*time.Minute)
+}
+
+func failureReason(err error) string {
+	var ce *connector.Error
+	if !errors.As(err, &ce) {
+		return "upstream_unavailable"
+	}
+	switch ce.Class {
+	case connector.RateLimited:
+		return "rate_limited"
+	case connector.Auth:
+		return "auth"
+	case connector.Transient:
+		return "upstream_unavailable"
+	}
+	if ce.Reason != "" {
+		return string(ce.Reason)
+	}
+	return string(connector.ReasonOther)
+}
+
+// commit records a batch's results in one transaction, then reschedules
+// the transient failures.
+func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
+	now := time.Now()
+	err := store.InTx(ctx, w.DB, func(tx *sqlx.Tx) error {
+		if len(out.mirror) > 0 {
+			if _, err := store.UpsertMirror(ctx, tx, g.conn.OrgID, g.conn.ID, out.mirror); err != nil {
+				return err
+			}
+		}
+		for i := range out.links {
+			if err := w.saveLink(ctx, tx, g, out, i); err != nil {
+				return err
+			}
+		}
+		for _, f := range out.failures {
+			if _, err := store.RecordFailure(ctx, tx, f); err != nil {
+				return err
+			}
+		}
+		if len(out.resolved) > 0 {
+			if _, err := store.ResolveFailures(ctx, tx, g.conn.OrgID, g.conn.ID, g.sourceSystem(), string(g.module), out.resolved); err != nil {
+				return err
+			}
+		}
+		if out.added+out.updated+out.failed > 0 {
+			if err := store.AddHistory(ctx, tx, store.HistoryBucket{
+				OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Bucket: store.HistoryHour(now), Module: string(g.module),
+				Direction: g.direction(), Added: out.added, Updated: out.updated, Failed: out.failed,
+			}); err != nil {
+				return err
+			}
+		}
+		_, err := store.Complete(ctx, tx, out.done)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range out.retry {
+		if _, err := store.Retry(ctx, w.DB, r.item, r.delay, r.err); err != nil {
+			w.Log.Warn("rescheduling a change", "item", r.item.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// saveLink inserts a new link or updates an existing one with the values
+// both sides now hold, then records the batch's conflicts against it. A
+// record already linked to another one is a failure (B14 already_linked).
+func (w *Worker) saveLink(ctx context.Context, tx *sqlx.Tx, g *group, out *outcome, index int) error {
+	lw := &out.links[index]
+	deskVals, crmVals := lw.plan.TargetLast, lw.plan.SourceLast
+	if lw.source == DeskSide {
+		deskVals, crmVals = lw.plan.SourceLast, lw.plan.TargetLast
+	}
+	deskAt, crmAt := lw.tgtAt, lw.srcAt
+	if lw.source == DeskSide {
+		deskAt, crmAt = lw.srcAt, lw.tgtAt
+	}
+	values := store.LinkValues{DeskValues: encode(deskVals), CRMValues: encode(crmVals), DeskModifiedAt: timePtr(deskAt), CRMModifiedAt: timePtr(crmAt)}
+	var linkID int64
+	if lw.existing != nil {
+		l, err := store.UpdateLinkValues(ctx, tx, g.conn.OrgID, lw.existing.ID, values)
+		if err != nil {
+			return err
+		}
+		linkID = l.ID
+	} else {
+		if lw.deskID == "" || lw.crmID == "" {
+			return nil // nothing on the other side yet (an echo of an unmatched record)
+		}
+		l, err := store.InsertLink(ctx, tx, store.NewLink{OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module),
+			DeskID: lw.deskID, CRMID: lw.crmID, DeskValues: values.DeskValues, CRMValues: values.CRMValues,
+			DeskModifiedAt: values.DeskModifiedAt, CRMModifiedAt: values.CRMModifiedAt})
+		var lc *store.LinkConflict
+		if errors.As(err, &lc) {
+			if lc.ExistingDeskID == lw.deskID && lc.ExistingCRMID == lw.crmID {
+				linkID = lc.ExistingLinkID
+			} else {
+				_, ferr := store.RecordFailure(ctx, tx, store.NewFailure{
+					OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), Direction: g.direction(),
+					SourceSystem: g.sourceSystem(), SourceID: lw.item.ExtID, Reason: string(connector.ReasonAlreadyLinked),
+					Message: lc.Error(),
+				})
+				return ferr
+			}
+		} else if err != nil {
+			return err
+		} else {
+			linkID = l.ID
+		}
+	}
+	for _, cw := range out.conflicts {
+		if cw.link != index {
+			continue
+		}
+		winner := store.SideCRM
+		if cw.c.Winner == DeskSide {
+			winner = store.SideDesk
+		}
+		if _, err := store.RecordConflict(ctx, tx, store.NewConflict{
+			OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, LinkID: linkID, DeskField: cw.c.DeskField, CRMField: cw.c.CRMField,
+			DeskValue: encode(cw.c.DeskValue), CRMValue: encode(cw.c.CRMValue),
+			DeskModifiedAt: timePtr(cw.c.DeskModifiedAt), CRMModifiedAt: timePtr(cw.c.CRMModifiedAt), Winner: winner,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mirrorOf(g *group, side Side, r connector.Record) store.MirrorRecord {
+	raw, _ := json.Marshal(r.Fields)
+	m := store.MirrorRecord{OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), ExtID: r.ID, Fields: raw,
+		CreatedAt: timePtr(r.CreatedAt), ModifiedAt: timePtr(r.ModifiedAt)}
+	emailField, nameField := "email", map[mapping.Module]string{mapping.Contacts: "lastName", mapping.Accounts: "accountName", mapping.Products: "productName"}[g.module]
+	m.System = string(g.tgt.System())
+	if side == g.source {
+		m.System = string(g.src.System())
+	}
+	if side == CRMSide {
+		emailField = "Email"
+		nameField = map[mapping.Module]string{mapping.Contacts: "Last_Name", mapping.Accounts: "Account_Name", mapping.Products: "Product_Name"}[g.module]
+	}
+	if s, ok := r.Fields[emailField].(string); ok && s != "" {
+		m.Email = &s
+	}
+	if s, ok := r.Fields[nameField].(string); ok && s != "" {
+		m.Name = &s
+	}
+	return m
+}
+
+func otherID(l store.Link, from Side) string {
+	if from == DeskSide {
+		return l.CRMID
+	}
+	return l.DeskID
+}
+
+func targetIDOf(p *pending) string {
+	if p.target != nil {
+		return p.target.ID
+	}
+	return ""
+}
+
+func decode(raw json.RawMessage) map[string]any {
+	out := map[string]any{}
+	if len(raw) > 0 {
+		d := json.NewDecoder(strings.NewReader(string(raw)))
+		d.UseNumber()
+		_ = d.Decode(&out)
+	}
+	return out
+}
+
+func encode(v any) json.RawMessage {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return raw
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -1,0 +1,213 @@
+package syncengine_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/deskbridge/deskbridge/sandbox"
+	"github.com/deskbridge/deskbridge/sandbox/seed"
+	"github.com/deskbridge/deskbridge/store"
+	"github.com/deskbridge/deskbridge/store/storetest"
+	"github.com/deskbridge/deskbridge/syncengine"
+	"github.com/deskbridge/deskbridge/syncengine/connector"
+	"github.com/deskbridge/deskbridge/syncengine/connectors/zoho"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// sandboxConnectors builds real connectors to the sandbox for any connection.
+type sandboxConnectors struct{ desk, crm connector.Connector }
+
+func (s sandboxConnectors) For(context.Context, store.Connection) (connector.Connector, connector.Connector, error) {
+	return s.desk, s.crm, nil
+}
+
+type engineFixture struct {
+	db   *sqlx.DB
+	sb   *sandbox.Sandbox
+	conn store.Connection
+	w    *syncengine.Worker
+	ctx  context.Context
+}
+
+func newEngineFixture(t *testing.T) *engineFixture {
+	t.Helper()
+	ctx := context.Background()
+	sb, err := sandbox.Start(ctx, sandbox.Config{Seed: 1, People: 40, Accounts: 8, Products: 5, DCs: []string{"us"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	ep, cr := sb.Endpoints()["us"], sb.Credentials()
+	build := func(sys connector.System, product string) connector.Connector {
+		c, err := zoho.Factory(sys)(zoho.Settings{System: sys, DC: "us", AccountsURL: ep.AccountsURL, APIDomain: ep.APIDomain,
+			DeskURL: ep.DeskURL, DeskOrgID: ep.DeskOrgID, ClientID: cr.ClientID, ClientSecret: cr.ClientSecret,
+			RefreshToken: cr.RefreshTokens["us"][product]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	db := storetest.New(t)
+	org, _, err := store.EnsureOrg(ctx, db, "acme", "Acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := store.InsertConnection(ctx, db, store.NewConnection{OrgID: org.ID, CRMSystem: "zoho_crm", Status: "ACTIVE",
+		AuthMethod: "OAUTH", CRMDC: "us", DeskDC: "us", DeskOrgID: ep.DeskOrgID, WebhookToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{store.GroupContactsAccounts, store.GroupProducts} {
+		if _, err := store.InsertSettings(ctx, db, store.Settings{OrgID: org.ID, ConnectionID: conn.ID, ModuleGroup: g,
+			SyncType: "TWO_WAY", MatchEmail: "PRIMARY", CRMDeletePolicy: "NEVER", DeskDeletePolicy: "NEVER",
+			FirstSyncWindowDays: 365, EffectiveFrom: time.Now().Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &syncengine.Worker{DB: db, Name: "test-worker", Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Connectors: sandboxConnectors{desk: build(connector.Desk, "desk"), crm: build(connector.CRM, "crm")}}
+	return &engineFixture{db: db, sb: sb, conn: conn, w: w, ctx: ctx}
+}
+
+func (f *engineFixture) enqueue(t *testing.T, system connector.System, module, id string) {
+	t.Helper()
+	if err := store.Enqueue(f.ctx, f.db, f.conn.OrgID, f.conn.ID, []store.NewQueueItem{{
+		System: string(system), Module: module, ExtID: id, Kind: store.KindUpsert, Origin: store.OriginWebhook,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drain runs the worker until the queue is empty.
+func (f *engineFixture) drain(t *testing.T) {
+	t.Helper()
+	for range 20 {
+		n, err := f.w.RunOnce(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+	t.Fatal("queue never drained")
+}
+
+func TestWorkerSyncsBothWaysAndSuppressesEchoes(t *testing.T) {
+	f := newEngineFixture(t)
+	crmSide, deskSide := f.sb.CRM("us"), f.sb.Desk("us")
+
+	// A contact created in the CRM reaches the desk, linked.
+	crmID, err := crmSide.Create("Contacts", map[string]any{"First_Name": "Hina", "Last_Name": "Sato", "Email": "hina.sato@new.example", "Phone": "03-1111-2222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "contacts", crmID)
+	f.drain(t)
+	deskRec, ok := deskSide.ContactByEmail("hina.sato@new.example")
+	if !ok || deskRec.Str("lastName") != "Sato" || deskRec.Str("phone") != "03-1111-2222" {
+		t.Fatalf("desk contact after sync: %v (found %v)", deskRec, ok)
+	}
+	link, err := store.LinkByCRM(f.ctx, f.db, f.conn.OrgID, f.conn.ID, "contacts", crmID)
+	if err != nil || link.DeskID != deskRec.ID() {
+		t.Fatalf("link = %+v, %v", link, err)
+	}
+
+	// The desk's notification of our own write is an echo: the CRM record
+	// is not written again.
+	before, _ := crmSide.Record("Contacts", crmID)
+	f.enqueue(t, connector.Desk, "contacts", deskRec.ID())
+	f.drain(t)
+	after, _ := crmSide.Record("Contacts", crmID)
+	if before["Modified_Time"] != after["Modified_Time"] {
+		t.Fatalf("echo rewrote the CRM record: %v -> %v", before["Modified_Time"], after["Modified_Time"])
+	}
+
+	// An agent edits the phone in the desk: the CRM gets it.
+	if _, err := deskSide.UpdateContact(deskRec.ID(), map[string]any{"phone": "090-9999-0000"}); err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.Desk, "contacts", deskRec.ID())
+	f.drain(t)
+	if rec, _ := crmSide.Record("Contacts", crmID); rec["Phone"] != "090-9999-0000" {
+		t.Fatalf("CRM phone after a desk edit = %v", rec["Phone"])
+	}
+
+	history, err := store.History(f.ctx, f.db, f.conn.OrgID, f.conn.ID, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added, updated int64
+	for _, h := range history {
+		added += h.Added
+		updated += h.Updated
+	}
+	if added != 1 || updated != 1 {
+		t.Fatalf("history counted %d added, %d updated; want 1 and 1", added, updated)
+	}
+}
+
+func TestWorkerMatchesByEmailInsteadOfDuplicating(t *testing.T) {
+	f := newEngineFixture(t)
+	crmSide, deskSide := f.sb.CRM("us"), f.sb.Desk("us")
+	// Someone the seed put on both sides with the same email.
+	var person seed.Person
+	for _, p := range seed.Generate(seed.Options{Seed: 1, People: 40, Accounts: 8, Products: 5}).People {
+		if p.Presence == seed.Both && p.Email != "" && p.Desk.Email == p.Email {
+			person = p
+			break
+		}
+	}
+	if person.Email == "" {
+		t.Skip("no shared person in this world")
+	}
+	var crmID string
+	for _, id := range crmSide.IDs("Contacts") {
+		if rec, _ := crmSide.Record("Contacts", id); rec["Email"] != nil && strings.EqualFold(rec["Email"].(string), person.Email) {
+			crmID = id
+		}
+	}
+	deskRec, ok := deskSide.ContactByEmail(person.Email)
+	if crmID == "" || !ok {
+		t.Fatalf("seeded person %s not on both sides", person.Email)
+	}
+	contactsBefore := deskSide.Counts().Contacts
+	f.enqueue(t, connector.CRM, "contacts", crmID)
+	f.drain(t)
+	if n := deskSide.Counts().Contacts; n != contactsBefore {
+		t.Fatalf("desk contacts %d -> %d: matched record duplicated", contactsBefore, n)
+	}
+	link, err := store.LinkByCRM(f.ctx, f.db, f.conn.OrgID, f.conn.ID, "contacts", crmID)
+	if err != nil || link.DeskID != deskRec.ID() {
+		t.Fatalf("matched link = %+v, %v (desk %s)", link, err, deskRec.ID())
+	}
+}
+
+func TestWorkerRecordsPermanentFailures(t *testing.T) {
+	f := newEngineFixture(t)
+	// The CRM's Mailing_City holds 100 characters, the desk's city 50.
+	crmID, err := f.sb.CRM("us").Create("Contacts", map[string]any{"Last_Name": "Long", "Email": "long.city@new.example",
+		"Mailing_City": strings.Repeat("x", 70)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "contacts", crmID)
+	f.drain(t)
+	failures, err := store.ListFailures(f.ctx, f.db, store.FailureFilter{OrgID: f.conn.OrgID, ConnectionID: f.conn.ID}, 10, 0)
+	if err != nil || len(failures) != 1 {
+		t.Fatalf("failures = %+v, %v", failures, err)
+	}
+	if got := failures[0]; got.Reason != string(connector.ReasonTooLong) || got.SourceID != crmID || len(got.Fields) != 1 || got.Fields[0] != "city" {
+		t.Fatalf("failure = %+v; want too_long on city for %s", got, crmID)
+	}
+	if _, ok := f.sb.Desk("us").ContactByEmail("long.city@new.example"); ok {
+		t.Fatal("a failed record was written anyway")
+	}
+}
