@@ -274,4 +274,3 @@ func canonical(v any) any {
 	}
 	return fmt.Sprint(v)
 }
-

@@ -130,7 +130,9 @@ func TestConvert(t *testing.T) {
 	crm := func(field connector.Field) mapping.Target {
 		return mapping.Target{Field: field, System: connector.CRM, Location: tokyo}
 	}
-	desk := func(field connector.Field) mapping.Target { return mapping.Target{Field: field, System: connector.Desk} }
+	desk := func(field connector.Field) mapping.Target {
+		return mapping.Target{Field: field, System: connector.Desk}
+	}
 	pick := connector.Field{Name: "Customer_Type", Type: connector.TypePicklist, Picklist: []string{"Enterprise", "SMB"}}
 	short := connector.Field{Name: "Zip", Type: connector.TypeText, MaxLength: 5}
 
