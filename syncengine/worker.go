@@ -131,14 +131,19 @@ func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error 
 	if err := w.loadMappings(ctx, g, desk, crm); err != nil {
 		return err
 	}
-	var upserts []store.QueueItem
+	var upserts, deletes []store.QueueItem
 	for _, it := range items {
-		if it.Kind == store.KindUpsert {
+		if it.Kind == store.KindDelete {
+			deletes = append(deletes, it)
+		} else {
 			upserts = append(upserts, it)
 		}
 	}
 	out, err := w.applyUpserts(ctx, g, upserts)
 	if err != nil {
+		return err
+	}
+	if err := w.applyDeletes(ctx, g, deletes, out); err != nil {
 		return err
 	}
 	return w.commit(ctx, g, out)
@@ -214,8 +219,11 @@ type outcome struct {
 	mirror    []store.MirrorRecord
 	added     int64
 	updated   int64
+	deleted   int64
 	failed    int64
-	resolved  []string // source ids that synced: their open failures are resolved
+	unlinks   []int64             // links removed by a deletion
+	gone      map[string][]string // ids deleted, by system, for the mirror
+	resolved  []string            // source ids that synced: their open failures are resolved
 }
 
 type retryItem struct {
@@ -250,12 +258,7 @@ type pending struct {
 }
 
 func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.QueueItem) (*outcome, error) {
-	out := &outcome{}
-	for _, it := range g.items {
-		if it.Kind != store.KindUpsert {
-			out.done = append(out.done, it) // deletes: handled by the delete policies (not in this batch path yet)
-		}
-	}
+	out := &outcome{gone: map[string][]string{}}
 	if len(items) == 0 {
 		return out, nil
 	}
@@ -266,7 +269,8 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.Queue
 	}
 	recs, err := g.src.GetMany(ctx, w.vendorModule(g, g.source), ids)
 	if err != nil {
-		return nil, w.requeueAll(g, out, items, err)
+		w.failAll(g, out, items, err)
+		return out, nil
 	}
 	found := map[string]connector.Record{}
 	for _, r := range recs {
@@ -301,7 +305,10 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.Queue
 	if len(targetIDs) > 0 {
 		trecs, err := g.tgt.GetMany(ctx, w.vendorModule(g, g.source.Other()), targetIDs)
 		if err != nil {
-			return nil, w.requeueAll(g, out, items, err)
+			for _, p := range work { // the items not already settled above
+				w.fail(g, out, p.item, p.rec.ID, "", err)
+			}
+			return out, nil
 		}
 		for _, r := range trecs {
 			targets[r.ID] = r
@@ -542,11 +549,144 @@ func (w *Worker) fail(g *group, out *outcome, it store.QueueItem, sourceID, targ
 	out.done = append(out.done, it)
 }
 
-func (w *Worker) requeueAll(g *group, out *outcome, items []store.QueueItem, err error) error {
+// relatedLists are the desk related lists that keep a record under the
+// ONLY_IF_NO_RELATED policy (SPEC B11).
+var relatedLists = map[mapping.Module][]string{
+	mapping.Contacts: {"tickets", "timeEntry", "activities", "attachments"},
+	mapping.Accounts: {"tickets", "contacts", "contracts", "attachments"},
+	mapping.Products: {"attachments"},
+}
+
+// applyDeletes applies the delete policies (SPEC B10). A CRM deletion
+// trashes the linked desk record (ALWAYS), trashes it only when its related
+// lists are empty and else unlinks (ONLY_IF_NO_RELATED), or unlinks (NEVER);
+// a desk deletion deletes the CRM record to its recycle bin (ALWAYS) or
+// unlinks (NEVER). A deletion whose record has come back (restored since)
+// is ignored. Our own deletes come back as notifications too; by then the
+// link is gone and they change nothing.
+func (w *Worker) applyDeletes(ctx context.Context, g *group, items []store.QueueItem, out *outcome) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ExtID
+	}
+	still, err := g.src.GetMany(ctx, w.vendorModule(g, g.source), ids)
+	if err != nil {
+		for _, it := range items {
+			w.fail(g, out, it, it.ExtID, "", err)
+		}
+		return nil
+	}
+	alive := map[string]bool{}
+	for _, r := range still {
+		alive[r.ID] = r.Fields["isTrashed"] != true
+	}
+	var links map[string]store.Link
+	if g.source == DeskSide {
+		links, err = store.LinksByDeskIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
+	} else {
+		links, err = store.LinksByCRMIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
+	}
+	if err != nil {
+		return err
+	}
+	policy := g.settings.DeskDeletePolicy
+	if g.source == CRMSide {
+		policy = g.settings.CRMDeletePolicy
+	}
+	var doomed []string
+	var doomedItems []store.QueueItem
+	for _, it := range items {
+		if alive[it.ExtID] {
+			out.done = append(out.done, it)
+			continue
+		}
+		out.gone[g.sourceSystem()] = append(out.gone[g.sourceSystem()], it.ExtID)
+		l, linked := links[it.ExtID]
+		if !linked {
+			out.done = append(out.done, it)
+			continue
+		}
+		target := otherID(l, g.source)
+		remove := policy == "ALWAYS"
+		if policy == "ONLY_IF_NO_RELATED" {
+			has, err := w.hasRelated(ctx, g, target)
+			if err != nil {
+				w.fail(g, out, it, it.ExtID, target, err)
+				continue
+			}
+			remove = !has
+		}
+		out.unlinks = append(out.unlinks, l.ID)
+		if remove {
+			doomed = append(doomed, target)
+			doomedItems = append(doomedItems, it)
+		} else {
+			out.done = append(out.done, it)
+		}
+	}
+	if len(doomed) == 0 {
+		return nil
+	}
+	results, err := g.tgt.Delete(ctx, w.vendorModule(g, g.source.Other()), doomed)
+	for i, it := range doomedItems {
+		switch {
+		case err != nil && len(results) == 0:
+			w.fail(g, out, it, it.ExtID, doomed[i], err)
+		case results[i].Err != nil && connector.ClassOf(results[i].Err) == connector.Permanent &&
+			reasonOf(results[i].Err) == connector.ReasonNotFound:
+			out.done = append(out.done, it) // already gone over there
+		case results[i].Err != nil:
+			w.fail(g, out, it, it.ExtID, doomed[i], results[i].Err)
+		default:
+			out.deleted++
+			sys := string(g.tgt.System())
+			out.gone[sys] = append(out.gone[sys], doomed[i])
+			out.done = append(out.done, it)
+		}
+	}
+	return nil
+}
+
+// hasRelated reports whether a desk record has anything in its related
+// lists (SPEC B11).
+func (w *Worker) hasRelated(ctx context.Context, g *group, deskID string) (bool, error) {
+	desk := g.tgt
+	if g.source == DeskSide {
+		desk = g.src
+	}
+	rl, ok := desk.(connector.RelatedLister)
+	if !ok {
+		return true, nil // cannot tell: keep the record
+	}
+	for _, list := range relatedLists[g.module] {
+		recs, err := rl.Related(ctx, g.module.DeskModule(), deskID, list, 1)
+		if err != nil {
+			return false, fmt.Errorf("checking %s of %s %s: %w", list, g.module, deskID, err)
+		}
+		if len(recs) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func reasonOf(err error) connector.Reason {
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		return ce.Reason
+	}
+	return ""
+}
+
+// failAll sorts one error for every item of a batch (a read that failed
+// as a whole): transient ones are retried, others recorded.
+func (w *Worker) failAll(g *group, out *outcome, items []store.QueueItem, err error) {
 	for _, it := range items {
 		w.fail(g, out, it, it.ExtID, "", err)
 	}
-	return w.commit(context.Background(), g, out)
 }
 
 // maxAttempts bounds automatic retries of transient errors before they are
@@ -606,10 +746,20 @@ func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
 				return err
 			}
 		}
-		if out.added+out.updated+out.failed > 0 {
+		for _, id := range out.unlinks {
+			if err := store.DeleteLink(ctx, tx, g.conn.OrgID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		for sys, ids := range out.gone {
+			if _, err := store.MarkMirrorDeleted(ctx, tx, g.conn.OrgID, g.conn.ID, sys, string(g.module), ids, now); err != nil {
+				return err
+			}
+		}
+		if out.added+out.updated+out.deleted+out.failed > 0 {
 			if err := store.AddHistory(ctx, tx, store.HistoryBucket{
 				OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Bucket: store.HistoryHour(now), Module: string(g.module),
-				Direction: g.direction(), Added: out.added, Updated: out.updated, Failed: out.failed,
+				Direction: g.direction(), Added: out.added, Updated: out.updated, Deleted: out.deleted, Failed: out.failed,
 			}); err != nil {
 				return err
 			}
