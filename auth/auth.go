@@ -49,10 +49,14 @@ const (
 	PermManageTokens Permission = "tokens.manage"
 	// PermReadOrg: read the org, its users and the caller's own token.
 	PermReadOrg Permission = "org.read"
+	// PermManageConnections: connect CRM/Bigin orgs to the desk portal,
+	// list, deactivate, reactivate and remove connections, and see their
+	// events (SPEC A1: only admins of the desk portal).
+	PermManageConnections Permission = "connections.manage"
 )
 
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageTokens, PermReadOrg},
+	RoleAdmin:           {PermManageTokens, PermReadOrg, PermManageConnections},
 	RoleAgent:           {PermReadOrg},
 	RoleRestrictedAgent: {PermReadOrg},
 	RoleLightAgent:      {PermReadOrg},

@@ -62,9 +62,27 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Connection struct {
+		AuthMethod     func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		CrmDataCenter  func(childComplexity int) int
+		CrmOrg         func(childComplexity int) int
+		CrmSystem      func(childComplexity int) int
+		DeskDataCenter func(childComplexity int) int
+		DeskOrgID      func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Status         func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+	}
+
 	CreateApiTokenPayload struct {
 		Secret func(childComplexity int) int
 		Token  func(childComplexity int) int
+	}
+
+	CrmOrg struct {
+		ID   func(childComplexity int) int
+		Name func(childComplexity int) int
 	}
 
 	Event struct {
@@ -86,8 +104,12 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateAPIToken func(childComplexity int, input model.CreateAPITokenInput) int
-		RevokeAPIToken func(childComplexity int, id string) int
+		ConnectCrm           func(childComplexity int, input model.ConnectCrmInput) int
+		CreateAPIToken       func(childComplexity int, input model.CreateAPITokenInput) int
+		DeactivateConnection func(childComplexity int, id string) int
+		ReactivateConnection func(childComplexity int, id string) int
+		RemoveConnection     func(childComplexity int, id string) int
+		RevokeAPIToken       func(childComplexity int, id string) int
 	}
 
 	Org struct {
@@ -105,11 +127,13 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APITokens func(childComplexity int, first *int, after *string, includeRevoked *bool) int
-		Events    func(childComplexity int, first *int, after *string, types []model.EventType) int
-		Node      func(childComplexity int, id string) int
-		Nodes     func(childComplexity int, ids []string) int
-		Viewer    func(childComplexity int) int
+		APITokens        func(childComplexity int, first *int, after *string, includeRevoked *bool) int
+		Connections      func(childComplexity int, includeRemoved *bool) int
+		Events           func(childComplexity int, first *int, after *string, types []model.EventType) int
+		Node             func(childComplexity int, id string) int
+		Nodes            func(childComplexity int, ids []string) int
+		ReachableCrmOrgs func(childComplexity int, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) int
+		Viewer           func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -139,12 +163,18 @@ type ApiTokenResolver interface {
 	User(ctx context.Context, obj *model.APIToken) (*model.User, error)
 }
 type MutationResolver interface {
+	ConnectCrm(ctx context.Context, input model.ConnectCrmInput) (*model.Connection, error)
+	DeactivateConnection(ctx context.Context, id string) (*model.Connection, error)
+	ReactivateConnection(ctx context.Context, id string) (*model.Connection, error)
+	RemoveConnection(ctx context.Context, id string) (*model.Connection, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id string) (*model.APIToken, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]model.Node, error)
+	Connections(ctx context.Context, includeRemoved *bool) ([]*model.Connection, error)
+	ReachableCrmOrgs(ctx context.Context, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) ([]*model.CrmOrg, error)
 	Events(ctx context.Context, first *int, after *string, types []model.EventType) (*model.EventConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	APITokens(ctx context.Context, first *int, after *string, includeRevoked *bool) (*model.APITokenConnection, error)
@@ -258,6 +288,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ApiTokenEdge.Node(childComplexity), true
 
+	case "Connection.authMethod":
+		if e.ComplexityRoot.Connection.AuthMethod == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.AuthMethod(childComplexity), true
+	case "Connection.createdAt":
+		if e.ComplexityRoot.Connection.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.CreatedAt(childComplexity), true
+	case "Connection.crmDataCenter":
+		if e.ComplexityRoot.Connection.CrmDataCenter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.CrmDataCenter(childComplexity), true
+	case "Connection.crmOrg":
+		if e.ComplexityRoot.Connection.CrmOrg == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.CrmOrg(childComplexity), true
+	case "Connection.crmSystem":
+		if e.ComplexityRoot.Connection.CrmSystem == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.CrmSystem(childComplexity), true
+	case "Connection.deskDataCenter":
+		if e.ComplexityRoot.Connection.DeskDataCenter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.DeskDataCenter(childComplexity), true
+	case "Connection.deskOrgId":
+		if e.ComplexityRoot.Connection.DeskOrgID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.DeskOrgID(childComplexity), true
+	case "Connection.id":
+		if e.ComplexityRoot.Connection.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.ID(childComplexity), true
+	case "Connection.status":
+		if e.ComplexityRoot.Connection.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.Status(childComplexity), true
+	case "Connection.updatedAt":
+		if e.ComplexityRoot.Connection.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.UpdatedAt(childComplexity), true
+
 	case "CreateApiTokenPayload.secret":
 		if e.ComplexityRoot.CreateApiTokenPayload.Secret == nil {
 			break
@@ -270,6 +361,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreateApiTokenPayload.Token(childComplexity), true
+
+	case "CrmOrg.id":
+		if e.ComplexityRoot.CrmOrg.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmOrg.ID(childComplexity), true
+	case "CrmOrg.name":
+		if e.ComplexityRoot.CrmOrg.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmOrg.Name(childComplexity), true
 
 	case "Event.id":
 		if e.ComplexityRoot.Event.ID == nil {
@@ -328,6 +432,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
 
+	case "Mutation.connectCrm":
+		if e.ComplexityRoot.Mutation.ConnectCrm == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectCrm_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectCrm(childComplexity, args["input"].(model.ConnectCrmInput)), true
 	case "Mutation.createApiToken":
 		if e.ComplexityRoot.Mutation.CreateAPIToken == nil {
 			break
@@ -339,6 +454,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIToken(childComplexity, args["input"].(model.CreateAPITokenInput)), true
+	case "Mutation.deactivateConnection":
+		if e.ComplexityRoot.Mutation.DeactivateConnection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deactivateConnection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeactivateConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.reactivateConnection":
+		if e.ComplexityRoot.Mutation.ReactivateConnection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reactivateConnection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReactivateConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.removeConnection":
+		if e.ComplexityRoot.Mutation.RemoveConnection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeConnection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveConnection(childComplexity, args["id"].(string)), true
 	case "Mutation.revokeApiToken":
 		if e.ComplexityRoot.Mutation.RevokeAPIToken == nil {
 			break
@@ -412,6 +560,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.APITokens(childComplexity, args["first"].(*int), args["after"].(*string), args["includeRevoked"].(*bool)), true
+	case "Query.connections":
+		if e.ComplexityRoot.Query.Connections == nil {
+			break
+		}
+
+		args, err := ec.field_Query_connections_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Connections(childComplexity, args["includeRemoved"].(*bool)), true
 	case "Query.events":
 		if e.ComplexityRoot.Query.Events == nil {
 			break
@@ -446,6 +605,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]string)), true
+	case "Query.reachableCrmOrgs":
+		if e.ComplexityRoot.Query.ReachableCrmOrgs == nil {
+			break
+		}
+
+		args, err := ec.field_Query_reachableCrmOrgs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ReachableCrmOrgs(childComplexity, args["crmSystem"].(model.CrmSystem), args["dataCenter"].(model.DataCenter), args["credentials"].(model.ZohoCredentialsInput)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -523,7 +693,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputConnectCrmInput,
 		ec.unmarshalInputCreateApiTokenInput,
+		ec.unmarshalInputZohoCredentialsInput,
 	)
 	first := true
 
@@ -616,6 +788,170 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/connections.graphqls", Input: `# Connections: a desk portal joined to a Zoho CRM or Bigin org (SPEC A1-A4, A6, A7).
+
+"The CRM product on the other side of a connection."
+enum CrmSystem {
+  "Zoho CRM."
+  ZOHO_CRM
+  "Bigin by Zoho (A4)."
+  BIGIN
+}
+
+"A Zoho data center. Credentials work only at the data center that issued them."
+enum DataCenter {
+  "United States (zoho.com)."
+  US
+  "Europe (zoho.eu)."
+  EU
+  "India (zoho.in)."
+  IN
+  "Australia (zoho.com.au)."
+  AU
+  "Japan (zoho.jp)."
+  JP
+  "China (zoho.com.cn)."
+  CN
+  "Canada (zohocloud.ca)."
+  CA
+  "Saudi Arabia (zoho.sa)."
+  SA
+  "United Kingdom (zoho.uk)."
+  UK
+}
+
+"Where a connection is in its life."
+enum ConnectionStatus {
+  "Waiting for the CRM admin to approve a request to use their account (A2)."
+  PENDING_APPROVAL
+  "Connected; data syncs."
+  ACTIVE
+  "Connected, but sync is paused (B12); changes are still captured."
+  PAUSED
+  "Deactivated: nothing syncs, data and credentials are kept so it can be reactivated."
+  INACTIVE
+  "Removed: kept for history only; credentials are deleted and nothing syncs. Data stays on both sides (A6)."
+  REMOVED
+}
+
+"How a connection was authorized."
+enum ConnectionAuthMethod {
+  "An OAuth 2.0 refresh token or authorization code of the admin's own account (A1, A4)."
+  OAUTH
+  "Another user's account, approved by that user (A2)."
+  OTHER_USER
+  "A portal admin's email and service communication key (A3)."
+  SERVICE_KEY
+}
+
+"A CRM or Bigin org that an authorizing account can reach."
+type CrmOrg {
+  "The org's id at Zoho (not a deskbridge global id)."
+  id: ID!
+  "The org's company name."
+  name: String!
+}
+
+"""
+One desk portal joined to one Zoho CRM or Bigin org. Credentials are stored
+encrypted and are never returned, in any form.
+"""
+type Connection implements Node {
+  "The global id of the connection."
+  id: ID!
+  "Zoho CRM or Bigin."
+  crmSystem: CrmSystem!
+  "Where the connection is in its life."
+  status: ConnectionStatus!
+  "How the connection was authorized."
+  authMethod: ConnectionAuthMethod!
+  "The data center of the CRM org."
+  crmDataCenter: DataCenter!
+  "The CRM org joined; null while an approval is pending."
+  crmOrg: CrmOrg
+  "The data center of the desk portal."
+  deskDataCenter: DataCenter!
+  "The desk portal's organization id at Zoho."
+  deskOrgId: String!
+  "When the connection was made."
+  createdAt: DateTime!
+  "When the connection last changed."
+  updatedAt: DateTime!
+}
+
+"""
+OAuth credentials of a Zoho account: exactly one of ` + "`" + `refreshToken` + "`" + `, or
+` + "`" + `authorizationCode` + "`" + ` together with the ` + "`" + `redirectUri` + "`" + ` it was issued for.
+"""
+input ZohoCredentialsInput {
+  "A refresh token issued to deskbridge's OAuth client."
+  refreshToken: String
+  "An authorization code from Zoho's consent page, exchanged once for a refresh token."
+  authorizationCode: String
+  "The redirect URI the authorization code was issued for."
+  redirectUri: String
+}
+
+"What connecting a desk portal to a CRM or Bigin org needs (OAuth)."
+input ConnectCrmInput {
+  "Zoho CRM or Bigin."
+  crmSystem: CrmSystem!
+  "The data center of the CRM account."
+  crmDataCenter: DataCenter!
+  "The CRM org to join, one of ` + "`" + `reachableCrmOrgs` + "`" + `."
+  crmOrgId: ID!
+  "Credentials of the CRM account."
+  crmCredentials: ZohoCredentialsInput!
+  "The data center of the desk portal."
+  deskDataCenter: DataCenter!
+  "The desk portal's organization id."
+  deskOrgId: String!
+  "Credentials of a desk portal admin."
+  deskCredentials: ZohoCredentialsInput!
+}
+
+extend type Query {
+  "The org's connections, oldest first. Admins only."
+  connections(
+    "Also list removed connections (history)."
+    includeRemoved: Boolean = false
+  ): [Connection!]
+  """
+  The CRM or Bigin orgs the authorizing account reaches, to pick one for
+  ` + "`" + `connectCrm` + "`" + ` (A1). Admins only. Credentials that do not work fail with
+  BAD_USER_INPUT on ` + "`" + `credentials` + "`" + `. An authorization code can be exchanged only
+  once: prefer a refresh token when listing orgs before connecting.
+  """
+  reachableCrmOrgs(
+    "Zoho CRM or Bigin."
+    crmSystem: CrmSystem!
+    "The data center of the account."
+    dataCenter: DataCenter!
+    "Credentials of the account."
+    credentials: ZohoCredentialsInput!
+  ): [CrmOrg!]
+}
+
+extend type Mutation {
+  """
+  Joins a desk portal to a CRM or Bigin org (A1, A4). Both credentials are
+  checked first; the connection starts ACTIVE with default settings (two-way
+  sync of contacts, accounts and products). Admins only. CONFLICT when the CRM
+  org is already joined to a portal or the org already has a live connection.
+  """
+  connectCrm(input: ConnectCrmInput!): Connection!
+  "Stops an ACTIVE or PAUSED connection; nothing syncs until it is reactivated. Admins only."
+  deactivateConnection("The connection's global id." id: ID!): Connection!
+  "Restarts an INACTIVE connection. Admins only."
+  reactivateConnection("The connection's global id." id: ID!): Connection!
+  """
+  Removes a connection (A6): sync stops for good and its credentials are
+  deleted; data on both sides stays. The connection remains as history.
+  Admins only.
+  """
+  removeConnection("The connection's global id." id: ID!): Connection!
+}
+`, BuiltIn: false},
 	{Name: "../schema/events.graphqls", Input: `# The org's event stream: an outbox in Postgres fanned out to subscribers.
 
 "The kinds of event on the stream. Later capabilities add their own."
@@ -624,6 +960,10 @@ enum EventType {
   TOKEN_CREATED
   "An API token was revoked."
   TOKEN_REVOKED
+  "A CRM or Bigin connection was made."
+  CONNECTION_CREATED
+  "A connection was deactivated, reactivated or removed."
+  CONNECTION_STATUS_CHANGED
 }
 
 """
@@ -948,6 +1288,32 @@ func (ec *executionContext) childFields_ApiTokenEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type ApiTokenEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_Connection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Connection_id(ctx, field)
+	case "crmSystem":
+		return ec.fieldContext_Connection_crmSystem(ctx, field)
+	case "status":
+		return ec.fieldContext_Connection_status(ctx, field)
+	case "authMethod":
+		return ec.fieldContext_Connection_authMethod(ctx, field)
+	case "crmDataCenter":
+		return ec.fieldContext_Connection_crmDataCenter(ctx, field)
+	case "crmOrg":
+		return ec.fieldContext_Connection_crmOrg(ctx, field)
+	case "deskDataCenter":
+		return ec.fieldContext_Connection_deskDataCenter(ctx, field)
+	case "deskOrgId":
+		return ec.fieldContext_Connection_deskOrgId(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Connection_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Connection_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Connection", field.Name)
+}
+
 func (ec *executionContext) childFields_CreateApiTokenPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "token":
@@ -956,6 +1322,16 @@ func (ec *executionContext) childFields_CreateApiTokenPayload(ctx context.Contex
 		return ec.fieldContext_CreateApiTokenPayload_secret(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreateApiTokenPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CrmOrg(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CrmOrg_id(ctx, field)
+	case "name":
+		return ec.fieldContext_CrmOrg_name(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CrmOrg", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1166,6 +1542,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_connectCrm_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ConnectCrmInput, error) {
+			return ec.unmarshalNConnectCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createApiToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1177,6 +1567,48 @@ func (ec *executionContext) field_Mutation_createApiToken_args(ctx context.Conte
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deactivateConnection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_reactivateConnection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeConnection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -1238,6 +1670,20 @@ func (ec *executionContext) field_Query_apiTokens_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_connections_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "includeRemoved",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["includeRemoved"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_events_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1293,6 +1739,36 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_reachableCrmOrgs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "crmSystem",
+		func(ctx context.Context, v any) (model.CrmSystem, error) {
+			return ec.unmarshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["crmSystem"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "dataCenter",
+		func(ctx context.Context, v any) (model.DataCenter, error) {
+			return ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["dataCenter"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "credentials",
+		func(ctx context.Context, v any) (model.ZohoCredentialsInput, error) {
+			return ec.unmarshalNZohoCredentialsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["credentials"] = arg2
 	return args, nil
 }
 
@@ -1713,6 +2189,245 @@ func (ec *executionContext) fieldContext_ApiTokenEdge_node(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Connection_id(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_crmSystem(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_crmSystem(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmSystem, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CrmSystem) graphql.Marshaler {
+			return ec.marshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_crmSystem(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type CrmSystem does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_status(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ConnectionStatus) graphql.Marshaler {
+			return ec.marshalNConnectionStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type ConnectionStatus does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_authMethod(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_authMethod(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuthMethod, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ConnectionAuthMethod) graphql.Marshaler {
+			return ec.marshalNConnectionAuthMethod2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionAuthMethod(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_authMethod(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type ConnectionAuthMethod does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_crmDataCenter(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_crmDataCenter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmDataCenter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DataCenter) graphql.Marshaler {
+			return ec.marshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_crmDataCenter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type DataCenter does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_crmOrg(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_crmOrg(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmOrg, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CrmOrg) graphql.Marshaler {
+			return ec.marshalOCrmOrg2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrg(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_crmOrg(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CrmOrg(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Connection_deskDataCenter(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_deskDataCenter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskDataCenter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DataCenter) graphql.Marshaler {
+			return ec.marshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_deskDataCenter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type DataCenter does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_deskOrgId(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_deskOrgId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskOrgID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_deskOrgId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
 func (ec *executionContext) _CreateApiTokenPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPITokenPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1766,6 +2481,52 @@ func (ec *executionContext) _CreateApiTokenPayload_secret(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_CreateApiTokenPayload_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CreateApiTokenPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CrmOrg_id(ctx context.Context, field graphql.CollectedField, obj *model.CrmOrg) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmOrg_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmOrg_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmOrg", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _CrmOrg_name(ctx context.Context, field graphql.CollectedField, obj *model.CrmOrg) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmOrg_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmOrg_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmOrg", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
@@ -1998,6 +2759,182 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Event(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_connectCrm(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_connectCrm(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConnectCrm(ctx, fc.Args["input"].(model.ConnectCrmInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_connectCrm(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_connectCrm_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deactivateConnection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deactivateConnection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeactivateConnection(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deactivateConnection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deactivateConnection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reactivateConnection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reactivateConnection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReactivateConnection(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reactivateConnection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reactivateConnection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeConnection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeConnection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveConnection(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeConnection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeConnection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -2356,6 +3293,94 @@ func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_nodes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_connections(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_connections(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Connections(ctx, fc.Args["includeRemoved"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Connection) graphql.Marshaler {
+			return ec.marshalOConnection2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_connections(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_connections_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_reachableCrmOrgs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_reachableCrmOrgs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ReachableCrmOrgs(ctx, fc.Args["crmSystem"].(model.CrmSystem), fc.Args["dataCenter"].(model.DataCenter), fc.Args["credentials"].(model.ZohoCredentialsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CrmOrg) graphql.Marshaler {
+			return ec.marshalOCrmOrg2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrgᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_reachableCrmOrgs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CrmOrg(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_reachableCrmOrgs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3872,6 +4897,78 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputConnectCrmInput(ctx context.Context, obj any) (model.ConnectCrmInput, error) {
+	var it model.ConnectCrmInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmOrgId", "crmCredentials", "deskDataCenter", "deskOrgId", "deskCredentials"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "crmSystem":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmSystem"))
+			data, err := ec.unmarshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmSystem = data
+		case "crmDataCenter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmDataCenter"))
+			data, err := ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmDataCenter = data
+		case "crmOrgId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmOrgId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmOrgID = data
+		case "crmCredentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmCredentials"))
+			data, err := ec.unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmCredentials = data
+		case "deskDataCenter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskDataCenter"))
+			data, err := ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskDataCenter = data
+		case "deskOrgId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskOrgId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskOrgID = data
+		case "deskCredentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskCredentials"))
+			data, err := ec.unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskCredentials = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputCreateApiTokenInput(ctx context.Context, obj any) (model.CreateAPITokenInput, error) {
 	var it model.CreateAPITokenInput
 	if obj == nil {
@@ -3930,6 +5027,50 @@ func (ec *executionContext) unmarshalInputCreateApiTokenInput(ctx context.Contex
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputZohoCredentialsInput(ctx context.Context, obj any) (model.ZohoCredentialsInput, error) {
+	var it model.ZohoCredentialsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"refreshToken", "authorizationCode", "redirectUri"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "refreshToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("refreshToken"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RefreshToken = data
+		case "authorizationCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("authorizationCode"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AuthorizationCode = data
+		case "redirectUri":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("redirectUri"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RedirectURI = data
+		}
+	}
+	return it, nil
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -3952,6 +5093,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Org(ctx, sel, obj)
+	case model.Connection:
+		return ec._Connection(ctx, sel, &obj)
+	case *model.Connection:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Connection(ctx, sel, obj)
 	case model.APIToken:
 		return ec._ApiToken(ctx, sel, &obj)
 	case *model.APIToken:
@@ -4169,6 +5317,89 @@ func (ec *executionContext) _ApiTokenEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var connectionImplementors = []string{"Connection", "Node"}
+
+func (ec *executionContext) _Connection(ctx context.Context, sel ast.SelectionSet, obj *model.Connection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, connectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Connection")
+		case "id":
+			out.Values[i] = ec._Connection_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmSystem":
+			out.Values[i] = ec._Connection_crmSystem(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Connection_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "authMethod":
+			out.Values[i] = ec._Connection_authMethod(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmDataCenter":
+			out.Values[i] = ec._Connection_crmDataCenter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmOrg":
+			out.Values[i] = ec._Connection_crmOrg(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deskDataCenter":
+			out.Values[i] = ec._Connection_deskDataCenter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskOrgId":
+			out.Values[i] = ec._Connection_deskOrgId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Connection_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Connection_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var createApiTokenPayloadImplementors = []string{"CreateApiTokenPayload"}
 
 func (ec *executionContext) _CreateApiTokenPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateAPITokenPayload) graphql.Marshaler {
@@ -4188,6 +5419,49 @@ func (ec *executionContext) _CreateApiTokenPayload(ctx context.Context, sel ast.
 			}
 		case "secret":
 			out.Values[i] = ec._CreateApiTokenPayload_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var crmOrgImplementors = []string{"CrmOrg"}
+
+func (ec *executionContext) _CrmOrg(ctx context.Context, sel ast.SelectionSet, obj *model.CrmOrg) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, crmOrgImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CrmOrg")
+		case "id":
+			out.Values[i] = ec._CrmOrg_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._CrmOrg_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -4376,6 +5650,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Mutation")
+		case "connectCrm":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_connectCrm(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deactivateConnection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deactivateConnection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reactivateConnection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reactivateConnection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeConnection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeConnection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createApiToken":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createApiToken(ctx, field)
@@ -4570,6 +5872,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				}()
 				res = ec._Query_nodes(ctx, field)
 				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "connections":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_connections(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "reachableCrmOrgs":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_reachableCrmOrgs(ctx, field)
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -5351,6 +6697,41 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNConnectCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmInput(ctx context.Context, v any) (model.ConnectCrmInput, error) {
+	res, err := ec.unmarshalInputConnectCrmInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx context.Context, sel ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Connection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNConnectionAuthMethod2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionAuthMethod(ctx context.Context, v any) (model.ConnectionAuthMethod, error) {
+	var res model.ConnectionAuthMethod
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConnectionAuthMethod2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionAuthMethod(ctx context.Context, sel ast.SelectionSet, v model.ConnectionAuthMethod) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNConnectionStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionStatus(ctx context.Context, v any) (model.ConnectionStatus, error) {
+	var res model.ConnectionStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConnectionStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionStatus(ctx context.Context, sel ast.SelectionSet, v model.ConnectionStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNCreateApiTokenInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCreateAPITokenInput(ctx context.Context, v any) (model.CreateAPITokenInput, error) {
 	res, err := ec.unmarshalInputCreateApiTokenInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -5364,6 +6745,36 @@ func (ec *executionContext) marshalNCreateApiTokenPayload2ᚖgithubᚗcomᚋdesk
 		return graphql.Null
 	}
 	return ec._CreateApiTokenPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCrmOrg2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrg(ctx context.Context, sel ast.SelectionSet, v *model.CrmOrg) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._CrmOrg(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx context.Context, v any) (model.CrmSystem, error) {
+	var res model.CrmSystem
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx context.Context, sel ast.SelectionSet, v model.CrmSystem) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx context.Context, v any) (model.DataCenter, error) {
+	var res model.DataCenter
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx context.Context, sel ast.SelectionSet, v model.DataCenter) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNDateTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -5581,6 +6992,16 @@ func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbr
 	return ec._Viewer(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNZohoCredentialsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx context.Context, v any) (model.ZohoCredentialsInput, error) {
+	res, err := ec.unmarshalInputZohoCredentialsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx context.Context, v any) (*model.ZohoCredentialsInput, error) {
+	res, err := ec.unmarshalInputZohoCredentialsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
 	return ec.___Directive(ctx, sel, &v)
 }
@@ -5756,6 +7177,51 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOConnection2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Connection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalOCrmOrg2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrgᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CrmOrg) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCrmOrg2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrg(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalOCrmOrg2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrg(ctx context.Context, sel ast.SelectionSet, v *model.CrmOrg) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CrmOrg(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalODateTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

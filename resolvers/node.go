@@ -52,6 +52,12 @@ func (r *Resolver) loadNode(ctx context.Context, id string) (model.Node, error) 
 			return nil, err
 		}
 		return tokenModel(tok), nil
+	case "Connection":
+		c, err := r.ConnectionService.Connection(ctx, v, rowID)
+		if err != nil {
+			return nil, err
+		}
+		return connectionModel(c), nil
 	}
 	return nil, fmt.Errorf("node %q: %w", id, store.ErrNotFound)
 }

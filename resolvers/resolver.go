@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/deskbridge/deskbridge/eventbus"
+	"github.com/deskbridge/deskbridge/syncengine"
 )
 
 // Resolver holds what every resolver needs; server/ builds it once.
@@ -19,4 +20,6 @@ type Resolver struct {
 	DB  *sqlx.DB
 	Bus *eventbus.Bus
 	Log *slog.Logger
+	// ConnectionService makes and changes CRM connections (SPEC A).
+	ConnectionService *syncengine.ConnectionService
 }

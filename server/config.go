@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deskbridge/deskbridge/syncengine/connectors/zoho"
 )
 
 // Config is every setting of a deskbridge process, parsed once from flags and
@@ -35,6 +39,13 @@ type Config struct {
 	PGBin           string        // DESKBRIDGE_PG_BIN: where the embedded default finds initdb/postgres
 	PGUser          string        // DESKBRIDGE_PG_USER: OS user that runs the embedded cluster when started as root
 	Demo            bool          // DESKBRIDGE_DEMO: create a demo org and print a playground token (make run)
+
+	ZohoClientID      string // DESKBRIDGE_ZOHO_CLIENT_ID (env only): deskbridge's Zoho OAuth client
+	ZohoClientSecret  string // DESKBRIDGE_ZOHO_CLIENT_SECRET (env only)
+	ZohoEndpointsFile string // DESKBRIDGE_ZOHO_ENDPOINTS: JSON file of per-data-center base URLs
+	// ZohoEndpoints is the parsed ZohoEndpointsFile: data center ("us") to
+	// the hosts that replace Zoho's; they are also allowed to receive tokens.
+	ZohoEndpoints map[string]zoho.DataCenter
 }
 
 // Embedded reports whether the process uses the embedded PostgreSQL.
@@ -57,6 +68,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.Bool("demo", c.Demo),
+		slog.String("zoho_client_id", mask(c.ZohoClientID != "")),
+		slog.String("zoho_client_secret", mask(c.ZohoClientSecret != "")),
+		slog.String("zoho_endpoints", c.ZohoEndpointsFile),
 	)
 }
 
@@ -111,11 +125,15 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	pgBin := fs.String("pg-bin", env("DESKBRIDGE_PG_BIN", ""), "folder with initdb and postgres for the embedded default (env DESKBRIDGE_PG_BIN)")
 	pgUser := fs.String("pg-user", env("DESKBRIDGE_PG_USER", "postgres"), "OS user that runs the embedded PostgreSQL when deskbridge runs as root (env DESKBRIDGE_PG_USER)")
 	demo := fs.Bool("demo", env("DESKBRIDGE_DEMO", "") == "1" || env("DESKBRIDGE_DEMO", "") == "true", "create a demo org and print a playground token (env DESKBRIDGE_DEMO)")
+	zohoEndpoints := fs.String("zoho-endpoints", env("DESKBRIDGE_ZOHO_ENDPOINTS", ""), "JSON file mapping Zoho data centers to base URLs, e.g. the sandbox's (env DESKBRIDGE_ZOHO_ENDPOINTS)")
 	secretKey := func() string { return getenv("DESKBRIDGE_SECRET_KEY") } // never a flag: flags show in ps
 
 	return func() (Config, error) {
 		c := Config{DatabaseURL: *databaseURL, Addr: *addr, DataDir: *dataDir, LogFormat: *logFormat,
-			PGBin: *pgBin, PGUser: *pgUser, Demo: *demo}
+			PGBin: *pgBin, PGUser: *pgUser, Demo: *demo,
+			ZohoClientID:      strings.TrimSpace(getenv("DESKBRIDGE_ZOHO_CLIENT_ID")), // env only, like every secret
+			ZohoClientSecret:  strings.TrimSpace(getenv("DESKBRIDGE_ZOHO_CLIENT_SECRET")),
+			ZohoEndpointsFile: *zohoEndpoints}
 		var errs []error
 		if c.LogFormat != "text" && c.LogFormat != "json" {
 			errs = append(errs, fmt.Errorf("log format %q: want text or json", c.LogFormat))
@@ -149,8 +167,59 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 			}
 			c.SecretKey = key
 		}
+		if (c.ZohoClientID == "") != (c.ZohoClientSecret == "") {
+			errs = append(errs, errors.New("DESKBRIDGE_ZOHO_CLIENT_ID and DESKBRIDGE_ZOHO_CLIENT_SECRET go together"))
+		}
+		if c.ZohoEndpointsFile != "" {
+			eps, err := readZohoEndpoints(c.ZohoEndpointsFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("DESKBRIDGE_ZOHO_ENDPOINTS: %w", err))
+			}
+			c.ZohoEndpoints = eps
+		}
 		return c, errors.Join(errs...)
 	}
+}
+
+// readZohoEndpoints reads the endpoints file: a JSON object from data
+// center keys ("us", "eu", ...) to {"accounts", "api", "desk", "salesiq"}
+// base URLs, each optional. Unknown data centers, unknown keys and URLs
+// that are not http(s) with a host are refused.
+func readZohoEndpoints(path string) (map[string]zoho.DataCenter, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var in map[string]struct {
+		Accounts string `json:"accounts"`
+		API      string `json:"api"`
+		Desk     string `json:"desk"`
+		SalesIQ  string `json:"salesiq"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	out := make(map[string]zoho.DataCenter, len(in))
+	for dc, ep := range in {
+		key := strings.ToLower(dc)
+		if _, ok := zoho.DataCenters[key]; !ok {
+			return nil, fmt.Errorf("reading %s: unknown data center %q", path, dc)
+		}
+		for name, u := range map[string]string{"accounts": ep.Accounts, "api": ep.API, "desk": ep.Desk, "salesiq": ep.SalesIQ} {
+			if u == "" {
+				continue
+			}
+			p, err := url.Parse(u)
+			if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil {
+				return nil, fmt.Errorf("reading %s: %s.%s %q is not an http(s) base URL", path, dc, name, u)
+			}
+		}
+		out[key] = zoho.DataCenter{Name: key, Accounts: strings.TrimRight(ep.Accounts, "/"), API: strings.TrimRight(ep.API, "/"),
+			Desk: strings.TrimRight(ep.Desk, "/"), SalesIQ: strings.TrimRight(ep.SalesIQ, "/")}
+	}
+	return out, nil
 }
 
 func parseInt(errs *[]error, what, s string, lo, hi int64) int64 {

@@ -56,6 +56,10 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			setCode(gqlErr, codeNotFound)
 		case errors.Is(err, store.ErrConflict):
 			gqlErr.Message = "conflicts with existing data"
+			var public publicMessager
+			if errors.As(err, &public) {
+				gqlErr.Message = public.PublicMessage()
+			}
 			setCode(gqlErr, codeConflict)
 		case errors.Is(err, context.DeadlineExceeded):
 			gqlErr.Message = "request took too long"
@@ -74,6 +78,14 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return gqlErr
 	}
+}
+
+// publicMessager is an error that carries a message fit for the caller
+// (e.g. syncengine.ConnectionConflictError: "cannot reactivate the
+// connection: it is ACTIVE"), used instead of the generic one.
+type publicMessager interface {
+	error
+	PublicMessage() string
 }
 
 func setCode(e *gqlerror.Error, code string) {

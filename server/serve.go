@@ -19,6 +19,8 @@ import (
 	"github.com/deskbridge/deskbridge/resolvers"
 	"github.com/deskbridge/deskbridge/server/playground"
 	"github.com/deskbridge/deskbridge/server/wstransport"
+	"github.com/deskbridge/deskbridge/store/crypt"
+	"github.com/deskbridge/deskbridge/syncengine"
 )
 
 // Server is a running gateway's parts. New builds it; Serve runs it until
@@ -63,10 +65,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}()
 
+	var box *crypt.Box
+	if len(cfg.SecretKey) > 0 {
+		if box, err = crypt.New(cfg.SecretKey); err != nil {
+			db.Close()
+			return nil, err
+		}
+	} else {
+		log.Warn("no DESKBRIDGE_SECRET_KEY: connecting a CRM is refused until one is set")
+	}
+	connections := syncengine.NewConnectionService(syncengine.ConnectionServiceConfig{
+		DB: db.DB, Box: box, ClientID: cfg.ZohoClientID, ClientSecret: cfg.ZohoClientSecret,
+		Endpoints: cfg.ZohoEndpoints, Logger: log,
+	})
+
 	m := newMetrics(db.DB)
 	deps := graphqlDeps{
 		cfg: cfg, log: log, metrics: m, conns: conns,
-		resolvers: &resolvers.Resolver{DB: db.DB, Bus: s.bus, Log: log},
+		resolvers: &resolvers.Resolver{DB: db.DB, Bus: s.bus, Log: log, ConnectionService: connections},
 		auth:      &auth.Authenticator{DB: db.DB},
 	}
 	gql, ws := newGraphQL(deps)

@@ -46,13 +46,20 @@ func testConfig(t testing.TB, env map[string]string) Config {
 
 func startServer(t testing.TB, dsn string, env map[string]string) *testServer {
 	t.Helper()
+	return startServerLog(t, dsn, env, io.Discard)
+}
+
+// startServerLog is startServer with the gateway's log written to logOut
+// (text, at the configured level), for tests that inspect it.
+func startServerLog(t testing.TB, dsn string, env map[string]string, logOut io.Writer) *testServer {
+	t.Helper()
 	if env == nil {
 		env = map[string]string{}
 	}
 	env["DATABASE_URL"] = dsn
 	env["DESKBRIDGE_SHUTDOWN_TIMEOUT"] = "5s"
 	cfg := testConfig(t, env)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	srv, err := New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("starting server: %v", err)

@@ -59,6 +59,51 @@ type APITokenEdge struct {
 	Node *APIToken `json:"node"`
 }
 
+// What connecting a desk portal to a CRM or Bigin org needs (OAuth).
+type ConnectCrmInput struct {
+	// Zoho CRM or Bigin.
+	CrmSystem CrmSystem `json:"crmSystem"`
+	// The data center of the CRM account.
+	CrmDataCenter DataCenter `json:"crmDataCenter"`
+	// The CRM org to join, one of `reachableCrmOrgs`.
+	CrmOrgID string `json:"crmOrgId"`
+	// Credentials of the CRM account.
+	CrmCredentials *ZohoCredentialsInput `json:"crmCredentials"`
+	// The data center of the desk portal.
+	DeskDataCenter DataCenter `json:"deskDataCenter"`
+	// The desk portal's organization id.
+	DeskOrgID string `json:"deskOrgId"`
+	// Credentials of a desk portal admin.
+	DeskCredentials *ZohoCredentialsInput `json:"deskCredentials"`
+}
+
+// One desk portal joined to one Zoho CRM or Bigin org. Credentials are stored
+// encrypted and are never returned, in any form.
+type Connection struct {
+	// The global id of the connection.
+	ID string `json:"id"`
+	// Zoho CRM or Bigin.
+	CrmSystem CrmSystem `json:"crmSystem"`
+	// Where the connection is in its life.
+	Status ConnectionStatus `json:"status"`
+	// How the connection was authorized.
+	AuthMethod ConnectionAuthMethod `json:"authMethod"`
+	// The data center of the CRM org.
+	CrmDataCenter DataCenter `json:"crmDataCenter"`
+	// The CRM org joined; null while an approval is pending.
+	CrmOrg *CrmOrg `json:"crmOrg,omitempty"`
+	// The data center of the desk portal.
+	DeskDataCenter DataCenter `json:"deskDataCenter"`
+	// The desk portal's organization id at Zoho.
+	DeskOrgID string `json:"deskOrgId"`
+	// When the connection was made.
+	CreatedAt time.Time `json:"createdAt"`
+	// When the connection last changed.
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+func (Connection) IsNode() {}
+
 // Input of `createApiToken`.
 type CreateAPITokenInput struct {
 	// What the token is for, 1 to 200 characters.
@@ -79,6 +124,14 @@ type CreateAPITokenPayload struct {
 	Token *APIToken `json:"token"`
 	// The bearer secret. Shown only here, once; deskbridge keeps only its hash.
 	Secret string `json:"secret"`
+}
+
+// A CRM or Bigin org that an authorizing account can reach.
+type CrmOrg struct {
+	// The org's id at Zoho (not a deskbridge global id).
+	ID string `json:"id"`
+	// The org's company name.
+	Name string `json:"name"`
 }
 
 // Something that happened in the org. Ids increase in the order events became
@@ -179,6 +232,282 @@ type Viewer struct {
 	Token *APIToken `json:"token"`
 }
 
+// OAuth credentials of a Zoho account: exactly one of `refreshToken`, or
+// `authorizationCode` together with the `redirectUri` it was issued for.
+type ZohoCredentialsInput struct {
+	// A refresh token issued to deskbridge's OAuth client.
+	RefreshToken *string `json:"refreshToken,omitempty"`
+	// An authorization code from Zoho's consent page, exchanged once for a refresh token.
+	AuthorizationCode *string `json:"authorizationCode,omitempty"`
+	// The redirect URI the authorization code was issued for.
+	RedirectURI *string `json:"redirectUri,omitempty"`
+}
+
+// How a connection was authorized.
+type ConnectionAuthMethod string
+
+const (
+	// An OAuth 2.0 refresh token or authorization code of the admin's own account (A1, A4).
+	ConnectionAuthMethodOauth ConnectionAuthMethod = "OAUTH"
+	// Another user's account, approved by that user (A2).
+	ConnectionAuthMethodOtherUser ConnectionAuthMethod = "OTHER_USER"
+	// A portal admin's email and service communication key (A3).
+	ConnectionAuthMethodServiceKey ConnectionAuthMethod = "SERVICE_KEY"
+)
+
+var AllConnectionAuthMethod = []ConnectionAuthMethod{
+	ConnectionAuthMethodOauth,
+	ConnectionAuthMethodOtherUser,
+	ConnectionAuthMethodServiceKey,
+}
+
+func (e ConnectionAuthMethod) IsValid() bool {
+	switch e {
+	case ConnectionAuthMethodOauth, ConnectionAuthMethodOtherUser, ConnectionAuthMethodServiceKey:
+		return true
+	}
+	return false
+}
+
+func (e ConnectionAuthMethod) String() string {
+	return string(e)
+}
+
+func (e *ConnectionAuthMethod) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ConnectionAuthMethod(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ConnectionAuthMethod", str)
+	}
+	return nil
+}
+
+func (e ConnectionAuthMethod) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ConnectionAuthMethod) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ConnectionAuthMethod) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a connection is in its life.
+type ConnectionStatus string
+
+const (
+	// Waiting for the CRM admin to approve a request to use their account (A2).
+	ConnectionStatusPendingApproval ConnectionStatus = "PENDING_APPROVAL"
+	// Connected; data syncs.
+	ConnectionStatusActive ConnectionStatus = "ACTIVE"
+	// Connected, but sync is paused (B12); changes are still captured.
+	ConnectionStatusPaused ConnectionStatus = "PAUSED"
+	// Deactivated: nothing syncs, data and credentials are kept so it can be reactivated.
+	ConnectionStatusInactive ConnectionStatus = "INACTIVE"
+	// Removed: kept for history only; credentials are deleted and nothing syncs. Data stays on both sides (A6).
+	ConnectionStatusRemoved ConnectionStatus = "REMOVED"
+)
+
+var AllConnectionStatus = []ConnectionStatus{
+	ConnectionStatusPendingApproval,
+	ConnectionStatusActive,
+	ConnectionStatusPaused,
+	ConnectionStatusInactive,
+	ConnectionStatusRemoved,
+}
+
+func (e ConnectionStatus) IsValid() bool {
+	switch e {
+	case ConnectionStatusPendingApproval, ConnectionStatusActive, ConnectionStatusPaused, ConnectionStatusInactive, ConnectionStatusRemoved:
+		return true
+	}
+	return false
+}
+
+func (e ConnectionStatus) String() string {
+	return string(e)
+}
+
+func (e *ConnectionStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ConnectionStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ConnectionStatus", str)
+	}
+	return nil
+}
+
+func (e ConnectionStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ConnectionStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ConnectionStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The CRM product on the other side of a connection.
+type CrmSystem string
+
+const (
+	// Zoho CRM.
+	CrmSystemZohoCrm CrmSystem = "ZOHO_CRM"
+	// Bigin by Zoho (A4).
+	CrmSystemBigin CrmSystem = "BIGIN"
+)
+
+var AllCrmSystem = []CrmSystem{
+	CrmSystemZohoCrm,
+	CrmSystemBigin,
+}
+
+func (e CrmSystem) IsValid() bool {
+	switch e {
+	case CrmSystemZohoCrm, CrmSystemBigin:
+		return true
+	}
+	return false
+}
+
+func (e CrmSystem) String() string {
+	return string(e)
+}
+
+func (e *CrmSystem) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CrmSystem(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CrmSystem", str)
+	}
+	return nil
+}
+
+func (e CrmSystem) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CrmSystem) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CrmSystem) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// A Zoho data center. Credentials work only at the data center that issued them.
+type DataCenter string
+
+const (
+	// United States (zoho.com).
+	DataCenterUs DataCenter = "US"
+	// Europe (zoho.eu).
+	DataCenterEu DataCenter = "EU"
+	// India (zoho.in).
+	DataCenterIn DataCenter = "IN"
+	// Australia (zoho.com.au).
+	DataCenterAu DataCenter = "AU"
+	// Japan (zoho.jp).
+	DataCenterJp DataCenter = "JP"
+	// China (zoho.com.cn).
+	DataCenterCn DataCenter = "CN"
+	// Canada (zohocloud.ca).
+	DataCenterCa DataCenter = "CA"
+	// Saudi Arabia (zoho.sa).
+	DataCenterSa DataCenter = "SA"
+	// United Kingdom (zoho.uk).
+	DataCenterUk DataCenter = "UK"
+)
+
+var AllDataCenter = []DataCenter{
+	DataCenterUs,
+	DataCenterEu,
+	DataCenterIn,
+	DataCenterAu,
+	DataCenterJp,
+	DataCenterCn,
+	DataCenterCa,
+	DataCenterSa,
+	DataCenterUk,
+}
+
+func (e DataCenter) IsValid() bool {
+	switch e {
+	case DataCenterUs, DataCenterEu, DataCenterIn, DataCenterAu, DataCenterJp, DataCenterCn, DataCenterCa, DataCenterSa, DataCenterUk:
+		return true
+	}
+	return false
+}
+
+func (e DataCenter) String() string {
+	return string(e)
+}
+
+func (e *DataCenter) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DataCenter(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DataCenter", str)
+	}
+	return nil
+}
+
+func (e DataCenter) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DataCenter) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DataCenter) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // The kinds of event on the stream. Later capabilities add their own.
 type EventType string
 
@@ -187,16 +516,22 @@ const (
 	EventTypeTokenCreated EventType = "TOKEN_CREATED"
 	// An API token was revoked.
 	EventTypeTokenRevoked EventType = "TOKEN_REVOKED"
+	// A CRM or Bigin connection was made.
+	EventTypeConnectionCreated EventType = "CONNECTION_CREATED"
+	// A connection was deactivated, reactivated or removed.
+	EventTypeConnectionStatusChanged EventType = "CONNECTION_STATUS_CHANGED"
 )
 
 var AllEventType = []EventType{
 	EventTypeTokenCreated,
 	EventTypeTokenRevoked,
+	EventTypeConnectionCreated,
+	EventTypeConnectionStatusChanged,
 }
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged:
 		return true
 	}
 	return false

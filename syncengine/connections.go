@@ -1,0 +1,578 @@
+package syncengine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/deskbridge/deskbridge/auth"
+	"github.com/deskbridge/deskbridge/store"
+	"github.com/deskbridge/deskbridge/store/crypt"
+	"github.com/deskbridge/deskbridge/syncengine/connector"
+	"github.com/deskbridge/deskbridge/syncengine/connectors/zoho"
+)
+
+// Event types written by the connection service. They match the GraphQL
+// EventType enum values.
+const (
+	ConnectionEventCreated       = "CONNECTION_CREATED"
+	ConnectionEventStatusChanged = "CONNECTION_STATUS_CHANGED"
+)
+
+// Connection auth methods (connections.auth_method).
+const (
+	ConnectionAuthOAuth      = "OAUTH"
+	ConnectionAuthOtherUser  = "OTHER_USER"
+	ConnectionAuthServiceKey = "SERVICE_KEY"
+)
+
+// ConnectionAction is a status change an admin asks for.
+type ConnectionAction string
+
+// The status changes of SetStatus.
+const (
+	// ConnectionDeactivate stops an ACTIVE or PAUSED connection (INACTIVE).
+	ConnectionDeactivate ConnectionAction = "DEACTIVATE"
+	// ConnectionReactivate restarts an INACTIVE connection (ACTIVE).
+	ConnectionReactivate ConnectionAction = "REACTIVATE"
+	// ConnectionRemove ends any connection that is not removed yet
+	// (REMOVED) and deletes its secrets; data on both sides stays (A6).
+	ConnectionRemove ConnectionAction = "REMOVE"
+)
+
+// connectionTransitions says, per action, from which statuses it applies,
+// what it moves to and how a message names it.
+var connectionTransitions = map[ConnectionAction]struct {
+	from []string
+	to   string
+	verb string
+}{
+	ConnectionDeactivate: {[]string{store.ConnectionActive, store.ConnectionPaused}, store.ConnectionInactive, "deactivate"},
+	ConnectionReactivate: {[]string{store.ConnectionInactive}, store.ConnectionActive, "reactivate"},
+	ConnectionRemove: {[]string{store.ConnectionPendingApproval, store.ConnectionActive, store.ConnectionPaused,
+		store.ConnectionInactive}, store.ConnectionRemoved, "remove"},
+}
+
+// ConnectionCredentials are OAuth credentials of a Zoho account: a refresh
+// token, or an authorization code and the redirect URI it was issued for.
+// They print masked (fmt and slog alike), so logging a value that holds
+// them never leaks them.
+type ConnectionCredentials struct {
+	RefreshToken      string
+	AuthorizationCode string
+	RedirectURI       string
+}
+
+// String masks the secrets.
+func (c ConnectionCredentials) String() string {
+	return fmt.Sprintf("credentials(refreshToken:%s authorizationCode:%s)",
+		maskConnectionSecret(c.RefreshToken), maskConnectionSecret(c.AuthorizationCode))
+}
+
+// GoString masks the secrets for %#v too.
+func (c ConnectionCredentials) GoString() string { return c.String() }
+
+// LogValue masks the secrets in structured logs.
+func (c ConnectionCredentials) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Bool("hasRefreshToken", c.RefreshToken != ""),
+		slog.Bool("hasAuthorizationCode", c.AuthorizationCode != ""),
+		slog.String("redirectUri", c.RedirectURI),
+	)
+}
+
+// MarshalJSON masks the secrets, so a JSON log handler that encodes a
+// struct holding credentials (it ignores nested LogValuers) cannot leak them.
+func (c ConnectionCredentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"hasRefreshToken": c.RefreshToken != "",
+		"hasAuthorizationCode": c.AuthorizationCode != "", "redirectUri": c.RedirectURI})
+}
+
+func maskConnectionSecret(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return "********"
+}
+
+// ConnectionRequest is what Connect needs (SPEC A1, A4). Field names follow
+// the GraphQL input, and ConnectionInputError.Field names them the same way.
+type ConnectionRequest struct {
+	CRMSystem       connector.System // connector.CRM or connector.Bigin
+	CRMDC           string           // data center key, e.g. "us"
+	CRMOrgID        string
+	CRMCredentials  ConnectionCredentials
+	DeskDC          string
+	DeskOrgID       string
+	DeskCredentials ConnectionCredentials
+}
+
+// LogValue prints the request for logs with its credentials masked.
+func (r ConnectionRequest) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("crmSystem", string(r.CRMSystem)), slog.String("crmDc", r.CRMDC), slog.String("crmOrgId", r.CRMOrgID),
+		slog.Any("crmCredentials", r.CRMCredentials),
+		slog.String("deskDc", r.DeskDC), slog.String("deskOrgId", r.DeskOrgID),
+		slog.Any("deskCredentials", r.DeskCredentials),
+	)
+}
+
+// ConnectionInputError is a request the service refuses because of one of
+// its fields. Field is the name of the connectCrm input field
+// ("crmCredentials", "deskOrgId", ...); Reason never contains a secret.
+type ConnectionInputError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConnectionInputError) Error() string {
+	return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
+}
+
+// ConnectionConflictError is a refused change that conflicts with existing
+// state. It wraps a store error that wraps store.ErrConflict, and carries a
+// message fit for the API (PublicMessage).
+type ConnectionConflictError struct {
+	Reason string
+	Err    error
+}
+
+func (e *ConnectionConflictError) Error() string { return e.Reason + ": " + e.Err.Error() }
+
+// Unwrap returns the store error.
+func (e *ConnectionConflictError) Unwrap() error { return e.Err }
+
+// PublicMessage is what the API may show the caller.
+func (e *ConnectionConflictError) PublicMessage() string { return e.Reason }
+
+// ConnectionServiceConfig builds a ConnectionService.
+type ConnectionServiceConfig struct {
+	DB *sqlx.DB
+	// Box seals secrets; nil makes Connect refuse (no DESKBRIDGE_SECRET_KEY).
+	Box *crypt.Box
+	// ClientID and ClientSecret are deskbridge's Zoho OAuth client.
+	ClientID     string
+	ClientSecret string
+	// Endpoints override the hosts of data centers (key: "us", "eu", ...),
+	// for the sandbox or private endpoints. Every host named here is also
+	// allowed to receive tokens.
+	Endpoints map[string]zoho.DataCenter
+	Logger    *slog.Logger
+	// HTTPClient is used for the vendor calls; nil = the connectors' default.
+	HTTPClient *http.Client
+}
+
+// ConnectionService makes, lists and changes connections: it checks
+// credentials against the vendors, seals secrets and writes each change
+// with its event in one transaction.
+type ConnectionService struct {
+	db           *sqlx.DB
+	box          *crypt.Box
+	clientID     string
+	clientSecret string
+	endpoints    map[string]zoho.DataCenter
+	allowed      []string
+	log          *slog.Logger
+	httpClient   *http.Client
+}
+
+// NewConnectionService returns a service for cfg.
+func NewConnectionService(cfg ConnectionServiceConfig) *ConnectionService {
+	s := &ConnectionService{db: cfg.DB, box: cfg.Box, clientID: cfg.ClientID, clientSecret: cfg.ClientSecret,
+		endpoints: map[string]zoho.DataCenter{}, log: cfg.Logger, httpClient: cfg.HTTPClient}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for dc, ep := range cfg.Endpoints {
+		s.endpoints[strings.ToLower(dc)] = ep
+		for _, u := range []string{ep.Accounts, ep.API, ep.Desk, ep.SalesIQ} {
+			if u != "" {
+				s.allowed = append(s.allowed, u)
+			}
+		}
+	}
+	return s
+}
+
+// zohoSettings configures a short-lived connector for checking credentials.
+func (s *ConnectionService) zohoSettings(sys connector.System, dc, refreshToken string) zoho.Settings {
+	ep := s.endpoints[dc]
+	return zoho.Settings{
+		System: sys, DC: dc,
+		AccountsURL: ep.Accounts, APIDomain: ep.API, DeskURL: ep.Desk, SalesIQURL: ep.SalesIQ,
+		AllowedHosts: slices.Clone(s.allowed),
+		ClientID:     s.clientID, ClientSecret: s.clientSecret, RefreshToken: refreshToken,
+		MaxAttempts: 3, MaxRetryTime: 20 * time.Second, RequestTimeout: 15 * time.Second,
+		HTTPClient: s.httpClient, Logger: s.log,
+	}
+}
+
+// checkConnectionDC validates a data center key.
+func checkConnectionDC(field, dc string) (string, error) {
+	dc = strings.ToLower(strings.TrimSpace(dc))
+	if _, ok := zoho.DataCenters[dc]; !ok {
+		return "", &ConnectionInputError{Field: field, Reason: fmt.Sprintf("unknown data center %q", dc)}
+	}
+	return dc, nil
+}
+
+// refreshTokenOf returns a refresh token for creds: the one given, or the
+// one an authorization code is exchanged for (once; codes are single-use).
+func (s *ConnectionService) refreshTokenOf(ctx context.Context, field string, sys connector.System, dc string, creds ConnectionCredentials) (string, error) {
+	if err := checkCredentialShape(field, creds); err != nil {
+		return "", err
+	}
+	if token := strings.TrimSpace(creds.RefreshToken); token != "" {
+		return token, nil
+	}
+	if s.clientID == "" || s.clientSecret == "" {
+		return "", errors.New("zoho oauth client is not configured (DESKBRIDGE_ZOHO_CLIENT_ID, DESKBRIDGE_ZOHO_CLIENT_SECRET)")
+	}
+	tok, err := zoho.ExchangeCode(ctx, s.zohoSettings(sys, dc, ""), "",
+		strings.TrimSpace(creds.AuthorizationCode), strings.TrimSpace(creds.RedirectURI))
+	if err != nil {
+		return "", s.vendorError(field, "exchanging the authorization code", err)
+	}
+	return tok.RefreshToken, nil
+}
+
+// vendorError turns a vendor failure into an input error on the credentials
+// when the vendor refused them, and passes anything else on.
+func (s *ConnectionService) vendorError(field, what string, err error) error {
+	if connector.ClassOf(err) == connector.Auth {
+		reason := "the credentials were refused by Zoho"
+		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Code != "" {
+			reason += " (" + ce.Code + ")"
+		}
+		return &ConnectionInputError{Field: field, Reason: reason}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// orgLister builds a temporary connector for sys and returns its org list.
+func (s *ConnectionService) listOrgs(ctx context.Context, field string, sys connector.System, dc, refreshToken, deskOrgID string) ([]connector.Org, error) {
+	if s.clientID == "" || s.clientSecret == "" {
+		return nil, errors.New("zoho oauth client is not configured (DESKBRIDGE_ZOHO_CLIENT_ID, DESKBRIDGE_ZOHO_CLIENT_SECRET)")
+	}
+	settings := s.zohoSettings(sys, dc, refreshToken)
+	settings.DeskOrgID = deskOrgID
+	c, err := zoho.Factory(sys)(settings)
+	if err != nil {
+		return nil, fmt.Errorf("building %s connector: %w", sys, err)
+	}
+	lister, ok := c.(connector.OrgLister)
+	if !ok {
+		return nil, fmt.Errorf("%s lists no orgs", sys)
+	}
+	orgs, err := lister.Orgs(ctx)
+	if err != nil {
+		return nil, s.vendorError(field, "listing "+string(sys)+" orgs", err)
+	}
+	return orgs, nil
+}
+
+// ReachableCRMOrgs lists the CRM or Bigin orgs that the authorizing account
+// reaches (SPEC A1). Credentials the vendor refuses yield a
+// ConnectionInputError on "crmCredentials".
+func (s *ConnectionService) ReachableCRMOrgs(ctx context.Context, sys connector.System, dc string, creds ConnectionCredentials) ([]connector.Org, error) {
+	if sys != connector.CRM && sys != connector.Bigin {
+		return nil, &ConnectionInputError{Field: "crmSystem", Reason: "must be Zoho CRM or Bigin"}
+	}
+	dc, err := checkConnectionDC("crmDataCenter", dc)
+	if err != nil {
+		return nil, err
+	}
+	token, err := s.refreshTokenOf(ctx, "crmCredentials", sys, dc, creds)
+	if err != nil {
+		return nil, err
+	}
+	return s.listOrgs(ctx, "crmCredentials", sys, dc, token, "")
+}
+
+// Connect joins a desk portal to a CRM or Bigin org (SPEC A1, A4). Both
+// credentials are checked against the vendors first; then, in one
+// transaction, the connection is stored ACTIVE with auth method OAUTH, both
+// refresh tokens are sealed and stored, default settings are written and a
+// CONNECTION_CREATED event is appended.
+func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req ConnectionRequest) (store.Connection, error) {
+	if !v.Can(auth.PermManageConnections) {
+		return store.Connection{}, fmt.Errorf("connecting a crm: %w", auth.ErrForbidden)
+	}
+	if s.box == nil {
+		return store.Connection{}, errors.New("connecting a crm: no secret key configured (DESKBRIDGE_SECRET_KEY)")
+	}
+	if req.CRMSystem != connector.CRM && req.CRMSystem != connector.Bigin {
+		return store.Connection{}, &ConnectionInputError{Field: "crmSystem", Reason: "must be Zoho CRM or Bigin"}
+	}
+	crmDC, err := checkConnectionDC("crmDataCenter", req.CRMDC)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	deskDC, err := checkConnectionDC("deskDataCenter", req.DeskDC)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	crmOrgID := strings.TrimSpace(req.CRMOrgID)
+	if crmOrgID == "" {
+		return store.Connection{}, &ConnectionInputError{Field: "crmOrgId", Reason: "must not be empty"}
+	}
+	deskOrgID := strings.TrimSpace(req.DeskOrgID)
+	if deskOrgID == "" {
+		return store.Connection{}, &ConnectionInputError{Field: "deskOrgId", Reason: "must not be empty"}
+	}
+	// Credential shapes first, so a malformed desk input does not spend the
+	// CRM's authorization code.
+	for field, c := range map[string]ConnectionCredentials{"crmCredentials": req.CRMCredentials, "deskCredentials": req.DeskCredentials} {
+		if err := checkCredentialShape(field, c); err != nil {
+			return store.Connection{}, err
+		}
+	}
+
+	crmToken, err := s.refreshTokenOf(ctx, "crmCredentials", req.CRMSystem, crmDC, req.CRMCredentials)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	orgs, err := s.listOrgs(ctx, "crmCredentials", req.CRMSystem, crmDC, crmToken, "")
+	if err != nil {
+		return store.Connection{}, err
+	}
+	i := slices.IndexFunc(orgs, func(o connector.Org) bool { return o.ID == crmOrgID })
+	if i < 0 {
+		return store.Connection{}, &ConnectionInputError{Field: "crmOrgId", Reason: "the account cannot reach this CRM org"}
+	}
+	crmOrgName := orgs[i].Name
+
+	deskToken, err := s.refreshTokenOf(ctx, "deskCredentials", connector.Desk, deskDC, req.DeskCredentials)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	deskOrgs, err := s.listOrgs(ctx, "deskCredentials", connector.Desk, deskDC, deskToken, deskOrgID)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	j := slices.IndexFunc(deskOrgs, func(o connector.Org) bool { return o.ID == deskOrgID })
+	if j < 0 {
+		return store.Connection{}, &ConnectionInputError{Field: "deskOrgId", Reason: "the desk account does not belong to this portal"}
+	}
+	deskPortal := deskOrgs[j].Name
+
+	webhookToken, err := newConnectionWebhookToken()
+	if err != nil {
+		return store.Connection{}, err
+	}
+	var out store.Connection
+	err = store.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		userID := v.UserID
+		c, err := store.InsertConnection(ctx, tx, store.NewConnection{
+			OrgID: v.OrgID, CRMSystem: string(req.CRMSystem), Status: store.ConnectionActive,
+			AuthMethod: ConnectionAuthOAuth, CRMDC: crmDC, CRMOrgID: &crmOrgID, CRMOrgName: &crmOrgName,
+			DeskDC: deskDC, DeskOrgID: deskOrgID, DeskPortal: nonEmptyConnectionString(deskPortal),
+			AuthorizedBy: &userID, WebhookToken: webhookToken,
+		})
+		if err != nil {
+			return err
+		}
+		for name, secret := range map[string]string{store.SecretCRMRefreshToken: crmToken, store.SecretDeskRefreshToken: deskToken} {
+			sealed, err := s.box.Seal([]byte(secret), ConnectionSecretAD(c.ID, name))
+			if err != nil {
+				return err
+			}
+			if err := store.PutSecret(ctx, tx, v.OrgID, c.ID, name, sealed); err != nil {
+				return err
+			}
+		}
+		for _, group := range []string{store.GroupContactsAccounts, store.GroupProducts} {
+			if _, err := store.InsertSettings(ctx, tx, defaultConnectionSettings(v, c.ID, group)); err != nil {
+				return err
+			}
+		}
+		_, err = store.InsertEvent(ctx, tx, store.NewEvent{
+			OrgID: v.OrgID, Type: ConnectionEventCreated, Permission: string(auth.PermManageConnections),
+			SubjectID: connectionSubject(c.ID), Payload: connectionPayload(c, "", v),
+		})
+		out = c
+		return err
+	})
+	if err != nil {
+		return store.Connection{}, connectionConflict(fmt.Errorf("connecting a crm: %w", err))
+	}
+	s.log.InfoContext(ctx, "connection created", "org_id", v.OrgID, "connection_id", out.ID,
+		"crm_system", out.CRMSystem, "crm_dc", out.CRMDC, "desk_dc", out.DeskDC, "has_secret", true)
+	return out, nil
+}
+
+// checkCredentialShape checks that exactly one kind of credential is given.
+func checkCredentialShape(field string, c ConnectionCredentials) error {
+	hasToken := strings.TrimSpace(c.RefreshToken) != ""
+	hasCode := strings.TrimSpace(c.AuthorizationCode) != ""
+	hasRedirect := strings.TrimSpace(c.RedirectURI) != ""
+	switch {
+	case hasToken && (hasCode || hasRedirect):
+		return &ConnectionInputError{Field: field, Reason: "give either refreshToken or authorizationCode with redirectUri, not both"}
+	case hasToken:
+		return nil
+	case hasCode && !hasRedirect:
+		return &ConnectionInputError{Field: field, Reason: "authorizationCode needs the redirectUri it was issued for"}
+	case !hasCode:
+		return &ConnectionInputError{Field: field, Reason: "give refreshToken, or authorizationCode with redirectUri"}
+	}
+	return nil
+}
+
+// defaultConnectionSettings are the documented defaults of a new
+// connection: two-way sync for both groups (B1; Bigin the same), primary
+// email matching, no deletion propagated, a one-year first-sync window.
+func defaultConnectionSettings(v auth.Viewer, connID int64, group string) store.Settings {
+	userID := v.UserID
+	return store.Settings{
+		OrgID: v.OrgID, ConnectionID: connID, ModuleGroup: group, SyncType: "TWO_WAY",
+		MatchEmail: "PRIMARY", CRMDeletePolicy: "NEVER", DeskDeletePolicy: "NEVER",
+		FirstSyncWindowDays: 365, CreatedBy: &userID,
+	}
+}
+
+// SetStatus deactivates, reactivates or removes a connection (A3, A6) and
+// appends a CONNECTION_STATUS_CHANGED event, in one transaction. Removing
+// deletes the connection's secrets. A transition that does not apply to the
+// current status is a ConnectionConflictError naming that status.
+func (s *ConnectionService) SetStatus(ctx context.Context, v auth.Viewer, id int64, action ConnectionAction) (store.Connection, error) {
+	if !v.Can(auth.PermManageConnections) {
+		return store.Connection{}, fmt.Errorf("changing a connection: %w", auth.ErrForbidden)
+	}
+	tr, ok := connectionTransitions[action]
+	if !ok {
+		return store.Connection{}, fmt.Errorf("changing a connection: unknown action %q", action)
+	}
+	var out store.Connection
+	err := store.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		before, err := store.ConnectionByID(ctx, tx, v.OrgID, id)
+		if err != nil {
+			return err
+		}
+		c, err := store.SetConnectionStatus(ctx, tx, v.OrgID, id, tr.from, tr.to)
+		if err != nil {
+			if errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrCRMOrgTaken) && !errors.Is(err, store.ErrOrgHasConnection) {
+				status := before.Status
+				if now, lerr := store.ConnectionByID(ctx, tx, v.OrgID, id); lerr == nil {
+					status = now.Status
+				}
+				return &ConnectionConflictError{Reason: fmt.Sprintf("cannot %s the connection: it is %s", tr.verb, status), Err: err}
+			}
+			return err
+		}
+		if action == ConnectionRemove {
+			if _, err := store.DeleteSecrets(ctx, tx, v.OrgID, id); err != nil {
+				return err
+			}
+		}
+		_, err = store.InsertEvent(ctx, tx, store.NewEvent{
+			OrgID: v.OrgID, Type: ConnectionEventStatusChanged, Permission: string(auth.PermManageConnections),
+			SubjectID: connectionSubject(c.ID), Payload: connectionPayload(c, before.Status, v),
+		})
+		out = c
+		return err
+	})
+	if err != nil {
+		return store.Connection{}, connectionConflict(fmt.Errorf("changing connection %d: %w", id, err))
+	}
+	s.log.InfoContext(ctx, "connection status changed", "org_id", v.OrgID, "connection_id", id, "status", out.Status)
+	return out, nil
+}
+
+// Connections lists the org's connections (removed ones on request).
+func (s *ConnectionService) Connections(ctx context.Context, v auth.Viewer, includeRemoved bool) ([]store.Connection, error) {
+	if !v.Can(auth.PermManageConnections) {
+		return nil, fmt.Errorf("listing connections: %w", auth.ErrForbidden)
+	}
+	return store.ListConnections(ctx, s.db, v.OrgID, includeRemoved)
+}
+
+// Connection returns one connection of the org; ErrNotFound for another
+// org's.
+func (s *ConnectionService) Connection(ctx context.Context, v auth.Viewer, id int64) (store.Connection, error) {
+	if !v.Can(auth.PermManageConnections) {
+		return store.Connection{}, fmt.Errorf("reading a connection: %w", auth.ErrForbidden)
+	}
+	return store.ConnectionByID(ctx, s.db, v.OrgID, id)
+}
+
+// connectionConflict gives the store's connection conflicts a message the
+// API can show; other errors pass unchanged.
+func connectionConflict(err error) error {
+	var ce *ConnectionConflictError
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case errors.Is(err, store.ErrCRMOrgTaken):
+		return &ConnectionConflictError{Reason: "the CRM org is already joined to a desk portal by another connection", Err: err}
+	case errors.Is(err, store.ErrOrgHasConnection):
+		return &ConnectionConflictError{Reason: "the org already has a live CRM connection; deactivate or remove it first", Err: err}
+	}
+	return err
+}
+
+// ConnectionSecretAD is the associated data a connection's secret is sealed
+// with, binding the ciphertext to its row (docs/SYNC.md, Secrets).
+func ConnectionSecretAD(connID int64, name string) []byte {
+	return []byte("connection:" + strconv.FormatInt(connID, 10) + ":" + name)
+}
+
+// connectionSubject is the event subject of a connection ("Type:rowid").
+func connectionSubject(id int64) *string {
+	s := "Connection:" + strconv.FormatInt(id, 10)
+	return &s
+}
+
+// connectionEventPayload is the JSON of connection events; it never holds
+// a secret.
+type connectionEventPayload struct {
+	ConnectionID   int64  `json:"connectionId"`
+	CRMSystem      string `json:"crmSystem"`
+	Status         string `json:"status"`
+	PreviousStatus string `json:"previousStatus,omitempty"`
+	AuthMethod     string `json:"authMethod"`
+	CRMDataCenter  string `json:"crmDataCenter"`
+	CRMOrgID       string `json:"crmOrgId,omitempty"`
+	DeskDataCenter string `json:"deskDataCenter"`
+	DeskOrgID      string `json:"deskOrgId"`
+	ActorTokenID   int64  `json:"actorTokenId,omitempty"`
+}
+
+func connectionPayload(c store.Connection, previous string, v auth.Viewer) connectionEventPayload {
+	p := connectionEventPayload{ConnectionID: c.ID, CRMSystem: strings.ToUpper(c.CRMSystem), Status: c.Status,
+		PreviousStatus: previous, AuthMethod: c.AuthMethod, CRMDataCenter: strings.ToUpper(c.CRMDC),
+		DeskDataCenter: strings.ToUpper(c.DeskDC), DeskOrgID: c.DeskOrgID, ActorTokenID: v.TokenID}
+	if c.CRMOrgID != nil {
+		p.CRMOrgID = *c.CRMOrgID
+	}
+	return p
+}
+
+func nonEmptyConnectionString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// newConnectionWebhookToken makes the random token inbound notifications
+// of a connection must carry.
+func newConnectionWebhookToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating webhook token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
