@@ -36,6 +36,8 @@ type Config struct {
 	RequestTimeout  time.Duration // DESKBRIDGE_REQUEST_TIMEOUT
 	ShutdownTimeout time.Duration // DESKBRIDGE_SHUTDOWN_TIMEOUT
 	DBMaxConns      int           // DESKBRIDGE_DB_MAX_CONNS
+	SyncWorkers     int           // DESKBRIDGE_SYNC_WORKERS: queue workers in this process
+	PollInterval    time.Duration // DESKBRIDGE_POLL_INTERVAL: how often the leader polls every connection
 	PGBin           string        // DESKBRIDGE_PG_BIN: where the embedded default finds initdb/postgres
 	PGUser          string        // DESKBRIDGE_PG_USER: OS user that runs the embedded cluster when started as root
 	Demo            bool          // DESKBRIDGE_DEMO: create a demo org and print a playground token (make run)
@@ -67,6 +69,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("request_timeout", c.RequestTimeout),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Int("sync_workers", c.SyncWorkers),
+		slog.Duration("poll_interval", c.PollInterval),
 		slog.Bool("demo", c.Demo),
 		slog.String("zoho_client_id", mask(c.ZohoClientID != "")),
 		slog.String("zoho_client_secret", mask(c.ZohoClientSecret != "")),
@@ -122,6 +126,8 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	reqTimeout := fs.String("request-timeout", env("DESKBRIDGE_REQUEST_TIMEOUT", "30s"), "time limit of one HTTP request (env DESKBRIDGE_REQUEST_TIMEOUT)")
 	shutdownTimeout := fs.String("shutdown-timeout", env("DESKBRIDGE_SHUTDOWN_TIMEOUT", "20s"), "how long shutdown waits for requests to drain (env DESKBRIDGE_SHUTDOWN_TIMEOUT)")
 	dbMax := fs.String("db-max-conns", env("DESKBRIDGE_DB_MAX_CONNS", "20"), "database pool size (env DESKBRIDGE_DB_MAX_CONNS)")
+	syncWorkers := fs.String("sync-workers", env("DESKBRIDGE_SYNC_WORKERS", "2"), "sync queue workers in this process (env DESKBRIDGE_SYNC_WORKERS)")
+	pollInterval := fs.String("poll-interval", env("DESKBRIDGE_POLL_INTERVAL", "30s"), "how often the cluster leader polls every connection for changes (env DESKBRIDGE_POLL_INTERVAL)")
 	pgBin := fs.String("pg-bin", env("DESKBRIDGE_PG_BIN", ""), "folder with initdb and postgres for the embedded default (env DESKBRIDGE_PG_BIN)")
 	pgUser := fs.String("pg-user", env("DESKBRIDGE_PG_USER", "postgres"), "OS user that runs the embedded PostgreSQL when deskbridge runs as root (env DESKBRIDGE_PG_USER)")
 	demo := fs.Bool("demo", env("DESKBRIDGE_DEMO", "") == "1" || env("DESKBRIDGE_DEMO", "") == "true", "create a demo org and print a playground token (env DESKBRIDGE_DEMO)")
@@ -150,6 +156,8 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 		c.MaxDepth = int(parseInt(&errs, "max depth", *maxDepth, 2, 100))
 		c.MaxComplexity = int(parseInt(&errs, "max complexity", *maxComplexity, 10, 10_000_000))
 		c.DBMaxConns = int(parseInt(&errs, "db max conns", *dbMax, 2, 1000))
+		c.SyncWorkers = int(parseInt(&errs, "sync workers", *syncWorkers, 0, 64))
+		c.PollInterval = parseDuration(&errs, "poll interval", *pollInterval)
 		c.RequestTimeout = parseDuration(&errs, "request timeout", *reqTimeout)
 		c.ShutdownTimeout = parseDuration(&errs, "shutdown timeout", *shutdownTimeout)
 		if c.DatabaseURL != "" {

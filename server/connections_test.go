@@ -51,7 +51,7 @@ type connectionWorld struct {
 	deskID string
 }
 
-func startConnectionWorld(t *testing.T) *connectionWorld {
+func startConnectionWorld(t *testing.T, extraEnv ...map[string]string) *connectionWorld {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -74,13 +74,19 @@ func startConnectionWorld(t *testing.T) *connectionWorld {
 	w := &connectionWorld{sb: sb, log: &lockedBuffer{}, key: key,
 		crmRT: cr.RefreshTokens["us"]["crm"], bigRT: cr.RefreshTokens["us"]["bigin"], deskRT: cr.RefreshTokens["us"]["desk"],
 		deskID: sb.Endpoints()["us"].DeskOrgID}
-	w.ts = startServerLog(t, storetest.URL(t), map[string]string{
+	env := map[string]string{
 		"DESKBRIDGE_ZOHO_CLIENT_ID":     cr.ClientID,
 		"DESKBRIDGE_ZOHO_CLIENT_SECRET": cr.ClientSecret,
 		"DESKBRIDGE_ZOHO_ENDPOINTS":     path,
 		"DESKBRIDGE_SECRET_KEY":         hex.EncodeToString(key),
 		"DESKBRIDGE_LOG_LEVEL":          "debug",
-	}, w.log)
+	}
+	for _, extra := range extraEnv {
+		for k, v := range extra {
+			env[k] = v
+		}
+	}
+	w.ts = startServerLog(t, storetest.URL(t), env, w.log)
 	return w
 }
 

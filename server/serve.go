@@ -20,6 +20,7 @@ import (
 	"github.com/deskbridge/deskbridge/server/playground"
 	"github.com/deskbridge/deskbridge/server/wstransport"
 	"github.com/deskbridge/deskbridge/store/crypt"
+	"github.com/deskbridge/deskbridge/store/leader"
 	"github.com/deskbridge/deskbridge/syncengine"
 )
 
@@ -36,6 +37,10 @@ type Server struct {
 
 	stopBus context.CancelFunc
 	busDone chan struct{}
+
+	elector    *leader.Elector
+	stopEngine context.CancelFunc
+	engineDone chan struct{}
 }
 
 // New opens the database, applies migrations, starts the event bus and
@@ -78,6 +83,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		DB: db.DB, Box: box, ClientID: cfg.ZohoClientID, ClientSecret: cfg.ZohoClientSecret,
 		Endpoints: cfg.ZohoEndpoints, Logger: log,
 	})
+
+	// The sync engine: workers here, polling on the cluster's leader.
+	s.elector = leader.New(db.DB.DB, leaderLockKey, log)
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	s.stopEngine, s.engineDone = stopEngine, make(chan struct{})
+	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log,
+		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval}
+	go func() {
+		defer close(s.engineDone)
+		if cfg.SyncWorkers == 0 {
+			return // a replica that only serves the API
+		}
+		if err := engine.Run(engineCtx); err != nil {
+			log.Error("sync engine stopped", "err", err)
+		}
+	}()
 
 	m := newMetrics(db.DB)
 	deps := graphqlDeps{
@@ -187,10 +208,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close stops the event bus and releases the database.
 func (s *Server) Close() {
+	s.stopEngine()
+	<-s.engineDone
+	_ = s.elector.Resign(context.Background())
 	s.stopBus()
 	<-s.busDone
 	s.db.Close()
 }
+
+// leaderLockKey is the advisory lock the replicas of one database elect
+// their leader with ("dbleader" in ASCII).
+const leaderLockKey int64 = 0x64626c65_61646572
 
 func runServe(ctx context.Context, args []string, io IO) error {
 	cfg, _, err := parseCommand("serve", args, io, nil)

@@ -185,6 +185,7 @@ type ConnectionService struct {
 	allowed      []string
 	log          *slog.Logger
 	httpClient   *http.Client
+	cache        connectorCache
 }
 
 // NewConnectionService returns a service for cfg.

@@ -1,0 +1,99 @@
+package syncengine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/deskbridge/deskbridge/store"
+)
+
+// Engine runs the sync inside a gateway process: queue workers on every
+// replica (the queue's SKIP LOCKED claims share the work), and the scheduled
+// polling of every active connection on the cluster leader only (gocron with
+// a PostgreSQL elector), so each poll happens once per cluster.
+type Engine struct {
+	DB         *sqlx.DB
+	Connectors Connectors
+	Elector    gocron.Elector
+	Log        *slog.Logger
+	Workers    int           // concurrent workers in this process; default 2
+	PollEvery  time.Duration // default 30s
+	Idle       time.Duration // a worker's pause when the queue is empty; default 500ms
+}
+
+// Run works until ctx is done.
+func (e *Engine) Run(ctx context.Context) error {
+	workers, every, idle := e.Workers, e.PollEvery, e.Idle
+	if workers <= 0 {
+		workers = 2
+	}
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	if idle <= 0 {
+		idle = 500 * time.Millisecond
+	}
+	host, _ := os.Hostname()
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &Worker{DB: e.DB, Connectors: e.Connectors, Log: e.Log, Name: fmt.Sprintf("%s/%d/%d", host, os.Getpid(), i)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.work(ctx, w, idle)
+		}()
+	}
+	sched, err := gocron.NewScheduler(gocron.WithDistributedElector(e.Elector), gocron.WithLocation(time.UTC))
+	if err != nil {
+		return fmt.Errorf("starting the sync scheduler: %w", err)
+	}
+	poller := &Poller{DB: e.DB, Connectors: e.Connectors, Log: e.Log}
+	if _, err := sched.NewJob(gocron.DurationJob(every), gocron.NewTask(func() { e.pollAll(ctx, poller) }),
+		gocron.WithName("sync-poll"), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
+		return fmt.Errorf("scheduling polling: %w", err)
+	}
+	sched.Start()
+	<-ctx.Done()
+	if err := sched.Shutdown(); err != nil {
+		e.Log.Warn("stopping the sync scheduler", "err", err)
+	}
+	wg.Wait()
+	return nil
+}
+
+func (e *Engine) work(ctx context.Context, w *Worker, idle time.Duration) {
+	for ctx.Err() == nil {
+		n, err := w.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.Log.Error("sync worker", "worker", w.Name, "err", err)
+		}
+		if n == 0 || err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(idle):
+			}
+		}
+	}
+}
+
+func (e *Engine) pollAll(ctx context.Context, p *Poller) {
+	conns, err := store.ActiveConnections(ctx, e.DB)
+	if err != nil {
+		e.Log.Error("listing connections to poll", "err", err)
+		return
+	}
+	for _, c := range conns {
+		if n, err := p.PollConnection(ctx, c); err != nil {
+			e.Log.Warn("polling a connection; the next run tries again", "connection", c.ID, "err", err)
+		} else if n > 0 {
+			e.Log.Debug("polled changes", "connection", c.ID, "enqueued", n)
+		}
+	}
+}
