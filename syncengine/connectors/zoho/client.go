@@ -338,3 +338,30 @@ func joinPath(segs ...string) string {
 	}
 	return sb.String()
 }
+
+// regionalBase resolves the base URL of a product that lives on its own
+// host per data center (Desk, SalesIQ): the configured override, else the
+// product's host in the data center whose API domain the token names (a
+// token follows its region), else the settings' data center. The host must
+// pass the allow-list, so a forged api_domain never receives a token.
+func regionalBase(s Settings, product, override string, hostOf func(DataCenter) string, path string) func(Token) (string, error) {
+	hosts := newHostPolicy(s)
+	dcHost := hostOf(s.dataCenter())
+	return func(tok Token) (string, error) {
+		host := override
+		if host == "" {
+			host = dcHost
+			if dc, ok := dcOfAPIDomain(tok.APIDomain); ok && hostOf(dc) != "" {
+				host = hostOf(dc)
+			}
+		}
+		if host == "" {
+			return "", fmt.Errorf("no %s host is known for data center %q", product, s.DC)
+		}
+		base, err := hosts.check(host)
+		if err != nil {
+			return "", err
+		}
+		return base + path, nil
+	}
+}

@@ -60,25 +60,8 @@ func NewDesk(s Settings) (*Desk, error) {
 }
 
 func newDesk(s Settings, ts *TokenSource) *Desk {
-	hosts := newHostPolicy(s)
 	cl := newClient(s, ts)
-	override, dcHost := s.DeskURL, s.dataCenter().Desk
-	cl.base = func(tok Token) (string, error) {
-		host := override
-		if host == "" {
-			// Follow the token's region: the Desk host of the data
-			// center whose API domain the token names.
-			host = dcHost
-			if dc, ok := dcOfAPIDomain(tok.APIDomain); ok {
-				host = dc.Desk
-			}
-		}
-		base, err := hosts.check(host)
-		if err != nil {
-			return "", err
-		}
-		return base + "/api/v1", nil
-	}
+	cl.base = regionalBase(s, "Desk", s.DeskURL, func(dc DataCenter) string { return dc.Desk }, "/api/v1")
 	org, source := s.DeskOrgID, s.SourceID
 	cl.decorate = func(h http.Header) {
 		h.Set("orgId", org)

@@ -62,26 +62,8 @@ func NewSalesIQ(s Settings) (*SalesIQ, error) {
 }
 
 func newSalesIQ(s Settings, ts *TokenSource) *SalesIQ {
-	hosts := newHostPolicy(s)
 	cl := newClient(s, ts)
-	override, dcHost := s.SalesIQURL, s.dataCenter().SalesIQ
-	cl.base = func(tok Token) (string, error) {
-		host := override
-		if host == "" {
-			host = dcHost
-			if dc, ok := dcOfAPIDomain(tok.APIDomain); ok && dc.SalesIQ != "" {
-				host = dc.SalesIQ
-			}
-		}
-		if host == "" {
-			return "", fmt.Errorf("no SalesIQ host is known for data center %q", s.DC)
-		}
-		base, err := hosts.check(host)
-		if err != nil {
-			return "", err
-		}
-		return base + "/api", nil
-	}
+	cl.base = regionalBase(s, "SalesIQ", s.SalesIQURL, func(dc DataCenter) string { return dc.SalesIQ }, "/api")
 	cl.classify = classifySalesIQ
 	return &SalesIQ{c: cl, clock: s.Clock, screen: s.SalesIQScreen, keys: map[string]siqKey{}, pems: map[string]string{}}
 }
