@@ -38,6 +38,8 @@ type Config struct {
 	DBMaxConns      int           // DESKBRIDGE_DB_MAX_CONNS
 	SyncWorkers     int           // DESKBRIDGE_SYNC_WORKERS: queue workers in this process
 	PollInterval    time.Duration // DESKBRIDGE_POLL_INTERVAL: how often the leader polls every connection
+	WatchInterval   time.Duration // DESKBRIDGE_WATCH_INTERVAL: how often the leader checks vendor subscriptions
+	PublicURL       string        // DESKBRIDGE_PUBLIC_URL: the gateway as vendors reach it, for webhooks
 	PGBin           string        // DESKBRIDGE_PG_BIN: where the embedded default finds initdb/postgres
 	PGUser          string        // DESKBRIDGE_PG_USER: OS user that runs the embedded cluster when started as root
 	Demo            bool          // DESKBRIDGE_DEMO: create a demo org and print a playground token (make run)
@@ -71,6 +73,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.Int("sync_workers", c.SyncWorkers),
 		slog.Duration("poll_interval", c.PollInterval),
+		slog.Duration("watch_interval", c.WatchInterval),
+		slog.String("public_url", c.PublicURL),
 		slog.Bool("demo", c.Demo),
 		slog.String("zoho_client_id", mask(c.ZohoClientID != "")),
 		slog.String("zoho_client_secret", mask(c.ZohoClientSecret != "")),
@@ -128,6 +132,8 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	dbMax := fs.String("db-max-conns", env("DESKBRIDGE_DB_MAX_CONNS", "20"), "database pool size (env DESKBRIDGE_DB_MAX_CONNS)")
 	syncWorkers := fs.String("sync-workers", env("DESKBRIDGE_SYNC_WORKERS", "2"), "sync queue workers in this process (env DESKBRIDGE_SYNC_WORKERS)")
 	pollInterval := fs.String("poll-interval", env("DESKBRIDGE_POLL_INTERVAL", "30s"), "how often the cluster leader polls every connection for changes (env DESKBRIDGE_POLL_INTERVAL)")
+	watchInterval := fs.String("watch-interval", env("DESKBRIDGE_WATCH_INTERVAL", "10m"), "how often the cluster leader checks the vendors' notification subscriptions (env DESKBRIDGE_WATCH_INTERVAL)")
+	publicURL := fs.String("public-url", env("DESKBRIDGE_PUBLIC_URL", ""), "the gateway's URL as the vendors reach it, for change notifications; default the listen address (env DESKBRIDGE_PUBLIC_URL)")
 	pgBin := fs.String("pg-bin", env("DESKBRIDGE_PG_BIN", ""), "folder with initdb and postgres for the embedded default (env DESKBRIDGE_PG_BIN)")
 	pgUser := fs.String("pg-user", env("DESKBRIDGE_PG_USER", "postgres"), "OS user that runs the embedded PostgreSQL when deskbridge runs as root (env DESKBRIDGE_PG_USER)")
 	demo := fs.Bool("demo", env("DESKBRIDGE_DEMO", "") == "1" || env("DESKBRIDGE_DEMO", "") == "true", "create a demo org and print a playground token (env DESKBRIDGE_DEMO)")
@@ -158,6 +164,13 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 		c.DBMaxConns = int(parseInt(&errs, "db max conns", *dbMax, 2, 1000))
 		c.SyncWorkers = int(parseInt(&errs, "sync workers", *syncWorkers, 0, 64))
 		c.PollInterval = parseDuration(&errs, "poll interval", *pollInterval)
+		c.WatchInterval = parseDuration(&errs, "watch interval", *watchInterval)
+		c.PublicURL = strings.TrimRight(*publicURL, "/")
+		if c.PublicURL != "" {
+			if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("public url %q: want http(s)://host[:port]", c.PublicURL))
+			}
+		}
 		c.RequestTimeout = parseDuration(&errs, "request timeout", *reqTimeout)
 		c.ShutdownTimeout = parseDuration(&errs, "shutdown timeout", *shutdownTimeout)
 		if c.DatabaseURL != "" {

@@ -39,6 +39,7 @@ type Server struct {
 	busDone chan struct{}
 
 	elector    *leader.Elector
+	publicURL  atomic.Pointer[string] // known at start, or once listening
 	stopEngine context.CancelFunc
 	engineDone chan struct{}
 }
@@ -88,8 +89,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.elector = leader.New(db.DB.DB, leaderLockKey, log)
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	s.stopEngine, s.engineDone = stopEngine, make(chan struct{})
+	if cfg.PublicURL != "" {
+		s.publicURL.Store(&cfg.PublicURL)
+	}
 	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log,
-		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval}
+		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
+		PublicURL: func() string {
+			if u := s.publicURL.Load(); u != nil {
+				return *u
+			}
+			return ""
+		}}
 	go func() {
 		defer close(s.engineDone)
 		if cfg.SyncWorkers == 0 {
@@ -114,6 +124,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	mux.Handle("GET /healthz", observe("healthz", m, log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok", "")
 	})))
+	mux.Handle("POST /webhooks/{connection}/{system}", observe("webhooks", m, log, webhookHandler(db.DB, connections, log)))
 	mux.Handle("GET /readyz", observe("readyz", m, log, http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
 	pg := playground.Handler(playground.Options{Endpoint: "/graphql", Title: "deskbridge"})
@@ -181,6 +192,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    1 << 20,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.publicURL.Load() == nil {
+		// Vendors on this machine (the sandbox) reach the listen address.
+		u := "http://" + ln.Addr().String()
+		s.publicURL.Store(&u)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -26,6 +26,11 @@ type Engine struct {
 	Workers    int           // concurrent workers in this process; default 2
 	PollEvery  time.Duration // default 30s
 	Idle       time.Duration // a worker's pause when the queue is empty; default 500ms
+	// PublicURL is the gateway's address as the vendors reach it, for
+	// their change notifications; "" leaves capture to polling. It is a
+	// function because the listen address may be known only after start.
+	PublicURL  func() string
+	WatchEvery time.Duration // how often the leader checks subscriptions; default 10m
 }
 
 // Run works until ctx is done.
@@ -58,6 +63,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	if _, err := sched.NewJob(gocron.DurationJob(every), gocron.NewTask(func() { e.pollAll(ctx, poller) }),
 		gocron.WithName("sync-poll"), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
 		return fmt.Errorf("scheduling polling: %w", err)
+	}
+	watchEvery := e.WatchEvery
+	if watchEvery <= 0 {
+		watchEvery = 10 * time.Minute
+	}
+	if _, err := sched.NewJob(gocron.DurationJob(watchEvery), gocron.NewTask(func() { e.watchAll(ctx) }),
+		gocron.WithName("sync-watch"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
+		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
+		return fmt.Errorf("scheduling subscriptions: %w", err)
 	}
 	sched.Start()
 	<-ctx.Done()
@@ -94,6 +108,24 @@ func (e *Engine) pollAll(ctx context.Context, p *Poller) {
 			e.Log.Warn("polling a connection; the next run tries again", "connection", c.ID, "err", err)
 		} else if n > 0 {
 			e.Log.Debug("polled changes", "connection", c.ID, "enqueued", n)
+		}
+	}
+}
+
+// watchAll keeps every active connection subscribed to its systems' change
+// notifications.
+func (e *Engine) watchAll(ctx context.Context) {
+	if e.PublicURL == nil || e.PublicURL() == "" {
+		return
+	}
+	conns, err := store.ActiveConnections(ctx, e.DB)
+	if err != nil {
+		e.Log.Error("listing connections to subscribe", "err", err)
+		return
+	}
+	for _, c := range conns {
+		if err := EnsureWatches(ctx, e.DB, e.Connectors, e.PublicURL(), c); err != nil {
+			e.Log.Warn("subscribing a connection to notifications; polling still captures", "connection", c.ID, "err", err)
 		}
 	}
 }

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/deskbridge/deskbridge/syncengine"
+)
+
+// maxWebhookBody bounds a vendor delivery.
+const maxWebhookBody = 1 << 20
+
+// webhookHandler receives the vendors' change notifications:
+// POST /webhooks/{connection}/{crm|desk}?token=…. It answers 200 once the
+// changes are queued, 404 for an unknown connection or a wrong token (the
+// same answer, so neither can be probed), 410 for a removed or deactivated
+// connection (Desk then drops its webhook), 400 for a body that is not a
+// notification, and 500 when the queue is unreachable (the vendor retries).
+func webhookHandler(db *sqlx.DB, conns syncengine.Connectors, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("connection"), 10, 64)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		if err != nil {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		n, err := syncengine.ReceiveWebhook(r.Context(), db, conns, id, r.PathValue("system"), r.URL.Query().Get("token"), r.Header, body)
+		switch {
+		case errors.Is(err, syncengine.ErrUnknownWebhook):
+			http.NotFound(w, r)
+		case errors.Is(err, syncengine.ErrWebhookGone):
+			http.Error(w, "gone", http.StatusGone)
+		case errors.Is(err, syncengine.ErrBadNotification):
+			http.Error(w, "not a notification", http.StatusBadRequest)
+		case err != nil:
+			log.ErrorContext(r.Context(), "receiving webhook", "request_id", requestID(r.Context()), "connection", id, "err", err)
+			http.Error(w, "try again", http.StatusInternalServerError)
+		default:
+			log.DebugContext(r.Context(), "webhook queued changes", "connection", id, "changes", n)
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+}
