@@ -51,7 +51,7 @@ type connectionWorld struct {
 	deskID string
 }
 
-func startConnectionWorld(t *testing.T, extraEnv ...map[string]string) *connectionWorld {
+func startConnectionWorld(t testing.TB, extraEnv ...map[string]string) *connectionWorld {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	mux.Handle("GET /healthz", observe("healthz", m, log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, "ok", "")
 	})))
-	mux.Handle("POST /webhooks/{connection}/{system}", observe("webhooks", m, log, webhookHandler(db.DB, connections, log)))
+	mux.Handle("POST /webhooks/{connection}/{system}", observe("webhooks", m, log, webhookHandler(db.DB, connections, engine.Wake, log)))
 	mux.Handle("GET /readyz", observe("readyz", m, log, http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
 	pg := playground.Handler(playground.Options{Endpoint: "/graphql", Title: "deskbridge"})

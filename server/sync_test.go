@@ -62,7 +62,7 @@ func TestConnectedGatewaySyncsChanges(t *testing.T) {
 
 // waitFor polls cond until it holds, failing after a generous deadline (a
 // hang, not a speed check).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

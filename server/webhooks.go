@@ -21,7 +21,7 @@ const maxWebhookBody = 1 << 20
 // same answer, so neither can be probed), 410 for a removed or deactivated
 // connection (Desk then drops its webhook), 400 for a body that is not a
 // notification, and 500 when the queue is unreachable (the vendor retries).
-func webhookHandler(db *sqlx.DB, conns syncengine.Connectors, log *slog.Logger) http.Handler {
+func webhookHandler(db *sqlx.DB, conns syncengine.Connectors, wake func(), log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("connection"), 10, 64)
 		if err != nil {
@@ -45,6 +45,9 @@ func webhookHandler(db *sqlx.DB, conns syncengine.Connectors, log *slog.Logger) 
 			log.ErrorContext(r.Context(), "receiving webhook", "request_id", requestID(r.Context()), "connection", id, "err", err)
 			http.Error(w, "try again", http.StatusInternalServerError)
 		default:
+			if n > 0 {
+				wake()
+			}
 			log.DebugContext(r.Context(), "webhook queued changes", "connection", id, "changes", n)
 			w.WriteHeader(http.StatusOK)
 		}

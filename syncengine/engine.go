@@ -31,6 +31,25 @@ type Engine struct {
 	// function because the listen address may be known only after start.
 	PublicURL  func() string
 	WatchEvery time.Duration // how often the leader checks subscriptions; default 10m
+
+	wakeOnce sync.Once
+	wake     chan struct{}
+}
+
+// Wake tells this process's idle workers that changes were just queued
+// (by a webhook received here), so they start at once instead of at their
+// next idle check. Workers of other replicas find the rows on their own.
+func (e *Engine) Wake() {
+	e.wakeCh()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) wakeCh() chan struct{} {
+	e.wakeOnce.Do(func() { e.wake = make(chan struct{}, 1) })
+	return e.wake
 }
 
 // Run works until ctx is done.
@@ -91,6 +110,7 @@ func (e *Engine) work(ctx context.Context, w *Worker, idle time.Duration) {
 		if n == 0 || err != nil {
 			select {
 			case <-ctx.Done():
+			case <-e.wakeCh():
 			case <-time.After(idle):
 			}
 		}
