@@ -30,6 +30,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	ApiToken() ApiTokenResolver
+	Connection() ConnectionResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -62,17 +63,29 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	AvailableFields struct {
+		Crm  func(childComplexity int) int
+		Desk func(childComplexity int) int
+	}
+
 	Connection struct {
-		AuthMethod     func(childComplexity int) int
-		CreatedAt      func(childComplexity int) int
-		CrmDataCenter  func(childComplexity int) int
-		CrmOrg         func(childComplexity int) int
-		CrmSystem      func(childComplexity int) int
-		DeskDataCenter func(childComplexity int) int
-		DeskOrgID      func(childComplexity int) int
-		ID             func(childComplexity int) int
-		Status         func(childComplexity int) int
-		UpdatedAt      func(childComplexity int) int
+		AuthMethod      func(childComplexity int) int
+		AvailableFields func(childComplexity int, module model.SyncModule) int
+		CreatedAt       func(childComplexity int) int
+		CrmDataCenter   func(childComplexity int) int
+		CrmOrg          func(childComplexity int) int
+		CrmSystem       func(childComplexity int) int
+		DeskDataCenter  func(childComplexity int) int
+		DeskOrgID       func(childComplexity int) int
+		FieldMappings   func(childComplexity int, module model.SyncModule) int
+		ID              func(childComplexity int) int
+		QueueDepth      func(childComplexity int) int
+		Settings        func(childComplexity int) int
+		Status          func(childComplexity int) int
+		SyncConflicts   func(childComplexity int, first *int, after *string) int
+		SyncFailures    func(childComplexity int, module *model.SyncModule, first *int, after *string) int
+		SyncHistory     func(childComplexity int, since *time.Time) int
+		UpdatedAt       func(childComplexity int) int
 	}
 
 	CreateApiTokenPayload struct {
@@ -103,13 +116,25 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	FieldMapping struct {
+		CrmField  func(childComplexity int) int
+		DeskField func(childComplexity int) int
+		Standard  func(childComplexity int) int
+		ValueMap  func(childComplexity int) int
+	}
+
 	Mutation struct {
 		ConnectCrm           func(childComplexity int, input model.ConnectCrmInput) int
 		CreateAPIToken       func(childComplexity int, input model.CreateAPITokenInput) int
 		DeactivateConnection func(childComplexity int, id string) int
+		PauseSync            func(childComplexity int, connectionID string) int
 		ReactivateConnection func(childComplexity int, id string) int
 		RemoveConnection     func(childComplexity int, id string) int
+		ResumeSync           func(childComplexity int, connectionID string) int
+		RetrySyncFailures    func(childComplexity int, connectionID string, ids []string) int
 		RevokeAPIToken       func(childComplexity int, id string) int
+		SaveFieldMappings    func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
+		UpdateSyncSettings   func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
 	}
 
 	Org struct {
@@ -136,8 +161,102 @@ type ComplexityRoot struct {
 		Viewer           func(childComplexity int) int
 	}
 
+	QueueDepth struct {
+		Module  func(childComplexity int) int
+		Pending func(childComplexity int) int
+		System  func(childComplexity int) int
+	}
+
 	Subscription struct {
 		Events func(childComplexity int, after *string, types []model.EventType) int
+	}
+
+	SyncConflict struct {
+		CrmField       func(childComplexity int) int
+		CrmModifiedAt  func(childComplexity int) int
+		CrmValue       func(childComplexity int) int
+		DecidedAt      func(childComplexity int) int
+		DeskField      func(childComplexity int) int
+		DeskModifiedAt func(childComplexity int) int
+		DeskValue      func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Module         func(childComplexity int) int
+		Winner         func(childComplexity int) int
+	}
+
+	SyncConflictConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	SyncConflictEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	SyncFailure struct {
+		Attempts   func(childComplexity int) int
+		Direction  func(childComplexity int) int
+		Fields     func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Message    func(childComplexity int) int
+		Module     func(childComplexity int) int
+		OccurredAt func(childComplexity int) int
+		RawError   func(childComplexity int) int
+		Reason     func(childComplexity int) int
+		RetriedAt  func(childComplexity int) int
+		Source     func(childComplexity int) int
+		SourceID   func(childComplexity int) int
+		TargetID   func(childComplexity int) int
+		VendorCode func(childComplexity int) int
+	}
+
+	SyncFailureConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	SyncFailureEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	SyncField struct {
+		Custom         func(childComplexity int) int
+		Label          func(childComplexity int) int
+		Mandatory      func(childComplexity int) int
+		Name           func(childComplexity int) int
+		PicklistValues func(childComplexity int) int
+		ReadOnly       func(childComplexity int) int
+		Type           func(childComplexity int) int
+	}
+
+	SyncHistoryEntry struct {
+		Added     func(childComplexity int) int
+		Bucket    func(childComplexity int) int
+		Deleted   func(childComplexity int) int
+		Direction func(childComplexity int) int
+		Failed    func(childComplexity int) int
+		Module    func(childComplexity int) int
+		Updated   func(childComplexity int) int
+	}
+
+	SyncSettings struct {
+		CrmDeletePolicy     func(childComplexity int) int
+		CrmViewID           func(childComplexity int) int
+		DeskDeletePolicy    func(childComplexity int) int
+		DeskDepartmentID    func(childComplexity int) int
+		EffectiveFrom       func(childComplexity int) int
+		FirstSyncWindowDays func(childComplexity int) int
+		MatchEmail          func(childComplexity int) int
+		ModuleGroup         func(childComplexity int) int
+		SyncType            func(childComplexity int) int
+	}
+
+	UpdateSyncSettingsPayload struct {
+		EffectiveFrom func(childComplexity int) int
+		Note          func(childComplexity int) int
+		Settings      func(childComplexity int) int
 	}
 
 	User struct {
@@ -162,6 +281,15 @@ type ComplexityRoot struct {
 type ApiTokenResolver interface {
 	User(ctx context.Context, obj *model.APIToken) (*model.User, error)
 }
+type ConnectionResolver interface {
+	Settings(ctx context.Context, obj *model.Connection) ([]*model.SyncSettings, error)
+	FieldMappings(ctx context.Context, obj *model.Connection, module model.SyncModule) ([]*model.FieldMapping, error)
+	AvailableFields(ctx context.Context, obj *model.Connection, module model.SyncModule) (*model.AvailableFields, error)
+	SyncHistory(ctx context.Context, obj *model.Connection, since *time.Time) ([]*model.SyncHistoryEntry, error)
+	SyncFailures(ctx context.Context, obj *model.Connection, module *model.SyncModule, first *int, after *string) (*model.SyncFailureConnection, error)
+	SyncConflicts(ctx context.Context, obj *model.Connection, first *int, after *string) (*model.SyncConflictConnection, error)
+	QueueDepth(ctx context.Context, obj *model.Connection) ([]*model.QueueDepth, error)
+}
 type MutationResolver interface {
 	ConnectCrm(ctx context.Context, input model.ConnectCrmInput) (*model.Connection, error)
 	DeactivateConnection(ctx context.Context, id string) (*model.Connection, error)
@@ -169,6 +297,11 @@ type MutationResolver interface {
 	RemoveConnection(ctx context.Context, id string) (*model.Connection, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id string) (*model.APIToken, error)
+	UpdateSyncSettings(ctx context.Context, connectionID string, input model.UpdateSyncSettingsInput) (*model.UpdateSyncSettingsPayload, error)
+	SaveFieldMappings(ctx context.Context, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) ([]*model.FieldMapping, error)
+	RetrySyncFailures(ctx context.Context, connectionID string, ids []string) (int, error)
+	PauseSync(ctx context.Context, connectionID string) (*model.Connection, error)
+	ResumeSync(ctx context.Context, connectionID string) (*model.Connection, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
@@ -288,12 +421,36 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ApiTokenEdge.Node(childComplexity), true
 
+	case "AvailableFields.crm":
+		if e.ComplexityRoot.AvailableFields.Crm == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailableFields.Crm(childComplexity), true
+	case "AvailableFields.desk":
+		if e.ComplexityRoot.AvailableFields.Desk == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailableFields.Desk(childComplexity), true
+
 	case "Connection.authMethod":
 		if e.ComplexityRoot.Connection.AuthMethod == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Connection.AuthMethod(childComplexity), true
+	case "Connection.availableFields":
+		if e.ComplexityRoot.Connection.AvailableFields == nil {
+			break
+		}
+
+		args, err := ec.field_Connection_availableFields_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Connection.AvailableFields(childComplexity, args["module"].(model.SyncModule)), true
 	case "Connection.createdAt":
 		if e.ComplexityRoot.Connection.CreatedAt == nil {
 			break
@@ -330,18 +487,74 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Connection.DeskOrgID(childComplexity), true
+	case "Connection.fieldMappings":
+		if e.ComplexityRoot.Connection.FieldMappings == nil {
+			break
+		}
+
+		args, err := ec.field_Connection_fieldMappings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Connection.FieldMappings(childComplexity, args["module"].(model.SyncModule)), true
 	case "Connection.id":
 		if e.ComplexityRoot.Connection.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Connection.ID(childComplexity), true
+	case "Connection.queueDepth":
+		if e.ComplexityRoot.Connection.QueueDepth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.QueueDepth(childComplexity), true
+	case "Connection.settings":
+		if e.ComplexityRoot.Connection.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.Settings(childComplexity), true
 	case "Connection.status":
 		if e.ComplexityRoot.Connection.Status == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Connection.Status(childComplexity), true
+	case "Connection.syncConflicts":
+		if e.ComplexityRoot.Connection.SyncConflicts == nil {
+			break
+		}
+
+		args, err := ec.field_Connection_syncConflicts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Connection.SyncConflicts(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Connection.syncFailures":
+		if e.ComplexityRoot.Connection.SyncFailures == nil {
+			break
+		}
+
+		args, err := ec.field_Connection_syncFailures_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Connection.SyncFailures(childComplexity, args["module"].(*model.SyncModule), args["first"].(*int), args["after"].(*string)), true
+	case "Connection.syncHistory":
+		if e.ComplexityRoot.Connection.SyncHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Connection_syncHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Connection.SyncHistory(childComplexity, args["since"].(*time.Time)), true
 	case "Connection.updatedAt":
 		if e.ComplexityRoot.Connection.UpdatedAt == nil {
 			break
@@ -432,6 +645,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
 
+	case "FieldMapping.crmField":
+		if e.ComplexityRoot.FieldMapping.CrmField == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldMapping.CrmField(childComplexity), true
+	case "FieldMapping.deskField":
+		if e.ComplexityRoot.FieldMapping.DeskField == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldMapping.DeskField(childComplexity), true
+	case "FieldMapping.standard":
+		if e.ComplexityRoot.FieldMapping.Standard == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldMapping.Standard(childComplexity), true
+	case "FieldMapping.valueMap":
+		if e.ComplexityRoot.FieldMapping.ValueMap == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldMapping.ValueMap(childComplexity), true
+
 	case "Mutation.connectCrm":
 		if e.ComplexityRoot.Mutation.ConnectCrm == nil {
 			break
@@ -465,6 +703,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeactivateConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.pauseSync":
+		if e.ComplexityRoot.Mutation.PauseSync == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pauseSync_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PauseSync(childComplexity, args["connectionId"].(string)), true
 	case "Mutation.reactivateConnection":
 		if e.ComplexityRoot.Mutation.ReactivateConnection == nil {
 			break
@@ -487,6 +736,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.resumeSync":
+		if e.ComplexityRoot.Mutation.ResumeSync == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeSync_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeSync(childComplexity, args["connectionId"].(string)), true
+	case "Mutation.retrySyncFailures":
+		if e.ComplexityRoot.Mutation.RetrySyncFailures == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retrySyncFailures_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetrySyncFailures(childComplexity, args["connectionId"].(string), args["ids"].([]string)), true
 	case "Mutation.revokeApiToken":
 		if e.ComplexityRoot.Mutation.RevokeAPIToken == nil {
 			break
@@ -498,6 +769,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RevokeAPIToken(childComplexity, args["id"].(string)), true
+	case "Mutation.saveFieldMappings":
+		if e.ComplexityRoot.Mutation.SaveFieldMappings == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_saveFieldMappings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SaveFieldMappings(childComplexity, args["connectionId"].(string), args["module"].(model.SyncModule), args["mappings"].([]*model.FieldMappingInput)), true
+	case "Mutation.updateSyncSettings":
+		if e.ComplexityRoot.Mutation.UpdateSyncSettings == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateSyncSettings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateSyncSettings(childComplexity, args["connectionId"].(string), args["input"].(model.UpdateSyncSettingsInput)), true
 
 	case "Org.createdAt":
 		if e.ComplexityRoot.Org.CreatedAt == nil {
@@ -623,6 +916,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
 
+	case "QueueDepth.module":
+		if e.ComplexityRoot.QueueDepth.Module == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QueueDepth.Module(childComplexity), true
+	case "QueueDepth.pending":
+		if e.ComplexityRoot.QueueDepth.Pending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QueueDepth.Pending(childComplexity), true
+	case "QueueDepth.system":
+		if e.ComplexityRoot.QueueDepth.System == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QueueDepth.System(childComplexity), true
+
 	case "Subscription.events":
 		if e.ComplexityRoot.Subscription.Events == nil {
 			break
@@ -634,6 +946,364 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.Events(childComplexity, args["after"].(*string), args["types"].([]model.EventType)), true
+
+	case "SyncConflict.crmField":
+		if e.ComplexityRoot.SyncConflict.CrmField == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.CrmField(childComplexity), true
+	case "SyncConflict.crmModifiedAt":
+		if e.ComplexityRoot.SyncConflict.CrmModifiedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.CrmModifiedAt(childComplexity), true
+	case "SyncConflict.crmValue":
+		if e.ComplexityRoot.SyncConflict.CrmValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.CrmValue(childComplexity), true
+	case "SyncConflict.decidedAt":
+		if e.ComplexityRoot.SyncConflict.DecidedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.DecidedAt(childComplexity), true
+	case "SyncConflict.deskField":
+		if e.ComplexityRoot.SyncConflict.DeskField == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.DeskField(childComplexity), true
+	case "SyncConflict.deskModifiedAt":
+		if e.ComplexityRoot.SyncConflict.DeskModifiedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.DeskModifiedAt(childComplexity), true
+	case "SyncConflict.deskValue":
+		if e.ComplexityRoot.SyncConflict.DeskValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.DeskValue(childComplexity), true
+	case "SyncConflict.id":
+		if e.ComplexityRoot.SyncConflict.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.ID(childComplexity), true
+	case "SyncConflict.module":
+		if e.ComplexityRoot.SyncConflict.Module == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.Module(childComplexity), true
+	case "SyncConflict.winner":
+		if e.ComplexityRoot.SyncConflict.Winner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflict.Winner(childComplexity), true
+
+	case "SyncConflictConnection.edges":
+		if e.ComplexityRoot.SyncConflictConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflictConnection.Edges(childComplexity), true
+	case "SyncConflictConnection.pageInfo":
+		if e.ComplexityRoot.SyncConflictConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflictConnection.PageInfo(childComplexity), true
+
+	case "SyncConflictEdge.cursor":
+		if e.ComplexityRoot.SyncConflictEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflictEdge.Cursor(childComplexity), true
+	case "SyncConflictEdge.node":
+		if e.ComplexityRoot.SyncConflictEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncConflictEdge.Node(childComplexity), true
+
+	case "SyncFailure.attempts":
+		if e.ComplexityRoot.SyncFailure.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.Attempts(childComplexity), true
+	case "SyncFailure.direction":
+		if e.ComplexityRoot.SyncFailure.Direction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.Direction(childComplexity), true
+	case "SyncFailure.fields":
+		if e.ComplexityRoot.SyncFailure.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.Fields(childComplexity), true
+	case "SyncFailure.id":
+		if e.ComplexityRoot.SyncFailure.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.ID(childComplexity), true
+	case "SyncFailure.message":
+		if e.ComplexityRoot.SyncFailure.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.Message(childComplexity), true
+	case "SyncFailure.module":
+		if e.ComplexityRoot.SyncFailure.Module == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.Module(childComplexity), true
+	case "SyncFailure.occurredAt":
+		if e.ComplexityRoot.SyncFailure.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.OccurredAt(childComplexity), true
+	case "SyncFailure.rawError":
+		if e.ComplexityRoot.SyncFailure.RawError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.RawError(childComplexity), true
+	case "SyncFailure.reason":
+		if e.ComplexityRoot.SyncFailure.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.Reason(childComplexity), true
+	case "SyncFailure.retriedAt":
+		if e.ComplexityRoot.SyncFailure.RetriedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.RetriedAt(childComplexity), true
+	case "SyncFailure.source":
+		if e.ComplexityRoot.SyncFailure.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.Source(childComplexity), true
+	case "SyncFailure.sourceId":
+		if e.ComplexityRoot.SyncFailure.SourceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.SourceID(childComplexity), true
+	case "SyncFailure.targetId":
+		if e.ComplexityRoot.SyncFailure.TargetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.TargetID(childComplexity), true
+	case "SyncFailure.vendorCode":
+		if e.ComplexityRoot.SyncFailure.VendorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailure.VendorCode(childComplexity), true
+
+	case "SyncFailureConnection.edges":
+		if e.ComplexityRoot.SyncFailureConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailureConnection.Edges(childComplexity), true
+	case "SyncFailureConnection.pageInfo":
+		if e.ComplexityRoot.SyncFailureConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailureConnection.PageInfo(childComplexity), true
+
+	case "SyncFailureEdge.cursor":
+		if e.ComplexityRoot.SyncFailureEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailureEdge.Cursor(childComplexity), true
+	case "SyncFailureEdge.node":
+		if e.ComplexityRoot.SyncFailureEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncFailureEdge.Node(childComplexity), true
+
+	case "SyncField.custom":
+		if e.ComplexityRoot.SyncField.Custom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncField.Custom(childComplexity), true
+	case "SyncField.label":
+		if e.ComplexityRoot.SyncField.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncField.Label(childComplexity), true
+	case "SyncField.mandatory":
+		if e.ComplexityRoot.SyncField.Mandatory == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncField.Mandatory(childComplexity), true
+	case "SyncField.name":
+		if e.ComplexityRoot.SyncField.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncField.Name(childComplexity), true
+	case "SyncField.picklistValues":
+		if e.ComplexityRoot.SyncField.PicklistValues == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncField.PicklistValues(childComplexity), true
+	case "SyncField.readOnly":
+		if e.ComplexityRoot.SyncField.ReadOnly == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncField.ReadOnly(childComplexity), true
+	case "SyncField.type":
+		if e.ComplexityRoot.SyncField.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncField.Type(childComplexity), true
+
+	case "SyncHistoryEntry.added":
+		if e.ComplexityRoot.SyncHistoryEntry.Added == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHistoryEntry.Added(childComplexity), true
+	case "SyncHistoryEntry.bucket":
+		if e.ComplexityRoot.SyncHistoryEntry.Bucket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHistoryEntry.Bucket(childComplexity), true
+	case "SyncHistoryEntry.deleted":
+		if e.ComplexityRoot.SyncHistoryEntry.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHistoryEntry.Deleted(childComplexity), true
+	case "SyncHistoryEntry.direction":
+		if e.ComplexityRoot.SyncHistoryEntry.Direction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHistoryEntry.Direction(childComplexity), true
+	case "SyncHistoryEntry.failed":
+		if e.ComplexityRoot.SyncHistoryEntry.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHistoryEntry.Failed(childComplexity), true
+	case "SyncHistoryEntry.module":
+		if e.ComplexityRoot.SyncHistoryEntry.Module == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHistoryEntry.Module(childComplexity), true
+	case "SyncHistoryEntry.updated":
+		if e.ComplexityRoot.SyncHistoryEntry.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncHistoryEntry.Updated(childComplexity), true
+
+	case "SyncSettings.crmDeletePolicy":
+		if e.ComplexityRoot.SyncSettings.CrmDeletePolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.CrmDeletePolicy(childComplexity), true
+	case "SyncSettings.crmViewId":
+		if e.ComplexityRoot.SyncSettings.CrmViewID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.CrmViewID(childComplexity), true
+	case "SyncSettings.deskDeletePolicy":
+		if e.ComplexityRoot.SyncSettings.DeskDeletePolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.DeskDeletePolicy(childComplexity), true
+	case "SyncSettings.deskDepartmentId":
+		if e.ComplexityRoot.SyncSettings.DeskDepartmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.DeskDepartmentID(childComplexity), true
+	case "SyncSettings.effectiveFrom":
+		if e.ComplexityRoot.SyncSettings.EffectiveFrom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.EffectiveFrom(childComplexity), true
+	case "SyncSettings.firstSyncWindowDays":
+		if e.ComplexityRoot.SyncSettings.FirstSyncWindowDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.FirstSyncWindowDays(childComplexity), true
+	case "SyncSettings.matchEmail":
+		if e.ComplexityRoot.SyncSettings.MatchEmail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.MatchEmail(childComplexity), true
+	case "SyncSettings.moduleGroup":
+		if e.ComplexityRoot.SyncSettings.ModuleGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.ModuleGroup(childComplexity), true
+	case "SyncSettings.syncType":
+		if e.ComplexityRoot.SyncSettings.SyncType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncSettings.SyncType(childComplexity), true
+
+	case "UpdateSyncSettingsPayload.effectiveFrom":
+		if e.ComplexityRoot.UpdateSyncSettingsPayload.EffectiveFrom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpdateSyncSettingsPayload.EffectiveFrom(childComplexity), true
+	case "UpdateSyncSettingsPayload.note":
+		if e.ComplexityRoot.UpdateSyncSettingsPayload.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpdateSyncSettingsPayload.Note(childComplexity), true
+	case "UpdateSyncSettingsPayload.settings":
+		if e.ComplexityRoot.UpdateSyncSettingsPayload.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpdateSyncSettingsPayload.Settings(childComplexity), true
 
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
@@ -695,6 +1365,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputConnectCrmInput,
 		ec.unmarshalInputCreateApiTokenInput,
+		ec.unmarshalInputFieldMappingInput,
+		ec.unmarshalInputUpdateSyncSettingsInput,
 		ec.unmarshalInputZohoCredentialsInput,
 	)
 	first := true
@@ -1237,6 +1909,402 @@ type Mutation
 "Real-time streams over WebSocket (graphql-transport-ws, or the legacy graphql-ws subprotocol)."
 type Subscription
 `, BuiltIn: false},
+	{Name: "../schema/sync.graphqls", Input: `# Sync administration of a connection (SPEC B1-B6, B12-B14): settings,
+# field mappings, history, failures with retry, conflicts, queue depth, and
+# pause/resume. Every field and mutation here is for admins only.
+
+"A synced module."
+enum SyncModule {
+  "Desk contacts <-> CRM Contacts."
+  CONTACTS
+  "Desk accounts <-> CRM Accounts (Companies in Bigin)."
+  ACCOUNTS
+  "Desk products <-> CRM Products."
+  PRODUCTS
+}
+
+"A group of modules that share sync settings (B1, B5)."
+enum ModuleGroup {
+  "Contacts and accounts."
+  CONTACTS_ACCOUNTS
+  "Products."
+  PRODUCTS
+}
+
+"Which way records of a module group sync (B1)."
+enum SyncType {
+  "Both ways (the default)."
+  TWO_WAY
+  "From the CRM to the desk only."
+  ONE_WAY
+  """
+  Nothing syncs; tickets still show on records that exist on both sides with
+  the same email. Bigin connections only.
+  """
+  NONE
+}
+
+"Which CRM email contacts are matched on (B2)."
+enum MatchEmail {
+  "The primary email (the default)."
+  PRIMARY
+  "The secondary email; the desk's primary email is then overwritten with the CRM's."
+  SECONDARY
+}
+
+"What happens to the desk record when its CRM record is deleted (B10)."
+enum CrmDeletePolicy {
+  "The desk record goes to the trash, with its related lists."
+  ALWAYS
+  "The desk record goes to the trash only if it has no related records; otherwise the link is removed."
+  ONLY_IF_NO_RELATED
+  "The desk record stays; the link is removed."
+  NEVER
+}
+
+"What happens to the CRM record when its desk record is deleted (B10)."
+enum DeskDeletePolicy {
+  "The CRM record goes to the recycle bin."
+  ALWAYS
+  "The CRM record stays; the link is removed."
+  NEVER
+}
+
+"Which way a change flowed."
+enum SyncDirection {
+  "From the CRM (or Bigin) to the desk."
+  CRM_TO_DESK
+  "From the desk to the CRM (or Bigin)."
+  DESK_TO_CRM
+}
+
+"One side of a connection."
+enum SyncSide {
+  "The desk portal."
+  DESK
+  "The CRM or Bigin org."
+  CRM
+}
+
+"""
+The settings of a module group, as one version: a change inserts a new
+version that applies to changes captured from its ` + "`" + `effectiveFrom` + "`" + ` on (B6).
+"""
+type SyncSettings {
+  "The module group these settings are for."
+  moduleGroup: ModuleGroup!
+  "Which way records sync."
+  syncType: SyncType!
+  "Which CRM email contacts are matched on."
+  matchEmail: MatchEmail!
+  "The CRM list view whose records sync (B3); null = all records. Contacts and accounts only."
+  crmViewId: String
+  "The desk department products sync into (B5); null = the portal's default. Products only."
+  deskDepartmentId: String
+  "What a CRM deletion does to the desk record."
+  crmDeletePolicy: CrmDeletePolicy!
+  "What a desk deletion does to the CRM record."
+  deskDeletePolicy: DeskDeletePolicy!
+  "How many days back the first sync reaches (records created within them, B7)."
+  firstSyncWindowDays: Int!
+  "From when captured changes follow this version."
+  effectiveFrom: DateTime!
+}
+
+"One desk field paired with one CRM field (B4)."
+type FieldMapping {
+  "The desk field's API name."
+  deskField: String!
+  "The CRM field's API name."
+  crmField: String!
+  "Picklist translation, desk value -> CRM value (reversed for the other direction); {} for other fields."
+  valueMap: JSON!
+  "Whether deskbridge pre-maps this pair (a standard field on both sides)."
+  standard: Boolean!
+}
+
+"A field of a module, from its system's field metadata, for a mapping screen."
+type SyncField {
+  "The field's API name, as a mapping names it."
+  name: String!
+  "The field's display label."
+  label: String!
+  """
+  The type, normalised across systems: text, textarea, email, phone, url,
+  integer, decimal, currency, boolean, date, datetime, picklist,
+  multipicklist, lookup, owner or other.
+  """
+  type: String!
+  "Whether a record needs a value for it."
+  mandatory: Boolean!
+  "Whether the field was added by the org (not a standard field)."
+  custom: Boolean!
+  "Whether the field cannot be written (so it cannot be a mapping's target)."
+  readOnly: Boolean!
+  "The allowed values of a picklist; empty for other types."
+  picklistValues: [String!]!
+}
+
+"The fields of a module on both sides of a connection."
+type AvailableFields {
+  "The desk module's fields."
+  desk: [SyncField!]!
+  "The CRM (or Bigin) module's fields."
+  crm: [SyncField!]!
+}
+
+"The sync counters of one hour, module and direction (B13)."
+type SyncHistoryEntry {
+  "The start of the hour (UTC)."
+  bucket: DateTime!
+  "The module."
+  module: SyncModule!
+  "Which way the records went."
+  direction: SyncDirection!
+  "Records created on the target side."
+  added: Int!
+  "Records updated on the target side."
+  updated: Int!
+  "Records deleted (or trashed) on the target side."
+  deleted: Int!
+  "Records that failed."
+  failed: Int!
+}
+
+"A record that could not be synced (B14); one line per record, however often it failed."
+type SyncFailure {
+  "The failure's id, for ` + "`" + `retrySyncFailures` + "`" + `."
+  id: ID!
+  "When it last failed."
+  occurredAt: DateTime!
+  "The module."
+  module: SyncModule!
+  "Which way the record was going."
+  direction: SyncDirection!
+  "The side the record comes from."
+  source: SyncSide!
+  "The record's id on its source side."
+  sourceId: String!
+  "The linked record's id on the target side, if any."
+  targetId: String
+  """
+  Why, as a stable code: already_linked (the CRM id is linked to another desk
+  record), type_mismatch (e.g. text into an integer field), mandatory_missing,
+  param_missing, param_invalid, duplicate, not_found, too_long,
+  rate_limited, upstream_unavailable, auth or other. More may be added.
+  """
+  reason: String!
+  "The fields concerned, when the vendor named them."
+  fields: [String!]!
+  "A readable explanation."
+  message: String!
+  "The vendor's error code, if any."
+  vendorCode: String
+  "The vendor's raw answer, for diagnosis; it may be long."
+  rawError: String
+  "How many times the record has failed."
+  attempts: Int!
+  "When an admin last retried it; null if never."
+  retriedAt: DateTime
+}
+
+"A page of sync failures, oldest first."
+type SyncFailureConnection {
+  "The failures on this page with their cursors."
+  edges: [SyncFailureEdge!]!
+  "Where this page sits in the list."
+  pageInfo: PageInfo!
+}
+
+"A sync failure and its cursor."
+type SyncFailureEdge {
+  "Opaque cursor of this item, for ` + "`" + `after` + "`" + `."
+  cursor: String!
+  "The failure."
+  node: SyncFailure!
+}
+
+"""
+A field changed on both sides since the last sync, and which side won: the
+record modified later; ties go to the CRM.
+"""
+type SyncConflict {
+  "The conflict's id."
+  id: ID!
+  "The module."
+  module: SyncModule!
+  "The desk field."
+  deskField: String!
+  "The CRM field."
+  crmField: String!
+  "The desk's value (null when empty)."
+  deskValue: JSON
+  "The CRM's value (null when empty)."
+  crmValue: JSON
+  "When the desk record was modified, if known."
+  deskModifiedAt: DateTime
+  "When the CRM record was modified, if known."
+  crmModifiedAt: DateTime
+  "The side whose value was kept."
+  winner: SyncSide!
+  "When the conflict was decided."
+  decidedAt: DateTime!
+}
+
+"A page of sync conflicts, newest first."
+type SyncConflictConnection {
+  "The conflicts on this page with their cursors."
+  edges: [SyncConflictEdge!]!
+  "Where this page sits in the list."
+  pageInfo: PageInfo!
+}
+
+"A sync conflict and its cursor."
+type SyncConflictEdge {
+  "Opaque cursor of this item, for ` + "`" + `after` + "`" + `."
+  cursor: String!
+  "The conflict."
+  node: SyncConflict!
+}
+
+"Changes waiting to be applied, for one module and the side they were captured on."
+type QueueDepth {
+  "The module."
+  module: SyncModule!
+  "The side the changes happened on."
+  system: SyncSide!
+  "How many records wait (including those being applied or retried)."
+  pending: Int!
+}
+
+extend type Connection {
+  "The current settings of each module group. Admins only."
+  settings: [SyncSettings!]
+  """
+  A module's field mappings: the saved ones, or deskbridge's standard ones
+  while none were saved (reading the standard set asks both systems for their
+  field metadata). Admins only.
+  """
+  fieldMappings("The module." module: SyncModule!): [FieldMapping!]
+  "Both systems' fields of a module, read live, for a mapping screen. Admins only."
+  availableFields("The module." module: SyncModule!): AvailableFields
+  "Sync counters per hour, module and direction, oldest first (B13). Admins only."
+  syncHistory(
+    "From the hour containing this moment; the last 7 days when omitted."
+    since: DateTime
+  ): [SyncHistoryEntry!]
+  "Records that could not be synced and still need attention, oldest first (B14). Admins only."
+  syncFailures(
+    "Only this module; all when omitted."
+    module: SyncModule
+    "Page size, 1 to 200."
+    first: Int = 50
+    "Return failures after this cursor."
+    after: String
+  ): SyncFailureConnection
+  "Fields changed on both sides and how they were decided, newest first. Admins only."
+  syncConflicts(
+    "Page size, 1 to 200."
+    first: Int = 50
+    "Return conflicts after this cursor."
+    after: String
+  ): SyncConflictConnection
+  "Changes captured and waiting to be applied, per module and side. Admins only."
+  queueDepth: [QueueDepth!]
+}
+
+"""
+A change to one module group's settings. Omitted fields keep their current
+value; for ` + "`" + `crmViewId` + "`" + ` and ` + "`" + `deskDepartmentId` + "`" + ` an empty string clears it.
+"""
+input UpdateSyncSettingsInput {
+  "The module group to change."
+  moduleGroup: ModuleGroup!
+  "Which way records sync; NONE is for Bigin connections only."
+  syncType: SyncType
+  "Which CRM email contacts are matched on (contacts and accounts)."
+  matchEmail: MatchEmail
+  "The CRM list view whose records sync (contacts and accounts only)."
+  crmViewId: String
+  "The desk department products sync into (products only)."
+  deskDepartmentId: String
+  "What a CRM deletion does to the desk record."
+  crmDeletePolicy: CrmDeletePolicy
+  "What a desk deletion does to the CRM record."
+  deskDeletePolicy: DeskDeletePolicy
+  "How many days back the first sync reaches, 1 to 3650."
+  firstSyncWindowDays: Int
+}
+
+"The result of ` + "`" + `updateSyncSettings` + "`" + `."
+type UpdateSyncSettingsPayload {
+  "The new version."
+  settings: SyncSettings!
+  "From when the new version applies."
+  effectiveFrom: DateTime!
+  "What the change affects, for the admin: changes captured before it keep the earlier rules."
+  note: String!
+}
+
+"One pairing of a mapping screen."
+input FieldMappingInput {
+  "The desk field's API name."
+  deskField: String!
+  "The CRM field's API name."
+  crmField: String!
+  "Picklist translation, desk value -> CRM value: an object of strings. {} when omitted."
+  valueMap: JSON
+}
+
+extend type Mutation {
+  """
+  Changes a module group's settings (B1-B3, B5, B6, B10) by inserting a new
+  version that applies to changes captured from now on. Admins only.
+  BAD_USER_INPUT on ` + "`" + `input.syncType` + "`" + ` for NONE on a Zoho CRM connection.
+  """
+  updateSyncSettings(
+    "The connection's global id."
+    connectionId: ID!
+    "What to change."
+    input: UpdateSyncSettingsInput!
+  ): UpdateSyncSettingsPayload!
+  """
+  Replaces a module's field mappings (B4, B6), all or nothing. The set is
+  checked against both systems' field metadata for the directions the
+  current sync type uses: fields exist, types are compatible, targets are
+  writable, each field is mapped once and every mandatory target field is
+  mapped. Otherwise BAD_USER_INPUT on ` + "`" + `mappings` + "`" + ` naming the fields, with every
+  problem in extensions.problems. Admins only.
+  """
+  saveFieldMappings(
+    "The connection's global id."
+    connectionId: ID!
+    "The module."
+    module: SyncModule!
+    "The whole set, at most 500, in display order."
+    mappings: [FieldMappingInput!]!
+  ): [FieldMapping!]!
+  """
+  Queues the records of open failures to be synced again (B14) and marks the
+  failures retried; null ids = every open failure of the connection. Ids
+  that are not open failures of the connection are skipped. Returns how many
+  were queued. Admins only.
+  """
+  retrySyncFailures(
+    "The connection's global id."
+    connectionId: ID!
+    "The failures to retry; all open ones when null."
+    ids: [ID!]
+  ): Int!
+  """
+  Pauses an ACTIVE connection (B12): nothing is applied, but changes are still
+  captured and wait in the queue. CONFLICT in any other status. Admins only.
+  """
+  pauseSync("The connection's global id." connectionId: ID!): Connection!
+  "Resumes a PAUSED connection; the waiting changes are applied. CONFLICT in any other status. Admins only."
+  resumeSync("The connection's global id." connectionId: ID!): Connection!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -1288,6 +2356,16 @@ func (ec *executionContext) childFields_ApiTokenEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type ApiTokenEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_AvailableFields(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "desk":
+		return ec.fieldContext_AvailableFields_desk(ctx, field)
+	case "crm":
+		return ec.fieldContext_AvailableFields_crm(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AvailableFields", field.Name)
+}
+
 func (ec *executionContext) childFields_Connection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1310,6 +2388,20 @@ func (ec *executionContext) childFields_Connection(ctx context.Context, field gr
 		return ec.fieldContext_Connection_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Connection_updatedAt(ctx, field)
+	case "settings":
+		return ec.fieldContext_Connection_settings(ctx, field)
+	case "fieldMappings":
+		return ec.fieldContext_Connection_fieldMappings(ctx, field)
+	case "availableFields":
+		return ec.fieldContext_Connection_availableFields(ctx, field)
+	case "syncHistory":
+		return ec.fieldContext_Connection_syncHistory(ctx, field)
+	case "syncFailures":
+		return ec.fieldContext_Connection_syncFailures(ctx, field)
+	case "syncConflicts":
+		return ec.fieldContext_Connection_syncConflicts(ctx, field)
+	case "queueDepth":
+		return ec.fieldContext_Connection_queueDepth(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Connection", field.Name)
 }
@@ -1370,6 +2462,20 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_FieldMapping(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deskField":
+		return ec.fieldContext_FieldMapping_deskField(ctx, field)
+	case "crmField":
+		return ec.fieldContext_FieldMapping_crmField(ctx, field)
+	case "valueMap":
+		return ec.fieldContext_FieldMapping_valueMap(ctx, field)
+	case "standard":
+		return ec.fieldContext_FieldMapping_standard(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FieldMapping", field.Name)
+}
+
 func (ec *executionContext) childFields_Org(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1396,6 +2502,194 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_QueueDepth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "module":
+		return ec.fieldContext_QueueDepth_module(ctx, field)
+	case "system":
+		return ec.fieldContext_QueueDepth_system(ctx, field)
+	case "pending":
+		return ec.fieldContext_QueueDepth_pending(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type QueueDepth", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncConflict(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SyncConflict_id(ctx, field)
+	case "module":
+		return ec.fieldContext_SyncConflict_module(ctx, field)
+	case "deskField":
+		return ec.fieldContext_SyncConflict_deskField(ctx, field)
+	case "crmField":
+		return ec.fieldContext_SyncConflict_crmField(ctx, field)
+	case "deskValue":
+		return ec.fieldContext_SyncConflict_deskValue(ctx, field)
+	case "crmValue":
+		return ec.fieldContext_SyncConflict_crmValue(ctx, field)
+	case "deskModifiedAt":
+		return ec.fieldContext_SyncConflict_deskModifiedAt(ctx, field)
+	case "crmModifiedAt":
+		return ec.fieldContext_SyncConflict_crmModifiedAt(ctx, field)
+	case "winner":
+		return ec.fieldContext_SyncConflict_winner(ctx, field)
+	case "decidedAt":
+		return ec.fieldContext_SyncConflict_decidedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncConflict", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncConflictConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SyncConflictConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SyncConflictConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncConflictConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncConflictEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SyncConflictEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SyncConflictEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncConflictEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncFailure(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SyncFailure_id(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_SyncFailure_occurredAt(ctx, field)
+	case "module":
+		return ec.fieldContext_SyncFailure_module(ctx, field)
+	case "direction":
+		return ec.fieldContext_SyncFailure_direction(ctx, field)
+	case "source":
+		return ec.fieldContext_SyncFailure_source(ctx, field)
+	case "sourceId":
+		return ec.fieldContext_SyncFailure_sourceId(ctx, field)
+	case "targetId":
+		return ec.fieldContext_SyncFailure_targetId(ctx, field)
+	case "reason":
+		return ec.fieldContext_SyncFailure_reason(ctx, field)
+	case "fields":
+		return ec.fieldContext_SyncFailure_fields(ctx, field)
+	case "message":
+		return ec.fieldContext_SyncFailure_message(ctx, field)
+	case "vendorCode":
+		return ec.fieldContext_SyncFailure_vendorCode(ctx, field)
+	case "rawError":
+		return ec.fieldContext_SyncFailure_rawError(ctx, field)
+	case "attempts":
+		return ec.fieldContext_SyncFailure_attempts(ctx, field)
+	case "retriedAt":
+		return ec.fieldContext_SyncFailure_retriedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncFailure", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncFailureConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SyncFailureConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SyncFailureConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncFailureConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncFailureEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SyncFailureEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SyncFailureEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncFailureEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncField(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_SyncField_name(ctx, field)
+	case "label":
+		return ec.fieldContext_SyncField_label(ctx, field)
+	case "type":
+		return ec.fieldContext_SyncField_type(ctx, field)
+	case "mandatory":
+		return ec.fieldContext_SyncField_mandatory(ctx, field)
+	case "custom":
+		return ec.fieldContext_SyncField_custom(ctx, field)
+	case "readOnly":
+		return ec.fieldContext_SyncField_readOnly(ctx, field)
+	case "picklistValues":
+		return ec.fieldContext_SyncField_picklistValues(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncField", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncHistoryEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "bucket":
+		return ec.fieldContext_SyncHistoryEntry_bucket(ctx, field)
+	case "module":
+		return ec.fieldContext_SyncHistoryEntry_module(ctx, field)
+	case "direction":
+		return ec.fieldContext_SyncHistoryEntry_direction(ctx, field)
+	case "added":
+		return ec.fieldContext_SyncHistoryEntry_added(ctx, field)
+	case "updated":
+		return ec.fieldContext_SyncHistoryEntry_updated(ctx, field)
+	case "deleted":
+		return ec.fieldContext_SyncHistoryEntry_deleted(ctx, field)
+	case "failed":
+		return ec.fieldContext_SyncHistoryEntry_failed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncHistoryEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "moduleGroup":
+		return ec.fieldContext_SyncSettings_moduleGroup(ctx, field)
+	case "syncType":
+		return ec.fieldContext_SyncSettings_syncType(ctx, field)
+	case "matchEmail":
+		return ec.fieldContext_SyncSettings_matchEmail(ctx, field)
+	case "crmViewId":
+		return ec.fieldContext_SyncSettings_crmViewId(ctx, field)
+	case "deskDepartmentId":
+		return ec.fieldContext_SyncSettings_deskDepartmentId(ctx, field)
+	case "crmDeletePolicy":
+		return ec.fieldContext_SyncSettings_crmDeletePolicy(ctx, field)
+	case "deskDeletePolicy":
+		return ec.fieldContext_SyncSettings_deskDeletePolicy(ctx, field)
+	case "firstSyncWindowDays":
+		return ec.fieldContext_SyncSettings_firstSyncWindowDays(ctx, field)
+	case "effectiveFrom":
+		return ec.fieldContext_SyncSettings_effectiveFrom(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncSettings", field.Name)
+}
+
+func (ec *executionContext) childFields_UpdateSyncSettingsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "settings":
+		return ec.fieldContext_UpdateSyncSettingsPayload_settings(ctx, field)
+	case "effectiveFrom":
+		return ec.fieldContext_UpdateSyncSettingsPayload_effectiveFrom(ctx, field)
+	case "note":
+		return ec.fieldContext_UpdateSyncSettingsPayload_note(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UpdateSyncSettingsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1542,6 +2836,100 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Connection_availableFields_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "module",
+		func(ctx context.Context, v any) (model.SyncModule, error) {
+			return ec.unmarshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["module"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Connection_fieldMappings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "module",
+		func(ctx context.Context, v any) (model.SyncModule, error) {
+			return ec.unmarshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["module"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Connection_syncConflicts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Connection_syncFailures_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "module",
+		func(ctx context.Context, v any) (*model.SyncModule, error) {
+			return ec.unmarshalOSyncModule2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["module"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Connection_syncHistory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_connectCrm_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1584,6 +2972,20 @@ func (ec *executionContext) field_Mutation_deactivateConnection_args(ctx context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_pauseSync_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_reactivateConnection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1612,6 +3014,42 @@ func (ec *executionContext) field_Mutation_removeConnection_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_resumeSync_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retrySyncFailures_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_revokeApiToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1623,6 +3061,58 @@ func (ec *executionContext) field_Mutation_revokeApiToken_args(ctx context.Conte
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_saveFieldMappings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "module",
+		func(ctx context.Context, v any) (model.SyncModule, error) {
+			return ec.unmarshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["module"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "mappings",
+		func(ctx context.Context, v any) ([]*model.FieldMappingInput, error) {
+			return ec.unmarshalNFieldMappingInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["mappings"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateSyncSettings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateSyncSettingsInput, error) {
+			return ec.unmarshalNUpdateSyncSettingsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -2189,6 +3679,70 @@ func (ec *executionContext) fieldContext_ApiTokenEdge_node(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _AvailableFields_desk(ctx context.Context, field graphql.CollectedField, obj *model.AvailableFields) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailableFields_desk(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Desk, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncField) graphql.Marshaler {
+			return ec.marshalNSyncField2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFieldᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AvailableFields_desk(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AvailableFields",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncField(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AvailableFields_crm(ctx context.Context, field graphql.CollectedField, obj *model.AvailableFields) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailableFields_crm(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Crm, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncField) graphql.Marshaler {
+			return ec.marshalNSyncField2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFieldᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AvailableFields_crm(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AvailableFields",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncField(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Connection_id(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2426,6 +3980,290 @@ func (ec *executionContext) _Connection_updatedAt(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_Connection_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_settings(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_settings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Connection().Settings(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncSettings) graphql.Marshaler {
+			return ec.marshalOSyncSettings2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSettingsᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_settings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncSettings(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Connection_fieldMappings(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_fieldMappings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Connection().FieldMappings(ctx, obj, fc.Args["module"].(model.SyncModule))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FieldMapping) graphql.Marshaler {
+			return ec.marshalOFieldMapping2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_fieldMappings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FieldMapping(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Connection_fieldMappings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Connection_availableFields(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_availableFields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Connection().AvailableFields(ctx, obj, fc.Args["module"].(model.SyncModule))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AvailableFields) graphql.Marshaler {
+			return ec.marshalOAvailableFields2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAvailableFields(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_availableFields(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AvailableFields(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Connection_availableFields_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Connection_syncHistory(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_syncHistory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Connection().SyncHistory(ctx, obj, fc.Args["since"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncHistoryEntry) graphql.Marshaler {
+			return ec.marshalOSyncHistoryEntry2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncHistoryEntryᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_syncHistory(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncHistoryEntry(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Connection_syncHistory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Connection_syncFailures(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_syncFailures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Connection().SyncFailures(ctx, obj, fc.Args["module"].(*model.SyncModule), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncFailureConnection) graphql.Marshaler {
+			return ec.marshalOSyncFailureConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailureConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_syncFailures(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncFailureConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Connection_syncFailures_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Connection_syncConflicts(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_syncConflicts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Connection().SyncConflicts(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncConflictConnection) graphql.Marshaler {
+			return ec.marshalOSyncConflictConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflictConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_syncConflicts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncConflictConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Connection_syncConflicts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Connection_queueDepth(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_queueDepth(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Connection().QueueDepth(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.QueueDepth) graphql.Marshaler {
+			return ec.marshalOQueueDepth2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐQueueDepthᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_queueDepth(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_QueueDepth(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _CreateApiTokenPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPITokenPayload) (ret graphql.Marshaler) {
@@ -2763,6 +4601,98 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _FieldMapping_deskField(ctx context.Context, field graphql.CollectedField, obj *model.FieldMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldMapping_deskField(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskField, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldMapping_deskField(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldMapping", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _FieldMapping_crmField(ctx context.Context, field graphql.CollectedField, obj *model.FieldMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldMapping_crmField(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmField, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldMapping_crmField(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldMapping", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _FieldMapping_valueMap(ctx context.Context, field graphql.CollectedField, obj *model.FieldMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldMapping_valueMap(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ValueMap, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalNJSON2interface(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldMapping_valueMap(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldMapping", field, false, false, errors.New("field of type JSON does not have child fields"))
+}
+
+func (ec *executionContext) _FieldMapping_standard(ctx context.Context, field graphql.CollectedField, obj *model.FieldMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldMapping_standard(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Standard, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldMapping_standard(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldMapping", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _Mutation_connectCrm(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3021,6 +4951,226 @@ func (ec *executionContext) fieldContext_Mutation_revokeApiToken(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_revokeApiToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateSyncSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateSyncSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateSyncSettings(ctx, fc.Args["connectionId"].(string), fc.Args["input"].(model.UpdateSyncSettingsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UpdateSyncSettingsPayload) graphql.Marshaler {
+			return ec.marshalNUpdateSyncSettingsPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateSyncSettings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UpdateSyncSettingsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateSyncSettings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_saveFieldMappings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_saveFieldMappings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SaveFieldMappings(ctx, fc.Args["connectionId"].(string), fc.Args["module"].(model.SyncModule), fc.Args["mappings"].([]*model.FieldMappingInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FieldMapping) graphql.Marshaler {
+			return ec.marshalNFieldMapping2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_saveFieldMappings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FieldMapping(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_saveFieldMappings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retrySyncFailures(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retrySyncFailures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetrySyncFailures(ctx, fc.Args["connectionId"].(string), fc.Args["ids"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retrySyncFailures(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retrySyncFailures_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_pauseSync(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_pauseSync(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PauseSync(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_pauseSync(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_pauseSync_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumeSync(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resumeSync(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumeSync(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resumeSync(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumeSync_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3583,6 +5733,75 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _QueueDepth_module(ctx context.Context, field graphql.CollectedField, obj *model.QueueDepth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QueueDepth_module(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Module, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncModule) graphql.Marshaler {
+			return ec.marshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QueueDepth_module(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QueueDepth", field, false, false, errors.New("field of type SyncModule does not have child fields"))
+}
+
+func (ec *executionContext) _QueueDepth_system(ctx context.Context, field graphql.CollectedField, obj *model.QueueDepth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QueueDepth_system(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.System, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncSide) graphql.Marshaler {
+			return ec.marshalNSyncSide2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSide(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QueueDepth_system(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QueueDepth", field, false, false, errors.New("field of type SyncSide does not have child fields"))
+}
+
+func (ec *executionContext) _QueueDepth_pending(ctx context.Context, field graphql.CollectedField, obj *model.QueueDepth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QueueDepth_pending(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pending, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QueueDepth_pending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QueueDepth", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _Subscription_events(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -3625,6 +5844,1403 @@ func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _SyncConflict_id(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_module(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_module(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Module, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncModule) graphql.Marshaler {
+			return ec.marshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_module(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type SyncModule does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_deskField(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_deskField(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskField, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_deskField(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_crmField(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_crmField(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmField, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_crmField(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_deskValue(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_deskValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskValue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalOJSON2interface(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_deskValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type JSON does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_crmValue(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_crmValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmValue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalOJSON2interface(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_crmValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type JSON does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_deskModifiedAt(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_deskModifiedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskModifiedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_deskModifiedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_crmModifiedAt(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_crmModifiedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmModifiedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_crmModifiedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_winner(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_winner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Winner, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncSide) graphql.Marshaler {
+			return ec.marshalNSyncSide2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSide(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_winner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type SyncSide does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflict_decidedAt(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflict_decidedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DecidedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflict_decidedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflict", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflictConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflictConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflictConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncConflictEdge) graphql.Marshaler {
+			return ec.marshalNSyncConflictEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflictEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflictConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncConflictConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncConflictEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncConflictConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflictConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflictConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflictConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncConflictConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncConflictEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflictEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflictEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflictEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncConflictEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncConflictEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflictEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncConflictEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncConflict) graphql.Marshaler {
+			return ec.marshalNSyncConflict2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflict(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncConflictEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncConflictEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncConflict(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncFailure_id(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_occurredAt(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_module(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_module(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Module, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncModule) graphql.Marshaler {
+			return ec.marshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_module(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type SyncModule does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_direction(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_direction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Direction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncDirection) graphql.Marshaler {
+			return ec.marshalNSyncDirection2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncDirection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_direction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type SyncDirection does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_source(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncSide) graphql.Marshaler {
+			return ec.marshalNSyncSide2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSide(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type SyncSide does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_sourceId(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_sourceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SourceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_sourceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_targetId(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_targetId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TargetID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_targetId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_reason(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_fields(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_message(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_vendorCode(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_vendorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VendorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_vendorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_rawError(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_rawError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RawError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_rawError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_attempts(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailure_retriedAt(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailure_retriedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RetriedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailure_retriedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailure", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailureConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailureConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncFailureEdge) graphql.Marshaler {
+			return ec.marshalNSyncFailureEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailureEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailureConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncFailureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncFailureEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncFailureConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailureConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailureConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncFailureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncFailureEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailureEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailureEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncFailureEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncFailureEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SyncFailureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncFailureEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncFailure) graphql.Marshaler {
+			return ec.marshalNSyncFailure2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailure(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncFailureEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SyncFailureEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncFailure(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SyncField_name(ctx context.Context, field graphql.CollectedField, obj *model.SyncField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncField_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncField_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncField", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncField_label(ctx context.Context, field graphql.CollectedField, obj *model.SyncField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncField_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncField_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncField", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncField_type(ctx context.Context, field graphql.CollectedField, obj *model.SyncField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncField_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncField_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncField", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncField_mandatory(ctx context.Context, field graphql.CollectedField, obj *model.SyncField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncField_mandatory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mandatory, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncField_mandatory(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncField", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _SyncField_custom(ctx context.Context, field graphql.CollectedField, obj *model.SyncField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncField_custom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Custom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncField_custom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncField", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _SyncField_readOnly(ctx context.Context, field graphql.CollectedField, obj *model.SyncField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncField_readOnly(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReadOnly, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncField_readOnly(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncField", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _SyncField_picklistValues(ctx context.Context, field graphql.CollectedField, obj *model.SyncField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncField_picklistValues(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PicklistValues, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncField_picklistValues(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncField", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncHistoryEntry_bucket(ctx context.Context, field graphql.CollectedField, obj *model.SyncHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHistoryEntry_bucket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bucket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHistoryEntry_bucket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncHistoryEntry_module(ctx context.Context, field graphql.CollectedField, obj *model.SyncHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHistoryEntry_module(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Module, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncModule) graphql.Marshaler {
+			return ec.marshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHistoryEntry_module(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type SyncModule does not have child fields"))
+}
+
+func (ec *executionContext) _SyncHistoryEntry_direction(ctx context.Context, field graphql.CollectedField, obj *model.SyncHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHistoryEntry_direction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Direction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncDirection) graphql.Marshaler {
+			return ec.marshalNSyncDirection2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncDirection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHistoryEntry_direction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type SyncDirection does not have child fields"))
+}
+
+func (ec *executionContext) _SyncHistoryEntry_added(ctx context.Context, field graphql.CollectedField, obj *model.SyncHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHistoryEntry_added(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Added, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHistoryEntry_added(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncHistoryEntry_updated(ctx context.Context, field graphql.CollectedField, obj *model.SyncHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHistoryEntry_updated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Updated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHistoryEntry_updated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncHistoryEntry_deleted(ctx context.Context, field graphql.CollectedField, obj *model.SyncHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHistoryEntry_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHistoryEntry_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncHistoryEntry_failed(ctx context.Context, field graphql.CollectedField, obj *model.SyncHistoryEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncHistoryEntry_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncHistoryEntry_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_moduleGroup(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_moduleGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModuleGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ModuleGroup) graphql.Marshaler {
+			return ec.marshalNModuleGroup2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐModuleGroup(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_moduleGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type ModuleGroup does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_syncType(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_syncType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SyncType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncType) graphql.Marshaler {
+			return ec.marshalNSyncType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_syncType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type SyncType does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_matchEmail(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_matchEmail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MatchEmail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.MatchEmail) graphql.Marshaler {
+			return ec.marshalNMatchEmail2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_matchEmail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type MatchEmail does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_crmViewId(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_crmViewId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmViewID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_crmViewId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_deskDepartmentId(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_deskDepartmentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskDepartmentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_deskDepartmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_crmDeletePolicy(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_crmDeletePolicy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmDeletePolicy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CrmDeletePolicy) graphql.Marshaler {
+			return ec.marshalNCrmDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_crmDeletePolicy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type CrmDeletePolicy does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_deskDeletePolicy(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_deskDeletePolicy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskDeletePolicy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DeskDeletePolicy) graphql.Marshaler {
+			return ec.marshalNDeskDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskDeletePolicy(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_deskDeletePolicy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type DeskDeletePolicy does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_firstSyncWindowDays(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_firstSyncWindowDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstSyncWindowDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_firstSyncWindowDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncSettings_effectiveFrom(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncSettings_effectiveFrom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EffectiveFrom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncSettings_effectiveFrom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncSettings", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _UpdateSyncSettingsPayload_settings(ctx context.Context, field graphql.CollectedField, obj *model.UpdateSyncSettingsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpdateSyncSettingsPayload_settings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Settings, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SyncSettings) graphql.Marshaler {
+			return ec.marshalNSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSettings(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpdateSyncSettingsPayload_settings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UpdateSyncSettingsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncSettings(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UpdateSyncSettingsPayload_effectiveFrom(ctx context.Context, field graphql.CollectedField, obj *model.UpdateSyncSettingsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpdateSyncSettingsPayload_effectiveFrom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EffectiveFrom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpdateSyncSettingsPayload_effectiveFrom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpdateSyncSettingsPayload", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _UpdateSyncSettingsPayload_note(ctx context.Context, field graphql.CollectedField, obj *model.UpdateSyncSettingsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpdateSyncSettingsPayload_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpdateSyncSettingsPayload_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpdateSyncSettingsPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
@@ -5027,6 +8643,129 @@ func (ec *executionContext) unmarshalInputCreateApiTokenInput(ctx context.Contex
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputFieldMappingInput(ctx context.Context, obj any) (model.FieldMappingInput, error) {
+	var it model.FieldMappingInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"deskField", "crmField", "valueMap"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "deskField":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskField"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskField = data
+		case "crmField":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmField"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmField = data
+		case "valueMap":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("valueMap"))
+			data, err := ec.unmarshalOJSON2interface(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ValueMap = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateSyncSettingsInput(ctx context.Context, obj any) (model.UpdateSyncSettingsInput, error) {
+	var it model.UpdateSyncSettingsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"moduleGroup", "syncType", "matchEmail", "crmViewId", "deskDepartmentId", "crmDeletePolicy", "deskDeletePolicy", "firstSyncWindowDays"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "moduleGroup":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("moduleGroup"))
+			data, err := ec.unmarshalNModuleGroup2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐModuleGroup(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ModuleGroup = data
+		case "syncType":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("syncType"))
+			data, err := ec.unmarshalOSyncType2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SyncType = data
+		case "matchEmail":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("matchEmail"))
+			data, err := ec.unmarshalOMatchEmail2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MatchEmail = data
+		case "crmViewId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmViewId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmViewID = data
+		case "deskDepartmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskDepartmentId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskDepartmentID = data
+		case "crmDeletePolicy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmDeletePolicy"))
+			data, err := ec.unmarshalOCrmDeletePolicy2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmDeletePolicy = data
+		case "deskDeletePolicy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskDeletePolicy"))
+			data, err := ec.unmarshalODeskDeletePolicy2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskDeletePolicy(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskDeletePolicy = data
+		case "firstSyncWindowDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("firstSyncWindowDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FirstSyncWindowDays = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputZohoCredentialsInput(ctx context.Context, obj any) (model.ZohoCredentialsInput, error) {
 	var it model.ZohoCredentialsInput
 	if obj == nil {
@@ -5317,6 +9056,49 @@ func (ec *executionContext) _ApiTokenEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var availableFieldsImplementors = []string{"AvailableFields"}
+
+func (ec *executionContext) _AvailableFields(ctx context.Context, sel ast.SelectionSet, obj *model.AvailableFields) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, availableFieldsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AvailableFields")
+		case "desk":
+			out.Values[i] = ec._AvailableFields_desk(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crm":
+			out.Values[i] = ec._AvailableFields_crm(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var connectionImplementors = []string{"Connection", "Node"}
 
 func (ec *executionContext) _Connection(ctx context.Context, sel ast.SelectionSet, obj *model.Connection) graphql.Marshaler {
@@ -5332,53 +9114,319 @@ func (ec *executionContext) _Connection(ctx context.Context, sel ast.SelectionSe
 		case "id":
 			out.Values[i] = ec._Connection_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "crmSystem":
 			out.Values[i] = ec._Connection_crmSystem(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._Connection_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "authMethod":
 			out.Values[i] = ec._Connection_authMethod(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "crmDataCenter":
 			out.Values[i] = ec._Connection_crmDataCenter(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "crmOrg":
 			out.Values[i] = ec._Connection_crmOrg(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "deskDataCenter":
 			out.Values[i] = ec._Connection_deskDataCenter(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "deskOrgId":
 			out.Values[i] = ec._Connection_deskOrgId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Connection_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Connection_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "settings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_settings(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "fieldMappings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_fieldMappings(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "availableFields":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_availableFields(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "syncHistory":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_syncHistory(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "syncFailures":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_syncFailures(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "syncConflicts":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_syncConflicts(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "queueDepth":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_queueDepth(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5630,6 +9678,59 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var fieldMappingImplementors = []string{"FieldMapping"}
+
+func (ec *executionContext) _FieldMapping(ctx context.Context, sel ast.SelectionSet, obj *model.FieldMapping) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, fieldMappingImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FieldMapping")
+		case "deskField":
+			out.Values[i] = ec._FieldMapping_deskField(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmField":
+			out.Values[i] = ec._FieldMapping_crmField(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valueMap":
+			out.Values[i] = ec._FieldMapping_valueMap(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "standard":
+			out.Values[i] = ec._FieldMapping_standard(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -5688,6 +9789,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "revokeApiToken":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_revokeApiToken(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateSyncSettings":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateSyncSettings(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "saveFieldMappings":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_saveFieldMappings(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retrySyncFailures":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retrySyncFailures(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pauseSync":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_pauseSync(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumeSync":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumeSync(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -6028,6 +10164,54 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var queueDepthImplementors = []string{"QueueDepth"}
+
+func (ec *executionContext) _QueueDepth(ctx context.Context, sel ast.SelectionSet, obj *model.QueueDepth) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, queueDepthImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("QueueDepth")
+		case "module":
+			out.Values[i] = ec._QueueDepth_module(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "system":
+			out.Values[i] = ec._QueueDepth_system(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pending":
+			out.Values[i] = ec._QueueDepth_pending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -6046,6 +10230,626 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var syncConflictImplementors = []string{"SyncConflict"}
+
+func (ec *executionContext) _SyncConflict(ctx context.Context, sel ast.SelectionSet, obj *model.SyncConflict) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncConflictImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncConflict")
+		case "id":
+			out.Values[i] = ec._SyncConflict_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "module":
+			out.Values[i] = ec._SyncConflict_module(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskField":
+			out.Values[i] = ec._SyncConflict_deskField(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmField":
+			out.Values[i] = ec._SyncConflict_crmField(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskValue":
+			out.Values[i] = ec._SyncConflict_deskValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "crmValue":
+			out.Values[i] = ec._SyncConflict_crmValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deskModifiedAt":
+			out.Values[i] = ec._SyncConflict_deskModifiedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "crmModifiedAt":
+			out.Values[i] = ec._SyncConflict_crmModifiedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "winner":
+			out.Values[i] = ec._SyncConflict_winner(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "decidedAt":
+			out.Values[i] = ec._SyncConflict_decidedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncConflictConnectionImplementors = []string{"SyncConflictConnection"}
+
+func (ec *executionContext) _SyncConflictConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SyncConflictConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncConflictConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncConflictConnection")
+		case "edges":
+			out.Values[i] = ec._SyncConflictConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SyncConflictConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncConflictEdgeImplementors = []string{"SyncConflictEdge"}
+
+func (ec *executionContext) _SyncConflictEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SyncConflictEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncConflictEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncConflictEdge")
+		case "cursor":
+			out.Values[i] = ec._SyncConflictEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._SyncConflictEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncFailureImplementors = []string{"SyncFailure"}
+
+func (ec *executionContext) _SyncFailure(ctx context.Context, sel ast.SelectionSet, obj *model.SyncFailure) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncFailureImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncFailure")
+		case "id":
+			out.Values[i] = ec._SyncFailure_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "occurredAt":
+			out.Values[i] = ec._SyncFailure_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "module":
+			out.Values[i] = ec._SyncFailure_module(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "direction":
+			out.Values[i] = ec._SyncFailure_direction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._SyncFailure_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sourceId":
+			out.Values[i] = ec._SyncFailure_sourceId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "targetId":
+			out.Values[i] = ec._SyncFailure_targetId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._SyncFailure_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fields":
+			out.Values[i] = ec._SyncFailure_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._SyncFailure_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "vendorCode":
+			out.Values[i] = ec._SyncFailure_vendorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "rawError":
+			out.Values[i] = ec._SyncFailure_rawError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._SyncFailure_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retriedAt":
+			out.Values[i] = ec._SyncFailure_retriedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncFailureConnectionImplementors = []string{"SyncFailureConnection"}
+
+func (ec *executionContext) _SyncFailureConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SyncFailureConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncFailureConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncFailureConnection")
+		case "edges":
+			out.Values[i] = ec._SyncFailureConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SyncFailureConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncFailureEdgeImplementors = []string{"SyncFailureEdge"}
+
+func (ec *executionContext) _SyncFailureEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SyncFailureEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncFailureEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncFailureEdge")
+		case "cursor":
+			out.Values[i] = ec._SyncFailureEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._SyncFailureEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncFieldImplementors = []string{"SyncField"}
+
+func (ec *executionContext) _SyncField(ctx context.Context, sel ast.SelectionSet, obj *model.SyncField) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncFieldImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncField")
+		case "name":
+			out.Values[i] = ec._SyncField_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "label":
+			out.Values[i] = ec._SyncField_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._SyncField_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mandatory":
+			out.Values[i] = ec._SyncField_mandatory(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "custom":
+			out.Values[i] = ec._SyncField_custom(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "readOnly":
+			out.Values[i] = ec._SyncField_readOnly(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "picklistValues":
+			out.Values[i] = ec._SyncField_picklistValues(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncHistoryEntryImplementors = []string{"SyncHistoryEntry"}
+
+func (ec *executionContext) _SyncHistoryEntry(ctx context.Context, sel ast.SelectionSet, obj *model.SyncHistoryEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncHistoryEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncHistoryEntry")
+		case "bucket":
+			out.Values[i] = ec._SyncHistoryEntry_bucket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "module":
+			out.Values[i] = ec._SyncHistoryEntry_module(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "direction":
+			out.Values[i] = ec._SyncHistoryEntry_direction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "added":
+			out.Values[i] = ec._SyncHistoryEntry_added(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updated":
+			out.Values[i] = ec._SyncHistoryEntry_updated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleted":
+			out.Values[i] = ec._SyncHistoryEntry_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._SyncHistoryEntry_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncSettingsImplementors = []string{"SyncSettings"}
+
+func (ec *executionContext) _SyncSettings(ctx context.Context, sel ast.SelectionSet, obj *model.SyncSettings) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncSettingsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncSettings")
+		case "moduleGroup":
+			out.Values[i] = ec._SyncSettings_moduleGroup(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "syncType":
+			out.Values[i] = ec._SyncSettings_syncType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchEmail":
+			out.Values[i] = ec._SyncSettings_matchEmail(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmViewId":
+			out.Values[i] = ec._SyncSettings_crmViewId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deskDepartmentId":
+			out.Values[i] = ec._SyncSettings_deskDepartmentId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "crmDeletePolicy":
+			out.Values[i] = ec._SyncSettings_crmDeletePolicy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskDeletePolicy":
+			out.Values[i] = ec._SyncSettings_deskDeletePolicy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "firstSyncWindowDays":
+			out.Values[i] = ec._SyncSettings_firstSyncWindowDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "effectiveFrom":
+			out.Values[i] = ec._SyncSettings_effectiveFrom(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var updateSyncSettingsPayloadImplementors = []string{"UpdateSyncSettingsPayload"}
+
+func (ec *executionContext) _UpdateSyncSettingsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateSyncSettingsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, updateSyncSettingsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UpdateSyncSettingsPayload")
+		case "settings":
+			out.Values[i] = ec._UpdateSyncSettingsPayload_settings(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "effectiveFrom":
+			out.Values[i] = ec._UpdateSyncSettingsPayload_effectiveFrom(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "note":
+			out.Values[i] = ec._UpdateSyncSettingsPayload_note(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -6747,6 +11551,16 @@ func (ec *executionContext) marshalNCreateApiTokenPayload2ᚖgithubᚗcomᚋdesk
 	return ec._CreateApiTokenPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCrmDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx context.Context, v any) (model.CrmDeletePolicy, error) {
+	var res model.CrmDeletePolicy
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCrmDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx context.Context, sel ast.SelectionSet, v model.CrmDeletePolicy) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNCrmOrg2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrg(ctx context.Context, sel ast.SelectionSet, v *model.CrmOrg) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -6791,6 +11605,16 @@ func (ec *executionContext) marshalNDateTime2timeᚐTime(ctx context.Context, se
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNDeskDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskDeletePolicy(ctx context.Context, v any) (model.DeskDeletePolicy, error) {
+	var res model.DeskDeletePolicy
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeskDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskDeletePolicy(ctx context.Context, sel ast.SelectionSet, v model.DeskDeletePolicy) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐEvent(ctx context.Context, sel ast.SelectionSet, v *model.Event) graphql.Marshaler {
@@ -6849,6 +11673,51 @@ func (ec *executionContext) marshalNEventType2githubᚗcomᚋdeskbridgeᚋdeskbr
 	return v
 }
 
+func (ec *executionContext) marshalNFieldMapping2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FieldMapping) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFieldMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMapping(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFieldMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMapping(ctx context.Context, sel ast.SelectionSet, v *model.FieldMapping) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FieldMapping(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFieldMappingInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingInputᚄ(ctx context.Context, v any) ([]*model.FieldMappingInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.FieldMappingInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNFieldMappingInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNFieldMappingInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingInput(ctx context.Context, v any) (*model.FieldMappingInput, error) {
+	res, err := ec.unmarshalInputFieldMappingInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6894,6 +11763,22 @@ func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast
 	return ret
 }
 
+func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
+	res, err := graphql.UnmarshalInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNJSON2interface(ctx context.Context, v any) (any, error) {
 	res, err := graphql.UnmarshalAny(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6914,6 +11799,26 @@ func (ec *executionContext) marshalNJSON2interface(ctx context.Context, sel ast.
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNMatchEmail2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx context.Context, v any) (model.MatchEmail, error) {
+	var res model.MatchEmail
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMatchEmail2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx context.Context, sel ast.SelectionSet, v model.MatchEmail) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNModuleGroup2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐModuleGroup(ctx context.Context, v any) (model.ModuleGroup, error) {
+	var res model.ModuleGroup
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNModuleGroup2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐModuleGroup(ctx context.Context, sel ast.SelectionSet, v model.ModuleGroup) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐNode(ctx context.Context, sel ast.SelectionSet, v []model.Node) graphql.Marshaler {
@@ -6946,6 +11851,16 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋdeskbridgeᚋdesk
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNQueueDepth2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐQueueDepth(ctx context.Context, sel ast.SelectionSet, v *model.QueueDepth) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._QueueDepth(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (model.Role, error) {
 	var res model.Role
 	err := res.UnmarshalGQL(v)
@@ -6970,6 +11885,208 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSyncConflict2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflict(ctx context.Context, sel ast.SelectionSet, v *model.SyncConflict) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncConflict(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSyncConflictEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflictEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncConflictEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSyncConflictEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflictEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSyncConflictEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflictEdge(ctx context.Context, sel ast.SelectionSet, v *model.SyncConflictEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncConflictEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSyncDirection2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncDirection(ctx context.Context, v any) (model.SyncDirection, error) {
+	var res model.SyncDirection
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSyncDirection2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncDirection(ctx context.Context, sel ast.SelectionSet, v model.SyncDirection) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNSyncFailure2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailure(ctx context.Context, sel ast.SelectionSet, v *model.SyncFailure) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncFailure(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSyncFailureEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailureEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncFailureEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSyncFailureEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailureEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSyncFailureEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailureEdge(ctx context.Context, sel ast.SelectionSet, v *model.SyncFailureEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncFailureEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSyncField2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFieldᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncField) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSyncField2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncField(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSyncField2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncField(ctx context.Context, sel ast.SelectionSet, v *model.SyncField) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncField(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSyncHistoryEntry2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncHistoryEntry(ctx context.Context, sel ast.SelectionSet, v *model.SyncHistoryEntry) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncHistoryEntry(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx context.Context, v any) (model.SyncModule, error) {
+	var res model.SyncModule
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx context.Context, sel ast.SelectionSet, v model.SyncModule) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSettings(ctx context.Context, sel ast.SelectionSet, v *model.SyncSettings) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncSettings(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSyncSide2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSide(ctx context.Context, v any) (model.SyncSide, error) {
+	var res model.SyncSide
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSyncSide2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSide(ctx context.Context, sel ast.SelectionSet, v model.SyncSide) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNSyncType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncType(ctx context.Context, v any) (model.SyncType, error) {
+	var res model.SyncType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSyncType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncType(ctx context.Context, sel ast.SelectionSet, v model.SyncType) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNUpdateSyncSettingsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInput(ctx context.Context, v any) (model.UpdateSyncSettingsInput, error) {
+	res, err := ec.unmarshalInputUpdateSyncSettingsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpdateSyncSettingsPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsPayload(ctx context.Context, sel ast.SelectionSet, v *model.UpdateSyncSettingsPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._UpdateSyncSettingsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUser(ctx context.Context, sel ast.SelectionSet, v *model.User) graphql.Marshaler {
@@ -7149,6 +12266,13 @@ func (ec *executionContext) marshalOApiTokenConnection2ᚖgithubᚗcomᚋdeskbri
 	return ec._ApiTokenConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAvailableFields2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAvailableFields(ctx context.Context, sel ast.SelectionSet, v *model.AvailableFields) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AvailableFields(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7198,6 +12322,22 @@ func (ec *executionContext) marshalOConnection2ᚕᚖgithubᚗcomᚋdeskbridge�
 	return ret
 }
 
+func (ec *executionContext) unmarshalOCrmDeletePolicy2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx context.Context, v any) (*model.CrmDeletePolicy, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.CrmDeletePolicy)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCrmDeletePolicy2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx context.Context, sel ast.SelectionSet, v *model.CrmDeletePolicy) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) marshalOCrmOrg2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmOrgᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CrmOrg) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -7242,6 +12382,22 @@ func (ec *executionContext) marshalODateTime2ᚖtimeᚐTime(ctx context.Context,
 	return res
 }
 
+func (ec *executionContext) unmarshalODeskDeletePolicy2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskDeletePolicy(ctx context.Context, v any) (*model.DeskDeletePolicy, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.DeskDeletePolicy)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODeskDeletePolicy2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskDeletePolicy(ctx context.Context, sel ast.SelectionSet, v *model.DeskDeletePolicy) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOEventType2ᚕgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐEventTypeᚄ(ctx context.Context, v any) ([]model.EventType, error) {
 	if v == nil {
 		return nil, nil
@@ -7268,6 +12424,60 @@ func (ec *executionContext) marshalOEventType2ᚕgithubᚗcomᚋdeskbridgeᚋdes
 		fc.Result = &v[i]
 		return ec.marshalNEventType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐEventType(ctx, sel, v[i])
 	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalOFieldMapping2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMappingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FieldMapping) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFieldMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐFieldMapping(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
 
 	for _, e := range ret {
 		if e == graphql.Null {
@@ -7314,11 +12524,64 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOJSON2interface(ctx context.Context, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalAny(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOJSON2interface(ctx context.Context, sel ast.SelectionSet, v any) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalAny(v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOMatchEmail2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx context.Context, v any) (*model.MatchEmail, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.MatchEmail)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOMatchEmail2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx context.Context, sel ast.SelectionSet, v *model.MatchEmail) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) marshalONode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐNode(ctx context.Context, sel ast.SelectionSet, v model.Node) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOQueueDepth2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐQueueDepthᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.QueueDepth) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNQueueDepth2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐQueueDepth(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -7337,6 +12600,90 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOSyncConflictConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflictConnection(ctx context.Context, sel ast.SelectionSet, v *model.SyncConflictConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SyncConflictConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSyncFailureConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncFailureConnection(ctx context.Context, sel ast.SelectionSet, v *model.SyncFailureConnection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SyncFailureConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOSyncHistoryEntry2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncHistoryEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncHistoryEntry) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSyncHistoryEntry2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncHistoryEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOSyncModule2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx context.Context, v any) (*model.SyncModule, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.SyncModule)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSyncModule2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx context.Context, sel ast.SelectionSet, v *model.SyncModule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOSyncSettings2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSettingsᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncSettings) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSettings(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOSyncType2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncType(ctx context.Context, v any) (*model.SyncType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.SyncType)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSyncType2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncType(ctx context.Context, sel ast.SelectionSet, v *model.SyncType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"github.com/deskbridge/deskbridge/auth"
+	"github.com/deskbridge/deskbridge/graph"
 	"github.com/deskbridge/deskbridge/graph/model"
 	"github.com/deskbridge/deskbridge/syncengine"
 )
@@ -68,3 +69,7 @@ func (r *queryResolver) ReachableCrmOrgs(ctx context.Context, crmSystem model.Cr
 	}
 	return crmOrgModels(orgs), nil
 }
+
+func (r *Resolver) Connection() graph.ConnectionResolver { return &connectionResolver{r} }
+
+type connectionResolver struct{ *Resolver }

@@ -62,6 +62,10 @@ var connectionTransitions = map[ConnectionAction]struct {
 	ConnectionReactivate: {[]string{store.ConnectionInactive}, store.ConnectionActive, "reactivate"},
 	ConnectionRemove: {[]string{store.ConnectionPendingApproval, store.ConnectionActive, store.ConnectionPaused,
 		store.ConnectionInactive}, store.ConnectionRemoved, "remove"},
+	// Pausing stops the workers (the queue only serves ACTIVE connections)
+	// while capture goes on, so resuming applies everything missed (B12).
+	ConnectionPause:  {[]string{store.ConnectionActive}, store.ConnectionPaused, "pause sync of"},
+	ConnectionResume: {[]string{store.ConnectionPaused}, store.ConnectionActive, "resume sync of"},
 }
 
 // ConnectionCredentials are OAuth credentials of a Zoho account: a refresh

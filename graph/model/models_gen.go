@@ -59,6 +59,14 @@ type APITokenEdge struct {
 	Node *APIToken `json:"node"`
 }
 
+// The fields of a module on both sides of a connection.
+type AvailableFields struct {
+	// The desk module's fields.
+	Desk []*SyncField `json:"desk"`
+	// The CRM (or Bigin) module's fields.
+	Crm []*SyncField `json:"crm"`
+}
+
 // What connecting a desk portal to a CRM or Bigin org needs (OAuth).
 type ConnectCrmInput struct {
 	// Zoho CRM or Bigin.
@@ -100,6 +108,22 @@ type Connection struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// When the connection last changed.
 	UpdatedAt time.Time `json:"updatedAt"`
+	// The current settings of each module group. Admins only.
+	Settings []*SyncSettings `json:"settings,omitempty"`
+	// A module's field mappings: the saved ones, or deskbridge's standard ones
+	// while none were saved (reading the standard set asks both systems for their
+	// field metadata). Admins only.
+	FieldMappings []*FieldMapping `json:"fieldMappings,omitempty"`
+	// Both systems' fields of a module, read live, for a mapping screen. Admins only.
+	AvailableFields *AvailableFields `json:"availableFields,omitempty"`
+	// Sync counters per hour, module and direction, oldest first (B13). Admins only.
+	SyncHistory []*SyncHistoryEntry `json:"syncHistory,omitempty"`
+	// Records that could not be synced and still need attention, oldest first (B14). Admins only.
+	SyncFailures *SyncFailureConnection `json:"syncFailures,omitempty"`
+	// Fields changed on both sides and how they were decided, newest first. Admins only.
+	SyncConflicts *SyncConflictConnection `json:"syncConflicts,omitempty"`
+	// Changes captured and waiting to be applied, per module and side. Admins only.
+	QueueDepth []*QueueDepth `json:"queueDepth,omitempty"`
 }
 
 func (Connection) IsNode() {}
@@ -166,6 +190,28 @@ type EventEdge struct {
 	Node *Event `json:"node"`
 }
 
+// One desk field paired with one CRM field (B4).
+type FieldMapping struct {
+	// The desk field's API name.
+	DeskField string `json:"deskField"`
+	// The CRM field's API name.
+	CrmField string `json:"crmField"`
+	// Picklist translation, desk value -> CRM value (reversed for the other direction); {} for other fields.
+	ValueMap any `json:"valueMap"`
+	// Whether deskbridge pre-maps this pair (a standard field on both sides).
+	Standard bool `json:"standard"`
+}
+
+// One pairing of a mapping screen.
+type FieldMappingInput struct {
+	// The desk field's API name.
+	DeskField string `json:"deskField"`
+	// The CRM field's API name.
+	CrmField string `json:"crmField"`
+	// Picklist translation, desk value -> CRM value: an object of strings. {} when omitted.
+	ValueMap any `json:"valueMap,omitempty"`
+}
+
 // The entry points for writing. Every mutation is scoped to the caller's org and checked against its role.
 type Mutation struct {
 }
@@ -202,8 +248,202 @@ type PageInfo struct {
 type Query struct {
 }
 
+// Changes waiting to be applied, for one module and the side they were captured on.
+type QueueDepth struct {
+	// The module.
+	Module SyncModule `json:"module"`
+	// The side the changes happened on.
+	System SyncSide `json:"system"`
+	// How many records wait (including those being applied or retried).
+	Pending int `json:"pending"`
+}
+
 // Real-time streams over WebSocket (graphql-transport-ws, or the legacy graphql-ws subprotocol).
 type Subscription struct {
+}
+
+// A field changed on both sides since the last sync, and which side won: the
+// record modified later; ties go to the CRM.
+type SyncConflict struct {
+	// The conflict's id.
+	ID string `json:"id"`
+	// The module.
+	Module SyncModule `json:"module"`
+	// The desk field.
+	DeskField string `json:"deskField"`
+	// The CRM field.
+	CrmField string `json:"crmField"`
+	// The desk's value (null when empty).
+	DeskValue any `json:"deskValue,omitempty"`
+	// The CRM's value (null when empty).
+	CrmValue any `json:"crmValue,omitempty"`
+	// When the desk record was modified, if known.
+	DeskModifiedAt *time.Time `json:"deskModifiedAt,omitempty"`
+	// When the CRM record was modified, if known.
+	CrmModifiedAt *time.Time `json:"crmModifiedAt,omitempty"`
+	// The side whose value was kept.
+	Winner SyncSide `json:"winner"`
+	// When the conflict was decided.
+	DecidedAt time.Time `json:"decidedAt"`
+}
+
+// A page of sync conflicts, newest first.
+type SyncConflictConnection struct {
+	// The conflicts on this page with their cursors.
+	Edges []*SyncConflictEdge `json:"edges"`
+	// Where this page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A sync conflict and its cursor.
+type SyncConflictEdge struct {
+	// Opaque cursor of this item, for `after`.
+	Cursor string `json:"cursor"`
+	// The conflict.
+	Node *SyncConflict `json:"node"`
+}
+
+// A record that could not be synced (B14); one line per record, however often it failed.
+type SyncFailure struct {
+	// The failure's id, for `retrySyncFailures`.
+	ID string `json:"id"`
+	// When it last failed.
+	OccurredAt time.Time `json:"occurredAt"`
+	// The module.
+	Module SyncModule `json:"module"`
+	// Which way the record was going.
+	Direction SyncDirection `json:"direction"`
+	// The side the record comes from.
+	Source SyncSide `json:"source"`
+	// The record's id on its source side.
+	SourceID string `json:"sourceId"`
+	// The linked record's id on the target side, if any.
+	TargetID *string `json:"targetId,omitempty"`
+	// Why, as a stable code: already_linked (the CRM id is linked to another desk
+	// record), type_mismatch (e.g. text into an integer field), mandatory_missing,
+	// param_missing, param_invalid, duplicate, not_found, too_long,
+	// rate_limited, upstream_unavailable, auth or other. More may be added.
+	Reason string `json:"reason"`
+	// The fields concerned, when the vendor named them.
+	Fields []string `json:"fields"`
+	// A readable explanation.
+	Message string `json:"message"`
+	// The vendor's error code, if any.
+	VendorCode *string `json:"vendorCode,omitempty"`
+	// The vendor's raw answer, for diagnosis; it may be long.
+	RawError *string `json:"rawError,omitempty"`
+	// How many times the record has failed.
+	Attempts int `json:"attempts"`
+	// When an admin last retried it; null if never.
+	RetriedAt *time.Time `json:"retriedAt,omitempty"`
+}
+
+// A page of sync failures, oldest first.
+type SyncFailureConnection struct {
+	// The failures on this page with their cursors.
+	Edges []*SyncFailureEdge `json:"edges"`
+	// Where this page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A sync failure and its cursor.
+type SyncFailureEdge struct {
+	// Opaque cursor of this item, for `after`.
+	Cursor string `json:"cursor"`
+	// The failure.
+	Node *SyncFailure `json:"node"`
+}
+
+// A field of a module, from its system's field metadata, for a mapping screen.
+type SyncField struct {
+	// The field's API name, as a mapping names it.
+	Name string `json:"name"`
+	// The field's display label.
+	Label string `json:"label"`
+	// The type, normalised across systems: text, textarea, email, phone, url,
+	// integer, decimal, currency, boolean, date, datetime, picklist,
+	// multipicklist, lookup, owner or other.
+	Type string `json:"type"`
+	// Whether a record needs a value for it.
+	Mandatory bool `json:"mandatory"`
+	// Whether the field was added by the org (not a standard field).
+	Custom bool `json:"custom"`
+	// Whether the field cannot be written (so it cannot be a mapping's target).
+	ReadOnly bool `json:"readOnly"`
+	// The allowed values of a picklist; empty for other types.
+	PicklistValues []string `json:"picklistValues"`
+}
+
+// The sync counters of one hour, module and direction (B13).
+type SyncHistoryEntry struct {
+	// The start of the hour (UTC).
+	Bucket time.Time `json:"bucket"`
+	// The module.
+	Module SyncModule `json:"module"`
+	// Which way the records went.
+	Direction SyncDirection `json:"direction"`
+	// Records created on the target side.
+	Added int `json:"added"`
+	// Records updated on the target side.
+	Updated int `json:"updated"`
+	// Records deleted (or trashed) on the target side.
+	Deleted int `json:"deleted"`
+	// Records that failed.
+	Failed int `json:"failed"`
+}
+
+// The settings of a module group, as one version: a change inserts a new
+// version that applies to changes captured from its `effectiveFrom` on (B6).
+type SyncSettings struct {
+	// The module group these settings are for.
+	ModuleGroup ModuleGroup `json:"moduleGroup"`
+	// Which way records sync.
+	SyncType SyncType `json:"syncType"`
+	// Which CRM email contacts are matched on.
+	MatchEmail MatchEmail `json:"matchEmail"`
+	// The CRM list view whose records sync (B3); null = all records. Contacts and accounts only.
+	CrmViewID *string `json:"crmViewId,omitempty"`
+	// The desk department products sync into (B5); null = the portal's default. Products only.
+	DeskDepartmentID *string `json:"deskDepartmentId,omitempty"`
+	// What a CRM deletion does to the desk record.
+	CrmDeletePolicy CrmDeletePolicy `json:"crmDeletePolicy"`
+	// What a desk deletion does to the CRM record.
+	DeskDeletePolicy DeskDeletePolicy `json:"deskDeletePolicy"`
+	// How many days back the first sync reaches (records created within them, B7).
+	FirstSyncWindowDays int `json:"firstSyncWindowDays"`
+	// From when captured changes follow this version.
+	EffectiveFrom time.Time `json:"effectiveFrom"`
+}
+
+// A change to one module group's settings. Omitted fields keep their current
+// value; for `crmViewId` and `deskDepartmentId` an empty string clears it.
+type UpdateSyncSettingsInput struct {
+	// The module group to change.
+	ModuleGroup ModuleGroup `json:"moduleGroup"`
+	// Which way records sync; NONE is for Bigin connections only.
+	SyncType *SyncType `json:"syncType,omitempty"`
+	// Which CRM email contacts are matched on (contacts and accounts).
+	MatchEmail *MatchEmail `json:"matchEmail,omitempty"`
+	// The CRM list view whose records sync (contacts and accounts only).
+	CrmViewID *string `json:"crmViewId,omitempty"`
+	// The desk department products sync into (products only).
+	DeskDepartmentID *string `json:"deskDepartmentId,omitempty"`
+	// What a CRM deletion does to the desk record.
+	CrmDeletePolicy *CrmDeletePolicy `json:"crmDeletePolicy,omitempty"`
+	// What a desk deletion does to the CRM record.
+	DeskDeletePolicy *DeskDeletePolicy `json:"deskDeletePolicy,omitempty"`
+	// How many days back the first sync reaches, 1 to 3650.
+	FirstSyncWindowDays *int `json:"firstSyncWindowDays,omitempty"`
+}
+
+// The result of `updateSyncSettings`.
+type UpdateSyncSettingsPayload struct {
+	// The new version.
+	Settings *SyncSettings `json:"settings"`
+	// From when the new version applies.
+	EffectiveFrom time.Time `json:"effectiveFrom"`
+	// What the change affects, for the admin: changes captured before it keep the earlier rules.
+	Note string `json:"note"`
 }
 
 // A person (or service) in an org who holds API tokens.
@@ -371,6 +611,67 @@ func (e ConnectionStatus) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// What happens to the desk record when its CRM record is deleted (B10).
+type CrmDeletePolicy string
+
+const (
+	// The desk record goes to the trash, with its related lists.
+	CrmDeletePolicyAlways CrmDeletePolicy = "ALWAYS"
+	// The desk record goes to the trash only if it has no related records; otherwise the link is removed.
+	CrmDeletePolicyOnlyIfNoRelated CrmDeletePolicy = "ONLY_IF_NO_RELATED"
+	// The desk record stays; the link is removed.
+	CrmDeletePolicyNever CrmDeletePolicy = "NEVER"
+)
+
+var AllCrmDeletePolicy = []CrmDeletePolicy{
+	CrmDeletePolicyAlways,
+	CrmDeletePolicyOnlyIfNoRelated,
+	CrmDeletePolicyNever,
+}
+
+func (e CrmDeletePolicy) IsValid() bool {
+	switch e {
+	case CrmDeletePolicyAlways, CrmDeletePolicyOnlyIfNoRelated, CrmDeletePolicyNever:
+		return true
+	}
+	return false
+}
+
+func (e CrmDeletePolicy) String() string {
+	return string(e)
+}
+
+func (e *CrmDeletePolicy) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CrmDeletePolicy(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CrmDeletePolicy", str)
+	}
+	return nil
+}
+
+func (e CrmDeletePolicy) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CrmDeletePolicy) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CrmDeletePolicy) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // The CRM product on the other side of a connection.
 type CrmSystem string
 
@@ -508,6 +809,64 @@ func (e DataCenter) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// What happens to the CRM record when its desk record is deleted (B10).
+type DeskDeletePolicy string
+
+const (
+	// The CRM record goes to the recycle bin.
+	DeskDeletePolicyAlways DeskDeletePolicy = "ALWAYS"
+	// The CRM record stays; the link is removed.
+	DeskDeletePolicyNever DeskDeletePolicy = "NEVER"
+)
+
+var AllDeskDeletePolicy = []DeskDeletePolicy{
+	DeskDeletePolicyAlways,
+	DeskDeletePolicyNever,
+}
+
+func (e DeskDeletePolicy) IsValid() bool {
+	switch e {
+	case DeskDeletePolicyAlways, DeskDeletePolicyNever:
+		return true
+	}
+	return false
+}
+
+func (e DeskDeletePolicy) String() string {
+	return string(e)
+}
+
+func (e *DeskDeletePolicy) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DeskDeletePolicy(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DeskDeletePolicy", str)
+	}
+	return nil
+}
+
+func (e DeskDeletePolicy) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DeskDeletePolicy) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DeskDeletePolicy) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // The kinds of event on the stream. Later capabilities add their own.
 type EventType string
 
@@ -567,6 +926,122 @@ func (e *EventType) UnmarshalJSON(b []byte) error {
 }
 
 func (e EventType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Which CRM email contacts are matched on (B2).
+type MatchEmail string
+
+const (
+	// The primary email (the default).
+	MatchEmailPrimary MatchEmail = "PRIMARY"
+	// The secondary email; the desk's primary email is then overwritten with the CRM's.
+	MatchEmailSecondary MatchEmail = "SECONDARY"
+)
+
+var AllMatchEmail = []MatchEmail{
+	MatchEmailPrimary,
+	MatchEmailSecondary,
+}
+
+func (e MatchEmail) IsValid() bool {
+	switch e {
+	case MatchEmailPrimary, MatchEmailSecondary:
+		return true
+	}
+	return false
+}
+
+func (e MatchEmail) String() string {
+	return string(e)
+}
+
+func (e *MatchEmail) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = MatchEmail(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid MatchEmail", str)
+	}
+	return nil
+}
+
+func (e MatchEmail) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *MatchEmail) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e MatchEmail) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// A group of modules that share sync settings (B1, B5).
+type ModuleGroup string
+
+const (
+	// Contacts and accounts.
+	ModuleGroupContactsAccounts ModuleGroup = "CONTACTS_ACCOUNTS"
+	// Products.
+	ModuleGroupProducts ModuleGroup = "PRODUCTS"
+)
+
+var AllModuleGroup = []ModuleGroup{
+	ModuleGroupContactsAccounts,
+	ModuleGroupProducts,
+}
+
+func (e ModuleGroup) IsValid() bool {
+	switch e {
+	case ModuleGroupContactsAccounts, ModuleGroupProducts:
+		return true
+	}
+	return false
+}
+
+func (e ModuleGroup) String() string {
+	return string(e)
+}
+
+func (e *ModuleGroup) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ModuleGroup(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ModuleGroup", str)
+	}
+	return nil
+}
+
+func (e ModuleGroup) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ModuleGroup) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ModuleGroup) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -632,6 +1107,245 @@ func (e *Role) UnmarshalJSON(b []byte) error {
 }
 
 func (e Role) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Which way a change flowed.
+type SyncDirection string
+
+const (
+	// From the CRM (or Bigin) to the desk.
+	SyncDirectionCrmToDesk SyncDirection = "CRM_TO_DESK"
+	// From the desk to the CRM (or Bigin).
+	SyncDirectionDeskToCrm SyncDirection = "DESK_TO_CRM"
+)
+
+var AllSyncDirection = []SyncDirection{
+	SyncDirectionCrmToDesk,
+	SyncDirectionDeskToCrm,
+}
+
+func (e SyncDirection) IsValid() bool {
+	switch e {
+	case SyncDirectionCrmToDesk, SyncDirectionDeskToCrm:
+		return true
+	}
+	return false
+}
+
+func (e SyncDirection) String() string {
+	return string(e)
+}
+
+func (e *SyncDirection) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SyncDirection(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SyncDirection", str)
+	}
+	return nil
+}
+
+func (e SyncDirection) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SyncDirection) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SyncDirection) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// A synced module.
+type SyncModule string
+
+const (
+	// Desk contacts <-> CRM Contacts.
+	SyncModuleContacts SyncModule = "CONTACTS"
+	// Desk accounts <-> CRM Accounts (Companies in Bigin).
+	SyncModuleAccounts SyncModule = "ACCOUNTS"
+	// Desk products <-> CRM Products.
+	SyncModuleProducts SyncModule = "PRODUCTS"
+)
+
+var AllSyncModule = []SyncModule{
+	SyncModuleContacts,
+	SyncModuleAccounts,
+	SyncModuleProducts,
+}
+
+func (e SyncModule) IsValid() bool {
+	switch e {
+	case SyncModuleContacts, SyncModuleAccounts, SyncModuleProducts:
+		return true
+	}
+	return false
+}
+
+func (e SyncModule) String() string {
+	return string(e)
+}
+
+func (e *SyncModule) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SyncModule(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SyncModule", str)
+	}
+	return nil
+}
+
+func (e SyncModule) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SyncModule) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SyncModule) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// One side of a connection.
+type SyncSide string
+
+const (
+	// The desk portal.
+	SyncSideDesk SyncSide = "DESK"
+	// The CRM or Bigin org.
+	SyncSideCrm SyncSide = "CRM"
+)
+
+var AllSyncSide = []SyncSide{
+	SyncSideDesk,
+	SyncSideCrm,
+}
+
+func (e SyncSide) IsValid() bool {
+	switch e {
+	case SyncSideDesk, SyncSideCrm:
+		return true
+	}
+	return false
+}
+
+func (e SyncSide) String() string {
+	return string(e)
+}
+
+func (e *SyncSide) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SyncSide(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SyncSide", str)
+	}
+	return nil
+}
+
+func (e SyncSide) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SyncSide) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SyncSide) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Which way records of a module group sync (B1).
+type SyncType string
+
+const (
+	// Both ways (the default).
+	SyncTypeTwoWay SyncType = "TWO_WAY"
+	// From the CRM to the desk only.
+	SyncTypeOneWay SyncType = "ONE_WAY"
+	// Nothing syncs; tickets still show on records that exist on both sides with
+	// the same email. Bigin connections only.
+	SyncTypeNone SyncType = "NONE"
+)
+
+var AllSyncType = []SyncType{
+	SyncTypeTwoWay,
+	SyncTypeOneWay,
+	SyncTypeNone,
+}
+
+func (e SyncType) IsValid() bool {
+	switch e {
+	case SyncTypeTwoWay, SyncTypeOneWay, SyncTypeNone:
+		return true
+	}
+	return false
+}
+
+func (e SyncType) String() string {
+	return string(e)
+}
+
+func (e *SyncType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SyncType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SyncType", str)
+	}
+	return nil
+}
+
+func (e SyncType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SyncType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SyncType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
