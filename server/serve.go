@@ -17,8 +17,10 @@ import (
 	"github.com/deskbridge/deskbridge/eventbus"
 	"github.com/deskbridge/deskbridge/migrations"
 	"github.com/deskbridge/deskbridge/resolvers"
+	"github.com/deskbridge/deskbridge/sandbox"
 	"github.com/deskbridge/deskbridge/server/playground"
 	"github.com/deskbridge/deskbridge/server/wstransport"
+	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/store/crypt"
 	"github.com/deskbridge/deskbridge/store/leader"
 	"github.com/deskbridge/deskbridge/syncengine"
@@ -38,10 +40,11 @@ type Server struct {
 	stopBus context.CancelFunc
 	busDone chan struct{}
 
-	elector    *leader.Elector
-	publicURL  atomic.Pointer[string] // known at start, or once listening
-	stopEngine context.CancelFunc
-	engineDone chan struct{}
+	elector     *leader.Elector
+	connections *syncengine.ConnectionService
+	publicURL   atomic.Pointer[string] // known at start, or once listening
+	stopEngine  context.CancelFunc
+	engineDone  chan struct{}
 }
 
 // New opens the database, applies migrations, starts the event bus and
@@ -92,6 +95,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.PublicURL != "" {
 		s.publicURL.Store(&cfg.PublicURL)
 	}
+	s.connections = connections
 	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log,
 		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
 		PublicURL: func() string {
@@ -245,6 +249,15 @@ func runServe(ctx context.Context, args []string, io IO) error {
 	if err := ensureSecretKey(&cfg); err != nil {
 		return err
 	}
+	var sb *sandbox.Sandbox
+	if cfg.Demo {
+		if sb, err = startDemoSandbox(ctx, &cfg, log); err != nil {
+			return err
+		}
+		if sb != nil {
+			defer sb.Close()
+		}
+	}
 	log.Info("starting deskbridge", "version", versionString(), "config", cfg)
 	s, err := New(ctx, cfg, log)
 	if err != nil {
@@ -261,7 +274,14 @@ func runServe(ctx context.Context, args []string, io IO) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(io.Stdout, "\n  deskbridge is running.\n  GraphiQL:     %s/#token=%s\n  GraphQL:      %s/graphql\n  Admin token:  %s\n\n", url, issued.Secret, url, issued.Secret)
+		var conn store.Connection
+		if sb != nil {
+			if conn, err = connectDemo(ctx, s, sb, issued); err != nil {
+				return fmt.Errorf("connecting the demo org: %w", err)
+			}
+			go demoActivity(ctx, sb, 10*time.Second, log)
+		}
+		printDemo(io.Stdout, url, issued.Secret, sb, conn)
 	}
 	log.Info("deskbridge is serving", "graphiql", url+"/", "graphql", url+"/graphql")
 	return s.Serve(ctx, ln)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -225,6 +226,10 @@ func TestEmbeddedDefault(t *testing.T) {
 	if slug, err := viewerOrg(t, first.url, demoToken[1]); err != nil || slug != "demo" {
 		t.Fatalf("viewer with the printed token: %q %v", slug, err)
 	}
+	// The demo org is connected to the in-process sandbox and syncing.
+	if status := graphqlString(t, first.url, demoToken[1], `{ connections { status } }`, "connections", "0", "status"); status != "ACTIVE" {
+		t.Fatalf("demo connection status %q, want ACTIVE", status)
+	}
 	// A CLI command while serve runs uses the same cluster.
 	acme := mustToken(t, env, "acme", "admin")
 	if slug, err := viewerOrg(t, first.url, acme); err != nil || slug != "acme" {
@@ -390,4 +395,40 @@ func lastLines(b []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// graphqlString runs a query and returns the string at path (map keys and
+// list indexes), or "" when it is not there.
+func graphqlString(t *testing.T, url, token, query string, path ...string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"query": query})
+	req, _ := http.NewRequest("POST", url+"/graphql", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Data any }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	cur := out.Data
+	for _, p := range path {
+		switch x := cur.(type) {
+		case map[string]any:
+			cur = x[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i >= len(x) {
+				return ""
+			}
+			cur = x[i]
+		default:
+			return ""
+		}
+	}
+	s, _ := cur.(string)
+	return s
 }
