@@ -44,6 +44,11 @@ func (p *Poller) PollConnection(ctx context.Context, conn store.Connection) (enq
 			if err != nil {
 				return enqueued, err
 			}
+			n, err = p.pollDeleted(ctx, conn, side.c, m, side.module)
+			enqueued += n
+			if err != nil {
+				return enqueued, err
+			}
 		}
 	}
 	return enqueued, nil
@@ -100,4 +105,46 @@ func (p *Poller) pollModule(ctx context.Context, conn store.Connection, c connec
 		}
 	}
 	return total, nil
+}
+
+// deletedOverlap re-reads a little of the deleted feed before the stored
+// point: feeds have second precision and may compare strictly, and a
+// deletion seen twice is harmless (the second finds no link).
+const deletedOverlap = 2 * time.Second
+
+// pollDeleted reads a module's deleted-records feed since the stored point
+// and enqueues the deletions, the safety net for deletions whose
+// notification never arrived. A first call only records "now".
+func (p *Poller) pollDeleted(ctx context.Context, conn store.Connection, c connector.Connector, m mapping.Module, vm connector.Module) (int, error) {
+	system := string(c.System())
+	raw, err := store.GetCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorDeletedFeed)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	since, perr := time.Parse(time.RFC3339Nano, raw)
+	if raw == "" || perr != nil {
+		now := time.Now().UTC().Format(time.RFC3339Nano)
+		return 0, store.PutCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorDeletedFeed, now)
+	}
+	dels, err := c.Deleted(ctx, vm, since.Add(-deletedOverlap))
+	if err != nil {
+		return 0, fmt.Errorf("reading %s %s deleted feed: %w", system, vm, err)
+	}
+	newest := since
+	var items []store.NewQueueItem
+	for _, d := range dels {
+		items = append(items, store.NewQueueItem{System: system, Module: string(m), ExtID: d.ID, Kind: store.KindDelete, Origin: store.OriginDeletedFeed})
+		if d.DeletedAt.After(newest) {
+			newest = d.DeletedAt
+		}
+	}
+	err = store.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
+		if len(items) > 0 {
+			if err := store.Enqueue(ctx, tx, conn.OrgID, conn.ID, items); err != nil {
+				return err
+			}
+		}
+		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, string(m), store.CursorDeletedFeed, newest.UTC().Format(time.RFC3339Nano))
+	})
+	return len(items), err
 }

@@ -49,3 +49,24 @@ func TestPollingCapturesChangesWithoutWebhooks(t *testing.T) {
 		t.Fatalf("poll with nothing new enqueued %d, %v", n, err)
 	}
 }
+
+// A deletion whose notification never came is found in the deleted feed.
+func TestPollingReadsTheDeletedFeed(t *testing.T) {
+	f := newEngineFixture(t)
+	p := &syncengine.Poller{DB: f.db, Connectors: f.w.Connectors, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PageSize: 50}
+	crmID, _ := f.linkedContact(t, "feed@del.example")
+	if _, err := p.PollConnection(f.ctx, f.conn); err != nil { // places the feed cursors
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if err := f.sb.CRM("us").Delete("Contacts", crmID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PollConnection(f.ctx, f.conn); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	if !f.unlinked(t, crmID) {
+		t.Fatal("a deletion in the CRM's deleted feed did not unlink the record (policy NEVER)")
+	}
+}
