@@ -85,6 +85,7 @@ type ComplexityRoot struct {
 		SyncConflicts   func(childComplexity int, first *int, after *string) int
 		SyncFailures    func(childComplexity int, module *model.SyncModule, first *int, after *string) int
 		SyncHistory     func(childComplexity int, since *time.Time) int
+		SyncRuns        func(childComplexity int) int
 		UpdatedAt       func(childComplexity int) int
 	}
 
@@ -134,6 +135,7 @@ type ComplexityRoot struct {
 		RetrySyncFailures    func(childComplexity int, connectionID string, ids []string) int
 		RevokeAPIToken       func(childComplexity int, id string) int
 		SaveFieldMappings    func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
+		StartFirstSync       func(childComplexity int, connectionID string) int
 		UpdateSyncSettings   func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
 	}
 
@@ -241,6 +243,22 @@ type ComplexityRoot struct {
 		Updated   func(childComplexity int) int
 	}
 
+	SyncRun struct {
+		Added      func(childComplexity int) int
+		Direction  func(childComplexity int) int
+		Done       func(childComplexity int) int
+		Enqueued   func(childComplexity int) int
+		Failed     func(childComplexity int) int
+		FinishedAt func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Module     func(childComplexity int) int
+		Since      func(childComplexity int) int
+		StartedAt  func(childComplexity int) int
+		Status     func(childComplexity int) int
+		Total      func(childComplexity int) int
+		Updated    func(childComplexity int) int
+	}
+
 	SyncSettings struct {
 		CrmDeletePolicy     func(childComplexity int) int
 		CrmViewID           func(childComplexity int) int
@@ -289,6 +307,7 @@ type ConnectionResolver interface {
 	SyncFailures(ctx context.Context, obj *model.Connection, module *model.SyncModule, first *int, after *string) (*model.SyncFailureConnection, error)
 	SyncConflicts(ctx context.Context, obj *model.Connection, first *int, after *string) (*model.SyncConflictConnection, error)
 	QueueDepth(ctx context.Context, obj *model.Connection) ([]*model.QueueDepth, error)
+	SyncRuns(ctx context.Context, obj *model.Connection) ([]*model.SyncRun, error)
 }
 type MutationResolver interface {
 	ConnectCrm(ctx context.Context, input model.ConnectCrmInput) (*model.Connection, error)
@@ -302,6 +321,7 @@ type MutationResolver interface {
 	RetrySyncFailures(ctx context.Context, connectionID string, ids []string) (int, error)
 	PauseSync(ctx context.Context, connectionID string) (*model.Connection, error)
 	ResumeSync(ctx context.Context, connectionID string) (*model.Connection, error)
+	StartFirstSync(ctx context.Context, connectionID string) ([]*model.SyncRun, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
@@ -555,6 +575,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Connection.SyncHistory(childComplexity, args["since"].(*time.Time)), true
+	case "Connection.syncRuns":
+		if e.ComplexityRoot.Connection.SyncRuns == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.SyncRuns(childComplexity), true
 	case "Connection.updatedAt":
 		if e.ComplexityRoot.Connection.UpdatedAt == nil {
 			break
@@ -780,6 +806,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SaveFieldMappings(childComplexity, args["connectionId"].(string), args["module"].(model.SyncModule), args["mappings"].([]*model.FieldMappingInput)), true
+	case "Mutation.startFirstSync":
+		if e.ComplexityRoot.Mutation.StartFirstSync == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_startFirstSync_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StartFirstSync(childComplexity, args["connectionId"].(string)), true
 	case "Mutation.updateSyncSettings":
 		if e.ComplexityRoot.Mutation.UpdateSyncSettings == nil {
 			break
@@ -1231,6 +1268,85 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SyncHistoryEntry.Updated(childComplexity), true
 
+	case "SyncRun.added":
+		if e.ComplexityRoot.SyncRun.Added == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Added(childComplexity), true
+	case "SyncRun.direction":
+		if e.ComplexityRoot.SyncRun.Direction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Direction(childComplexity), true
+	case "SyncRun.done":
+		if e.ComplexityRoot.SyncRun.Done == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Done(childComplexity), true
+	case "SyncRun.enqueued":
+		if e.ComplexityRoot.SyncRun.Enqueued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Enqueued(childComplexity), true
+	case "SyncRun.failed":
+		if e.ComplexityRoot.SyncRun.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Failed(childComplexity), true
+	case "SyncRun.finishedAt":
+		if e.ComplexityRoot.SyncRun.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.FinishedAt(childComplexity), true
+	case "SyncRun.id":
+		if e.ComplexityRoot.SyncRun.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.ID(childComplexity), true
+	case "SyncRun.module":
+		if e.ComplexityRoot.SyncRun.Module == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Module(childComplexity), true
+	case "SyncRun.since":
+		if e.ComplexityRoot.SyncRun.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Since(childComplexity), true
+	case "SyncRun.startedAt":
+		if e.ComplexityRoot.SyncRun.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.StartedAt(childComplexity), true
+	case "SyncRun.status":
+		if e.ComplexityRoot.SyncRun.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Status(childComplexity), true
+	case "SyncRun.total":
+		if e.ComplexityRoot.SyncRun.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Total(childComplexity), true
+	case "SyncRun.updated":
+		if e.ComplexityRoot.SyncRun.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SyncRun.Updated(childComplexity), true
+
 	case "SyncSettings.crmDeletePolicy":
 		if e.ComplexityRoot.SyncSettings.CrmDeletePolicy == nil {
 			break
@@ -1636,6 +1752,14 @@ enum EventType {
   CONNECTION_CREATED
   "A connection was deactivated, reactivated or removed."
   CONNECTION_STATUS_CHANGED
+  """
+  A first sync's run moved: its counters (connectionId, runId, module,
+  direction, total, enqueued, done, added, updated, failed). At most once
+  per driver pass (every few seconds) per run.
+  """
+  SYNC_PROGRESS
+  "A first sync's run ended (status DONE or CANCELLED), with its final counters."
+  SYNC_RUN_FINISHED
 }
 
 """
@@ -2177,6 +2301,51 @@ type QueueDepth {
   pending: Int!
 }
 
+"Where a first-sync run is."
+enum SyncRunStatus {
+  "Walking the source, or applying what it queued."
+  RUNNING
+  "Every record it queued was applied (or failed, see syncFailures)."
+  DONE
+  "Stopped before the end (the connection was removed)."
+  CANCELLED
+}
+
+"""
+A first sync (B7) of one module in one direction: a walk of the source side
+that queues the records created since ` + "`" + `since` + "`" + `, and the progress of applying
+them. ` + "`" + `total` + "`" + ` is 0 while the walk goes on and becomes the number of records
+found once it ends; until then ` + "`" + `enqueued` + "`" + ` grows page by page.
+"""
+type SyncRun {
+  "The run's id."
+  id: ID!
+  "The module."
+  module: SyncModule!
+  "Which way the records go."
+  direction: SyncDirection!
+  "Where the run is."
+  status: SyncRunStatus!
+  "Records created from this moment on are included."
+  since: DateTime!
+  "Records the run found in its window; 0 until the walk ends."
+  total: Int!
+  "Records queued by the walk so far."
+  enqueued: Int!
+  "Queued records applied (added, updated, unchanged or failed)."
+  done: Int!
+  "Records created on the target side."
+  added: Int!
+  "Records updated on the target side (matched or linked ones)."
+  updated: Int!
+  "Records that failed (see syncFailures)."
+  failed: Int!
+  "When the run started."
+  startedAt: DateTime!
+  "When the run ended; null while RUNNING."
+  finishedAt: DateTime
+}
+
 extend type Connection {
   "The current settings of each module group. Admins only."
   settings: [SyncSettings!]
@@ -2211,6 +2380,8 @@ extend type Connection {
   ): SyncConflictConnection
   "Changes captured and waiting to be applied, per module and side. Admins only."
   queueDepth: [QueueDepth!]
+  "The first-sync runs (B7), newest first: one per module and direction each time a first sync starts. Admins only."
+  syncRuns: [SyncRun!]
 }
 
 """
@@ -2303,6 +2474,14 @@ extend type Mutation {
   pauseSync("The connection's global id." connectionId: ID!): Connection!
   "Resumes a PAUSED connection; the waiting changes are applied. CONFLICT in any other status. Admins only."
   resumeSync("The connection's global id." connectionId: ID!): Connection!
+  """
+  Starts a first sync (B7) of an ACTIVE connection, as connecting does: a run
+  per module and per direction its sync type allows, each reaching back the
+  group's firstSyncWindowDays. CONFLICT while a run of the connection is
+  RUNNING, or when the connection is not ACTIVE. Returns the new runs. Admins
+  only.
+  """
+  startFirstSync("The connection's global id." connectionId: ID!): [SyncRun!]!
 }
 `, BuiltIn: false},
 }
@@ -2402,6 +2581,8 @@ func (ec *executionContext) childFields_Connection(ctx context.Context, field gr
 		return ec.fieldContext_Connection_syncConflicts(ctx, field)
 	case "queueDepth":
 		return ec.fieldContext_Connection_queueDepth(ctx, field)
+	case "syncRuns":
+		return ec.fieldContext_Connection_syncRuns(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Connection", field.Name)
 }
@@ -2654,6 +2835,38 @@ func (ec *executionContext) childFields_SyncHistoryEntry(ctx context.Context, fi
 		return ec.fieldContext_SyncHistoryEntry_failed(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SyncHistoryEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_SyncRun(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SyncRun_id(ctx, field)
+	case "module":
+		return ec.fieldContext_SyncRun_module(ctx, field)
+	case "direction":
+		return ec.fieldContext_SyncRun_direction(ctx, field)
+	case "status":
+		return ec.fieldContext_SyncRun_status(ctx, field)
+	case "since":
+		return ec.fieldContext_SyncRun_since(ctx, field)
+	case "total":
+		return ec.fieldContext_SyncRun_total(ctx, field)
+	case "enqueued":
+		return ec.fieldContext_SyncRun_enqueued(ctx, field)
+	case "done":
+		return ec.fieldContext_SyncRun_done(ctx, field)
+	case "added":
+		return ec.fieldContext_SyncRun_added(ctx, field)
+	case "updated":
+		return ec.fieldContext_SyncRun_updated(ctx, field)
+	case "failed":
+		return ec.fieldContext_SyncRun_failed(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_SyncRun_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_SyncRun_finishedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SyncRun", field.Name)
 }
 
 func (ec *executionContext) childFields_SyncSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3091,6 +3304,20 @@ func (ec *executionContext) field_Mutation_saveFieldMappings_args(ctx context.Co
 		return nil, err
 	}
 	args["mappings"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_startFirstSync_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
 	return args, nil
 }
 
@@ -4266,6 +4493,38 @@ func (ec *executionContext) fieldContext_Connection_queueDepth(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Connection_syncRuns(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_syncRuns(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Connection().SyncRuns(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncRun) graphql.Marshaler {
+			return ec.marshalOSyncRun2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_syncRuns(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncRun(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CreateApiTokenPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPITokenPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5171,6 +5430,50 @@ func (ec *executionContext) fieldContext_Mutation_resumeSync(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_resumeSync_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_startFirstSync(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startFirstSync(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StartFirstSync(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncRun) graphql.Marshaler {
+			return ec.marshalNSyncRun2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startFirstSync(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncRun(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_startFirstSync_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6956,6 +7259,305 @@ func (ec *executionContext) _SyncHistoryEntry_failed(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_SyncHistoryEntry_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("SyncHistoryEntry", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_id(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_module(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_module(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Module, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncModule) graphql.Marshaler {
+			return ec.marshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncModule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_module(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type SyncModule does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_direction(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_direction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Direction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncDirection) graphql.Marshaler {
+			return ec.marshalNSyncDirection2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncDirection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_direction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type SyncDirection does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_status(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SyncRunStatus) graphql.Marshaler {
+			return ec.marshalNSyncRunStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type SyncRunStatus does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_since(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_since(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Since, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_total(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_enqueued(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_enqueued(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enqueued, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_enqueued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_done(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_done(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Done, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_done(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_added(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_added(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Added, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_added(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_updated(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_updated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Updated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_updated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_failed(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _SyncRun_finishedAt(ctx context.Context, field graphql.CollectedField, obj *model.SyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SyncRun_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SyncRun_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SyncRun", field, false, false, errors.New("field of type DateTime does not have child fields"))
 }
 
 func (ec *executionContext) _SyncSettings_moduleGroup(ctx context.Context, field graphql.CollectedField, obj *model.SyncSettings) (ret graphql.Marshaler) {
@@ -9427,6 +10029,44 @@ func (ec *executionContext) _Connection(ctx context.Context, sel ast.SelectionSe
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "syncRuns":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Connection_syncRuns(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9824,6 +10464,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "resumeSync":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_resumeSync(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startFirstSync":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startFirstSync(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -10703,6 +11350,104 @@ func (ec *executionContext) _SyncHistoryEntry(ctx context.Context, sel ast.Selec
 		case "failed":
 			out.Values[i] = ec._SyncHistoryEntry_failed(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var syncRunImplementors = []string{"SyncRun"}
+
+func (ec *executionContext) _SyncRun(ctx context.Context, sel ast.SelectionSet, obj *model.SyncRun) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, syncRunImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SyncRun")
+		case "id":
+			out.Values[i] = ec._SyncRun_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "module":
+			out.Values[i] = ec._SyncRun_module(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "direction":
+			out.Values[i] = ec._SyncRun_direction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._SyncRun_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "since":
+			out.Values[i] = ec._SyncRun_since(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "total":
+			out.Values[i] = ec._SyncRun_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enqueued":
+			out.Values[i] = ec._SyncRun_enqueued(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "done":
+			out.Values[i] = ec._SyncRun_done(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "added":
+			out.Values[i] = ec._SyncRun_added(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updated":
+			out.Values[i] = ec._SyncRun_updated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._SyncRun_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._SyncRun_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "finishedAt":
+			out.Values[i] = ec._SyncRun_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -12044,6 +12789,42 @@ func (ec *executionContext) marshalNSyncModule2githubᚗcomᚋdeskbridgeᚋdeskb
 	return v
 }
 
+func (ec *executionContext) marshalNSyncRun2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncRun) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRun(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRun(ctx context.Context, sel ast.SelectionSet, v *model.SyncRun) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SyncRun(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSyncRunStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunStatus(ctx context.Context, v any) (model.SyncRunStatus, error) {
+	var res model.SyncRunStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSyncRunStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunStatus(ctx context.Context, sel ast.SelectionSet, v model.SyncRunStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSettings(ctx context.Context, sel ast.SelectionSet, v *model.SyncSettings) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -12649,6 +13430,25 @@ func (ec *executionContext) marshalOSyncModule2ᚖgithubᚗcomᚋdeskbridgeᚋde
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOSyncRun2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncRun) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRun(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalOSyncSettings2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncSettingsᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SyncSettings) graphql.Marshaler {

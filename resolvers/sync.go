@@ -246,3 +246,15 @@ func (r *Resolver) setSyncStatus(ctx context.Context, connectionID string, actio
 	}
 	return connectionModel(c), nil
 }
+
+// runModels converts first-sync runs.
+func runModels(rows []store.Run) []*model.SyncRun {
+	out := make([]*model.SyncRun, len(rows))
+	for i, r := range rows {
+		out[i] = &model.SyncRun{ID: globalID("SyncRun", r.ID), Module: syncModuleModel(r.Module),
+			Direction: model.SyncDirection(r.Direction), Status: model.SyncRunStatus(r.Status), Since: r.Since,
+			Total: int(r.Total), Enqueued: int(r.Enqueued), Done: int(r.Done), Added: int(r.Added),
+			Updated: int(r.Updated), Failed: int(r.Failed), StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+	}
+	return out
+}

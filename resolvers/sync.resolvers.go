@@ -159,6 +159,18 @@ func (r *connectionResolver) QueueDepth(ctx context.Context, obj *model.Connecti
 	return out, nil
 }
 
+func (r *connectionResolver) SyncRuns(ctx context.Context, obj *model.Connection) ([]*model.SyncRun, error) {
+	v, id, err := syncConnection(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.ConnectionService.SyncRuns(ctx, v, id)
+	if err != nil {
+		return nil, err
+	}
+	return runModels(rows), nil
+}
+
 func (r *mutationResolver) UpdateSyncSettings(ctx context.Context, connectionID string, input model.UpdateSyncSettingsInput) (*model.UpdateSyncSettingsPayload, error) {
 	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
@@ -209,4 +221,16 @@ func (r *mutationResolver) PauseSync(ctx context.Context, connectionID string) (
 
 func (r *mutationResolver) ResumeSync(ctx context.Context, connectionID string) (*model.Connection, error) {
 	return r.setSyncStatus(ctx, connectionID, syncengine.ConnectionResume)
+}
+
+func (r *mutationResolver) StartFirstSync(ctx context.Context, connectionID string) ([]*model.SyncRun, error) {
+	v, id, err := syncMutation(ctx, connectionID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.ConnectionService.StartFirstSync(ctx, v, id)
+	if err != nil {
+		return nil, err
+	}
+	return runModels(rows), nil
 }

@@ -39,6 +39,7 @@ type Config struct {
 	SyncWorkers     int           // DESKBRIDGE_SYNC_WORKERS: queue workers in this process
 	PollInterval    time.Duration // DESKBRIDGE_POLL_INTERVAL: how often the leader polls every connection
 	WatchInterval   time.Duration // DESKBRIDGE_WATCH_INTERVAL: how often the leader checks vendor subscriptions
+	FirstSyncEvery  time.Duration // DESKBRIDGE_FIRST_SYNC_INTERVAL: how often the leader advances first syncs
 	PublicURL       string        // DESKBRIDGE_PUBLIC_URL: the gateway as vendors reach it, for webhooks
 	PGBin           string        // DESKBRIDGE_PG_BIN: where the embedded default finds initdb/postgres
 	PGUser          string        // DESKBRIDGE_PG_USER: OS user that runs the embedded cluster when started as root
@@ -74,6 +75,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("sync_workers", c.SyncWorkers),
 		slog.Duration("poll_interval", c.PollInterval),
 		slog.Duration("watch_interval", c.WatchInterval),
+		slog.Duration("first_sync_interval", c.FirstSyncEvery),
 		slog.String("public_url", c.PublicURL),
 		slog.Bool("demo", c.Demo),
 		slog.String("zoho_client_id", mask(c.ZohoClientID != "")),
@@ -133,6 +135,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	syncWorkers := fs.String("sync-workers", env("DESKBRIDGE_SYNC_WORKERS", "2"), "sync queue workers in this process (env DESKBRIDGE_SYNC_WORKERS)")
 	pollInterval := fs.String("poll-interval", env("DESKBRIDGE_POLL_INTERVAL", "30s"), "how often the cluster leader polls every connection for changes (env DESKBRIDGE_POLL_INTERVAL)")
 	watchInterval := fs.String("watch-interval", env("DESKBRIDGE_WATCH_INTERVAL", "10m"), "how often the cluster leader checks the vendors' notification subscriptions (env DESKBRIDGE_WATCH_INTERVAL)")
+	firstSyncInterval := fs.String("first-sync-interval", env("DESKBRIDGE_FIRST_SYNC_INTERVAL", "5s"), "how often the cluster leader advances running first syncs, a few pages each (env DESKBRIDGE_FIRST_SYNC_INTERVAL)")
 	publicURL := fs.String("public-url", env("DESKBRIDGE_PUBLIC_URL", ""), "the gateway's URL as the vendors reach it, for change notifications; default the listen address (env DESKBRIDGE_PUBLIC_URL)")
 	pgBin := fs.String("pg-bin", env("DESKBRIDGE_PG_BIN", ""), "folder with initdb and postgres for the embedded default (env DESKBRIDGE_PG_BIN)")
 	pgUser := fs.String("pg-user", env("DESKBRIDGE_PG_USER", "postgres"), "OS user that runs the embedded PostgreSQL when deskbridge runs as root (env DESKBRIDGE_PG_USER)")
@@ -165,6 +168,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 		c.SyncWorkers = int(parseInt(&errs, "sync workers", *syncWorkers, 0, 64))
 		c.PollInterval = parseDuration(&errs, "poll interval", *pollInterval)
 		c.WatchInterval = parseDuration(&errs, "watch interval", *watchInterval)
+		c.FirstSyncEvery = parseDuration(&errs, "first sync interval", *firstSyncInterval)
 		c.PublicURL = strings.TrimRight(*publicURL, "/")
 		if c.PublicURL != "" {
 			if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -309,8 +309,8 @@ func (s *ConnectionService) ReachableCRMOrgs(ctx context.Context, sys connector.
 // Connect joins a desk portal to a CRM or Bigin org (SPEC A1, A4). Both
 // credentials are checked against the vendors first; then, in one
 // transaction, the connection is stored ACTIVE with auth method OAUTH, both
-// refresh tokens are sealed and stored, default settings are written and a
-// CONNECTION_CREATED event is appended.
+// refresh tokens are sealed and stored, default settings are written, the
+// first sync's runs are started and a CONNECTION_CREATED event is appended.
 func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req ConnectionRequest) (store.Connection, error) {
 	if !v.Can(auth.PermManageConnections) {
 		return store.Connection{}, fmt.Errorf("connecting a crm: %w", auth.ErrForbidden)
@@ -402,6 +402,11 @@ func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req Conn
 			if _, err := store.InsertSettings(ctx, tx, defaultConnectionSettings(v, c.ID, group)); err != nil {
 				return err
 			}
+		}
+		// An ACTIVE connection starts its first sync (B7); the leader's
+		// driver walks the runs from here.
+		if _, _, err := startFirstSyncRuns(ctx, tx, v, c); err != nil {
+			return err
 		}
 		_, err = store.InsertEvent(ctx, tx, store.NewEvent{
 			OrgID: v.OrgID, Type: ConnectionEventCreated, Permission: string(auth.PermManageConnections),

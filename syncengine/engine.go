@@ -31,6 +31,9 @@ type Engine struct {
 	// function because the listen address may be known only after start.
 	PublicURL  func() string
 	WatchEvery time.Duration // how often the leader checks subscriptions; default 10m
+	// FirstSyncEvery is how often the leader advances the running first
+	// syncs (a few pages per run each time); default 5s.
+	FirstSyncEvery time.Duration
 
 	wakeOnce sync.Once
 	wake     chan struct{}
@@ -92,6 +95,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
 		return fmt.Errorf("scheduling subscriptions: %w", err)
 	}
+	firstEvery := e.FirstSyncEvery
+	if firstEvery <= 0 {
+		firstEvery = 5 * time.Second
+	}
+	first := &FirstSync{DB: e.DB, Connectors: e.Connectors, Log: e.Log}
+	if _, err := sched.NewJob(gocron.DurationJob(firstEvery), gocron.NewTask(func() { e.firstSync(ctx, first) }),
+		gocron.WithName("sync-first-sync"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
+		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
+		return fmt.Errorf("scheduling the first sync: %w", err)
+	}
 	sched.Start()
 	<-ctx.Done()
 	if err := sched.Shutdown(); err != nil {
@@ -129,6 +142,19 @@ func (e *Engine) pollAll(ctx context.Context, p *Poller) {
 		} else if n > 0 {
 			e.Log.Debug("polled changes", "connection", c.ID, "enqueued", n)
 		}
+	}
+}
+
+// firstSync advances the running first syncs (B7) and wakes this process's
+// workers when it queued records.
+func (e *Engine) firstSync(ctx context.Context, f *FirstSync) {
+	n, err := f.Tick(ctx)
+	if err != nil && ctx.Err() == nil {
+		e.Log.Warn("advancing first syncs; the next run tries again", "err", err)
+	}
+	if n > 0 {
+		e.Log.Debug("first sync enqueued records", "enqueued", n)
+		e.Wake()
 	}
 }
 

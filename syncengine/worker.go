@@ -1,11 +1,13 @@
 package syncengine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -125,8 +127,13 @@ func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error 
 	}
 	// NONE (Bigin) syncs nothing; ONE_WAY carries CRM changes only.
 	if g.settings.SyncType == "NONE" || (g.settings.SyncType == "ONE_WAY" && g.source == DeskSide) {
-		_, err := store.Complete(ctx, w.DB, items)
-		return err
+		return store.InTx(ctx, w.DB, func(tx *sqlx.Tx) error {
+			requeued, err := store.Complete(ctx, tx, items)
+			if err != nil {
+				return err
+			}
+			return addRunProgress(ctx, tx, items, requeued, nil)
+		})
 	}
 	if err := w.loadMappings(ctx, g, desk, crm); err != nil {
 		return err
@@ -224,6 +231,21 @@ type outcome struct {
 	unlinks   []int64             // links removed by a deletion
 	gone      map[string][]string // ids deleted, by system, for the mirror
 	resolved  []string            // source ids that synced: their open failures are resolved
+	results   map[int64]string    // queue item id -> resultAdded, resultUpdated or resultFailed
+}
+
+// What applying a queue item did, for the progress of its first-sync run.
+const (
+	resultAdded   = "added"
+	resultUpdated = "updated"
+	resultFailed  = "failed"
+)
+
+func (o *outcome) result(it store.QueueItem, r string) {
+	if o.results == nil {
+		o.results = map[int64]string{}
+	}
+	o.results[it.ID] = r
 }
 
 type retryItem struct {
@@ -379,8 +401,10 @@ func (w *Worker) writeTargets(ctx context.Context, g *group, out *outcome, write
 			}
 			if p.target == nil {
 				out.added++
+				out.result(p.item, resultAdded)
 			} else {
 				out.updated++
+				out.result(p.item, resultUpdated)
 			}
 			lw := w.linkWrite(g, p, res.ID)
 			out.links = append(out.links, lw)
@@ -546,6 +570,7 @@ func (w *Worker) fail(g *group, out *outcome, it store.QueueItem, sourceID, targ
 	}
 	out.failures = append(out.failures, f)
 	out.failed++
+	out.result(it, resultFailed)
 	out.done = append(out.done, it)
 }
 
@@ -764,8 +789,11 @@ func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
 				return err
 			}
 		}
-		_, err := store.Complete(ctx, tx, out.done)
-		return err
+		requeued, err := store.Complete(ctx, tx, out.done)
+		if err != nil {
+			return err
+		}
+		return addRunProgress(ctx, tx, out.done, requeued, out.results)
 	})
 	if err != nil {
 		return err
@@ -902,4 +930,46 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// addRunProgress counts completed items of first-sync runs into their runs
+// (B7 progress), in the transaction that completed them. An item that was
+// captured again meanwhile (requeued) is not done yet: it is counted when
+// its newer version completes, so done never runs ahead of the walk. What
+// it added, updated or failed is counted now, since that happened.
+func addRunProgress(ctx context.Context, tx *sqlx.Tx, items []store.QueueItem, requeued []int64, results map[int64]string) error {
+	type key struct{ org, run int64 }
+	progress := map[key]*store.RunProgress{}
+	var keys []key
+	for _, it := range items {
+		if it.RunID == nil {
+			continue
+		}
+		k := key{it.OrgID, *it.RunID}
+		p, ok := progress[k]
+		if !ok {
+			p = &store.RunProgress{}
+			progress[k] = p
+			keys = append(keys, k)
+		}
+		if !slices.Contains(requeued, it.ID) {
+			p.Done++
+		}
+		switch results[it.ID] {
+		case resultAdded:
+			p.Added++
+		case resultUpdated:
+			p.Updated++
+		case resultFailed:
+			p.Failed++
+		}
+	}
+	// In run order, so concurrent workers lock the runs' rows alike.
+	slices.SortFunc(keys, func(a, b key) int { return cmp.Compare(a.run, b.run) })
+	for _, k := range keys {
+		if _, err := store.AddRunProgress(ctx, tx, k.org, k.run, *progress[k]); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }

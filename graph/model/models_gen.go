@@ -124,6 +124,8 @@ type Connection struct {
 	SyncConflicts *SyncConflictConnection `json:"syncConflicts,omitempty"`
 	// Changes captured and waiting to be applied, per module and side. Admins only.
 	QueueDepth []*QueueDepth `json:"queueDepth,omitempty"`
+	// The first-sync runs (B7), newest first: one per module and direction each time a first sync starts. Admins only.
+	SyncRuns []*SyncRun `json:"syncRuns,omitempty"`
 }
 
 func (Connection) IsNode() {}
@@ -390,6 +392,39 @@ type SyncHistoryEntry struct {
 	Deleted int `json:"deleted"`
 	// Records that failed.
 	Failed int `json:"failed"`
+}
+
+// A first sync (B7) of one module in one direction: a walk of the source side
+// that queues the records created since `since`, and the progress of applying
+// them. `total` is 0 while the walk goes on and becomes the number of records
+// found once it ends; until then `enqueued` grows page by page.
+type SyncRun struct {
+	// The run's id.
+	ID string `json:"id"`
+	// The module.
+	Module SyncModule `json:"module"`
+	// Which way the records go.
+	Direction SyncDirection `json:"direction"`
+	// Where the run is.
+	Status SyncRunStatus `json:"status"`
+	// Records created from this moment on are included.
+	Since time.Time `json:"since"`
+	// Records the run found in its window; 0 until the walk ends.
+	Total int `json:"total"`
+	// Records queued by the walk so far.
+	Enqueued int `json:"enqueued"`
+	// Queued records applied (added, updated, unchanged or failed).
+	Done int `json:"done"`
+	// Records created on the target side.
+	Added int `json:"added"`
+	// Records updated on the target side (matched or linked ones).
+	Updated int `json:"updated"`
+	// Records that failed (see syncFailures).
+	Failed int `json:"failed"`
+	// When the run started.
+	StartedAt time.Time `json:"startedAt"`
+	// When the run ended; null while RUNNING.
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 }
 
 // The settings of a module group, as one version: a change inserts a new
@@ -879,6 +914,12 @@ const (
 	EventTypeConnectionCreated EventType = "CONNECTION_CREATED"
 	// A connection was deactivated, reactivated or removed.
 	EventTypeConnectionStatusChanged EventType = "CONNECTION_STATUS_CHANGED"
+	// A first sync's run moved: its counters (connectionId, runId, module,
+	// direction, total, enqueued, done, added, updated, failed). At most once
+	// per driver pass (every few seconds) per run.
+	EventTypeSyncProgress EventType = "SYNC_PROGRESS"
+	// A first sync's run ended (status DONE or CANCELLED), with its final counters.
+	EventTypeSyncRunFinished EventType = "SYNC_RUN_FINISHED"
 )
 
 var AllEventType = []EventType{
@@ -886,11 +927,13 @@ var AllEventType = []EventType{
 	EventTypeTokenRevoked,
 	EventTypeConnectionCreated,
 	EventTypeConnectionStatusChanged,
+	EventTypeSyncProgress,
+	EventTypeSyncRunFinished,
 }
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypeSyncProgress, EventTypeSyncRunFinished:
 		return true
 	}
 	return false
@@ -1226,6 +1269,67 @@ func (e *SyncModule) UnmarshalJSON(b []byte) error {
 }
 
 func (e SyncModule) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a first-sync run is.
+type SyncRunStatus string
+
+const (
+	// Walking the source, or applying what it queued.
+	SyncRunStatusRunning SyncRunStatus = "RUNNING"
+	// Every record it queued was applied (or failed, see syncFailures).
+	SyncRunStatusDone SyncRunStatus = "DONE"
+	// Stopped before the end (the connection was removed).
+	SyncRunStatusCancelled SyncRunStatus = "CANCELLED"
+)
+
+var AllSyncRunStatus = []SyncRunStatus{
+	SyncRunStatusRunning,
+	SyncRunStatusDone,
+	SyncRunStatusCancelled,
+}
+
+func (e SyncRunStatus) IsValid() bool {
+	switch e {
+	case SyncRunStatusRunning, SyncRunStatusDone, SyncRunStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (e SyncRunStatus) String() string {
+	return string(e)
+}
+
+func (e *SyncRunStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SyncRunStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SyncRunStatus", str)
+	}
+	return nil
+}
+
+func (e SyncRunStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SyncRunStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SyncRunStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskbridge/deskbridge/auth"
+)
+
+const syncRunsQuery = `{ connections { id syncRuns { id module direction status since total enqueued done added updated failed startedAt finishedAt } } }`
+
+// Connecting starts the first sync (B7): the CRM's contacts created within
+// the last year reach the desk (matched by email with the desk's own people,
+// never duplicated), older ones do not; the runs report their progress on
+// the admin's event stream and end DONE with every queued record applied.
+func TestFirstSyncOverGraphQL(t *testing.T) {
+	t.Parallel()
+	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	agent := w.ts.token("acme", auth.RoleAgent)
+	crmSide, deskSide := w.sb.CRM("us"), w.sb.Desk("us")
+
+	// The sandbox world as it stands before connecting.
+	type crmContact struct {
+		email   string
+		created time.Time
+	}
+	var crmContacts []crmContact
+	for _, id := range crmSide.IDs("Contacts") {
+		r, _ := crmSide.Record("Contacts", id)
+		created, err := time.Parse(time.RFC3339, r["Created_Time"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		email, _ := r["Email"].(string)
+		crmContacts = append(crmContacts, crmContact{strings.ToLower(email), created})
+	}
+	deskEmails := map[string]bool{}
+	for _, id := range deskSide.IDs("contacts") {
+		c, _ := deskSide.Contact(id)
+		if e := c.Str("email"); e != "" {
+			deskEmails[strings.ToLower(e)] = true
+		}
+	}
+	deskBefore := deskSide.Counts().Contacts
+
+	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	list, _ := orgs.Data["reachableCrmOrgs"].([]any)
+	if len(list) == 0 {
+		t.Fatalf("reachableCrmOrgs = %+v", orgs)
+	}
+	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(list[0].(map[string]any)["id"].(string))})
+	if len(r.Errors) > 0 {
+		t.Fatalf("connectCrm: %+v", r.Errors)
+	}
+	connID := dig(r.Data, "connectCrm", "id").(string)
+
+	// The runs are there at once; a second start is refused while they run.
+	runs := func() []map[string]any {
+		t.Helper()
+		r := w.ts.query(admin, syncRunsQuery, nil)
+		if len(r.Errors) > 0 {
+			t.Fatalf("syncRuns: %+v", r.Errors)
+		}
+		var out []map[string]any
+		for _, c := range r.Data["connections"].([]any) {
+			for _, run := range c.(map[string]any)["syncRuns"].([]any) {
+				out = append(out, run.(map[string]any))
+			}
+		}
+		return out
+	}
+	if got := runs(); len(got) != 6 {
+		t.Fatalf("runs after connecting: %+v", got)
+	}
+	start := `mutation($id: ID!) { startFirstSync(connectionId: $id) { id status } }`
+	wantCode(t, "startFirstSync while running", w.ts.query(admin, start, map[string]any{"id": connID}), "CONFLICT")
+	wantCode(t, "startFirstSync as an agent", w.ts.query(agent, start, map[string]any{"id": connID}), "FORBIDDEN")
+	if r := w.ts.query(agent, syncRunsQuery, nil); len(r.Errors) == 0 {
+		t.Fatalf("an agent read syncRuns: %+v", r.Data)
+	}
+
+	waitFor(t, "every run to finish", func() bool {
+		for _, run := range runs() {
+			if run["status"] != "DONE" {
+				return false
+			}
+		}
+		return true
+	})
+	var since time.Time
+	seen := map[string]bool{}
+	for _, run := range runs() {
+		key := run["module"].(string) + "/" + run["direction"].(string)
+		seen[key] = true
+		if run["done"] != run["enqueued"] || run["total"] != run["enqueued"] || run["finishedAt"] == nil {
+			t.Fatalf("run %s: %+v", key, run)
+		}
+		if key == "CONTACTS/CRM_TO_DESK" {
+			var err error
+			if since, err = time.Parse(time.RFC3339Nano, run["since"].(string)); err != nil {
+				t.Fatal(err)
+			}
+			if run["enqueued"].(float64) == 0 || run["added"].(float64) == 0 {
+				t.Fatalf("contacts to the desk: %+v", run)
+			}
+		}
+	}
+	if len(seen) != 6 || since.IsZero() {
+		t.Fatalf("runs: %v", seen)
+	}
+	if d := time.Since(since) - 365*24*time.Hour; d < 0 || d > time.Minute {
+		t.Fatalf("since = %v, not a year ago", since)
+	}
+
+	// The desk now holds the CRM's contacts of the last year: those whose
+	// email the desk knew were matched (updated), the others created; a
+	// contact without an email is always created. Older ones stayed out.
+	created, older := 0, 0
+	for _, c := range crmContacts {
+		inWindow := !c.created.Before(since)
+		switch {
+		case inWindow && (c.email == "" || !deskEmails[c.email]):
+			created++
+		case !inWindow && c.email != "" && !deskEmails[c.email]:
+			older++
+			if _, ok := deskSide.ContactByEmail(c.email); ok {
+				t.Fatalf("%s, created %v before the window, reached the desk", c.email, c.created)
+			}
+		}
+		if inWindow && c.email != "" {
+			if _, ok := deskSide.ContactByEmail(c.email); !ok {
+				t.Fatalf("%s, created %v in the window, is not in the desk", c.email, c.created)
+			}
+		}
+	}
+	if created == 0 || older == 0 {
+		t.Fatalf("the world has %d CRM-only contacts in the window and %d older: the test proves nothing", created, older)
+	}
+	if got := deskSide.Counts().Contacts; got != deskBefore+created {
+		t.Fatalf("desk contacts: %d, want %d before + %d created from the CRM", got, deskBefore, created)
+	}
+
+	// The progress was on the admin's stream.
+	ev := w.ts.query(admin, `{ events(first: 500, types: [SYNC_PROGRESS, SYNC_RUN_FINISHED]) { edges { node { type subjectId payload } } } }`, nil)
+	if len(ev.Errors) > 0 {
+		t.Fatalf("events: %+v", ev.Errors)
+	}
+	progress, finished := 0, 0
+	for _, e := range ev.Data["events"].(map[string]any)["edges"].([]any) {
+		node := e.(map[string]any)["node"].(map[string]any)
+		payload := node["payload"].(map[string]any)
+		if payload["connectionId"] != connID || payload["runId"] == "" || node["subjectId"] != connID {
+			t.Fatalf("event %+v", node)
+		}
+		switch node["type"] {
+		case "SYNC_PROGRESS":
+			progress++
+		case "SYNC_RUN_FINISHED":
+			finished++
+			if payload["status"] != "DONE" || payload["done"] != payload["enqueued"] {
+				t.Fatalf("finished event %+v", payload)
+			}
+		}
+	}
+	if progress == 0 || finished != 6 {
+		t.Fatalf("%d SYNC_PROGRESS and %d SYNC_RUN_FINISHED events", progress, finished)
+	}
+
+	// Once done, the admin may start again: six new runs.
+	r = w.ts.query(admin, start, map[string]any{"id": connID})
+	if len(r.Errors) > 0 || len(r.Data["startFirstSync"].([]any)) != 6 {
+		t.Fatalf("startFirstSync after the first: %+v %+v", r.Errors, r.Data)
+	}
+}
