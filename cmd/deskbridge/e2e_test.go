@@ -122,13 +122,22 @@ func (p *process) stop() {
 	}
 }
 
+// ready waits (up to a generous deadline) for /readyz to answer 200:
+// readiness (database, migrations, the LISTEN connection) may lag the
+// "serving" log line by a moment, which is what /readyz is for.
 func (p *process) ready() bool {
-	resp, err := http.Get(p.url + "/readyz")
-	if err != nil {
-		return false
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return false
 }
 
 // run executes a short subcommand and returns its stdout.
