@@ -402,3 +402,24 @@ func prefixColumns(prefix, columns string) string {
 	}
 	return strings.Join(cols, ", ")
 }
+
+// Postpone hands claimed rows back, due again after delay, without counting
+// an attempt: the worker could not apply them now for a reason that is not
+// theirs (another worker is applying the same connection and module).
+func Postpone(ctx context.Context, q Queryer, items []QueueItem, delay time.Duration) error {
+	const action = "postponing queue items"
+	if len(items) == 0 {
+		return nil
+	}
+	ids, _, holders, leases, err := claimTokens(action, items)
+	if err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, `
+		UPDATE change_queue cq SET leased_by = NULL, lease_until = NULL,
+			available_at = GREATEST(cq.available_at, now() + make_interval(secs => $4))
+		FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS d(id, leased_by, lease_until)
+		WHERE cq.id = d.id AND cq.leased_by = d.leased_by AND cq.lease_until = d.lease_until`,
+		pq.Array(ids), pq.Array(holders), pq.Array(leases), delay.Seconds())
+	return classify(action, err)
+}

@@ -3,6 +3,7 @@ package syncengine
 import (
 	"cmp"
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,8 +105,24 @@ func (g *group) direction() string {
 
 func (g *group) sourceSystem() string { return string(g.src.System()) }
 
+// moduleBusyDelay is how long rows wait when another worker is applying
+// their connection and module.
+const moduleBusyDelay = 200 * time.Millisecond
+
 func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error {
 	first := items[0]
+	// One worker at a time per connection and module, across replicas:
+	// otherwise the echo of a record this worker is creating could be
+	// applied by another worker before the link is committed, and a record
+	// without a matching key (a contact without email) created twice.
+	unlock, ok, err := w.lockModule(ctx, first.ConnectionID, first.Module)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return store.Postpone(ctx, w.DB, items, moduleBusyDelay)
+	}
+	defer unlock()
 	conn, err := store.ConnectionByID(ctx, w.DB, first.OrgID, first.ConnectionID)
 	if err != nil {
 		return err
@@ -972,4 +989,26 @@ func addRunProgress(ctx context.Context, tx *sqlx.Tx, items []store.QueueItem, r
 		}
 	}
 	return nil
+}
+
+// lockModule takes the session advisory lock of a connection's module on a
+// dedicated connection; ok is false when another worker holds it.
+func (w *Worker) lockModule(ctx context.Context, connID int64, module string) (unlock func(), ok bool, err error) {
+	conn, err := w.DB.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("locking %s of connection %d: %w", module, connID, err)
+	}
+	key := fmt.Sprintf("deskbridge.apply:%d:%s", connID, module)
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil || !ok {
+		conn.Close()
+		return nil, false, err
+	}
+	return func() {
+		// A fresh context: the unlock must happen even when ctx ended, or
+		// the pooled connection would keep the lock.
+		if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // discard it: a broken session frees the lock
+		}
+		conn.Close()
+	}, true, nil
 }

@@ -2,6 +2,7 @@ package syncengine_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -209,5 +210,52 @@ func TestWorkerRecordsPermanentFailures(t *testing.T) {
 	}
 	if _, ok := f.sb.Desk("us").ContactByEmail("long.city@new.example"); ok {
 		t.Fatal("a failed record was written anyway")
+	}
+}
+
+// While another worker applies a connection's module, this one leaves the
+// module's rows for later (without spending an attempt) instead of racing it.
+func TestWorkerWaitsForTheModuleLock(t *testing.T) {
+	f := newEngineFixture(t)
+	crmID, err := f.sb.CRM("us").Create("Contacts", map[string]any{"Last_Name": "Locked", "Email": "locked@new.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "contacts", crmID)
+	holder, err := f.db.Conn(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	key := fmt.Sprintf("deskbridge.apply:%d:contacts", f.conn.ID)
+	if _, err := holder.ExecContext(f.ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.w.RunOnce(f.ctx); err != nil || n != 1 {
+		t.Fatalf("RunOnce = %d, %v", n, err)
+	}
+	if _, ok := f.sb.Desk("us").ContactByEmail("locked@new.example"); ok {
+		t.Fatal("applied while another worker held the module")
+	}
+	var attempts int
+	var due bool
+	if err := f.db.QueryRow(`SELECT attempts, available_at > now() FROM change_queue WHERE ext_id = $1`, crmID).Scan(&attempts, &due); err != nil || attempts != 0 || !due {
+		t.Fatalf("postponed row: attempts %d, later %v, %v", attempts, due, err)
+	}
+	if _, err := holder.ExecContext(f.ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := f.w.RunOnce(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := f.sb.Desk("us").ContactByEmail("locked@new.example"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never applied after the lock was free")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
