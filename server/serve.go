@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.connections = connections
 	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log,
 		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
-		FirstSyncEvery: cfg.FirstSyncEvery,
+		FirstSyncEvery: cfg.FirstSyncEvery, HistoryRetention: cfg.HistoryKeep,
 		PublicURL: func() string {
 			if u := s.publicURL.Load(); u != nil {
 				return *u

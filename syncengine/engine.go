@@ -31,6 +31,9 @@ type Engine struct {
 	// function because the listen address may be known only after start.
 	PublicURL  func() string
 	WatchEvery time.Duration // how often the leader checks subscriptions; default 10m
+	// HistoryRetention is how long sync history is kept (B13: at least 7
+	// days); the leader prunes older hours daily. Default 7 days.
+	HistoryRetention time.Duration
 	// FirstSyncEvery is how often the leader advances the running first
 	// syncs (a few pages per run each time); default 5s.
 	FirstSyncEvery time.Duration
@@ -105,6 +108,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
 		return fmt.Errorf("scheduling the first sync: %w", err)
 	}
+	if _, err := sched.NewJob(gocron.DurationJob(24*time.Hour), gocron.NewTask(func() { e.pruneHistory(ctx) }),
+		gocron.WithName("sync-history-retention"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
+		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
+		return fmt.Errorf("scheduling history retention: %w", err)
+	}
 	sched.Start()
 	<-ctx.Done()
 	if err := sched.Shutdown(); err != nil {
@@ -173,5 +181,21 @@ func (e *Engine) watchAll(ctx context.Context) {
 		if err := EnsureWatches(ctx, e.DB, e.Connectors, e.PublicURL(), c); err != nil {
 			e.Log.Warn("subscribing a connection to notifications; polling still captures", "connection", c.ID, "err", err)
 		}
+	}
+}
+
+// pruneHistory drops sync history older than the retention (B13).
+func (e *Engine) pruneHistory(ctx context.Context) {
+	keep := e.HistoryRetention
+	if keep <= 0 {
+		keep = 7 * 24 * time.Hour
+	}
+	n, err := store.PruneHistory(ctx, e.DB, time.Now().Add(-keep))
+	if err != nil {
+		e.Log.Error("pruning sync history", "err", err)
+		return
+	}
+	if n > 0 {
+		e.Log.Info("pruned sync history", "buckets", n, "older_than", keep)
 	}
 }
