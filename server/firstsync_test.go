@@ -19,32 +19,8 @@ func TestFirstSyncOverGraphQL(t *testing.T) {
 	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
 	admin := w.ts.token("acme", auth.RoleAdmin)
 	agent := w.ts.token("acme", auth.RoleAgent)
-	crmSide, deskSide := w.sb.CRM("us"), w.sb.Desk("us")
 
-	// The sandbox world as it stands before connecting.
-	type crmContact struct {
-		email   string
-		created time.Time
-	}
-	var crmContacts []crmContact
-	for _, id := range crmSide.IDs("Contacts") {
-		r, _ := crmSide.Record("Contacts", id)
-		created, err := time.Parse(time.RFC3339, r["Created_Time"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		email, _ := r["Email"].(string)
-		crmContacts = append(crmContacts, crmContact{strings.ToLower(email), created})
-	}
-	deskEmails := map[string]bool{}
-	for _, id := range deskSide.IDs("contacts") {
-		c, _ := deskSide.Contact(id)
-		if e := c.Str("email"); e != "" {
-			deskEmails[strings.ToLower(e)] = true
-		}
-	}
-	deskBefore := deskSide.Counts().Contacts
-
+	snap := snapshotWorld(t, w)
 	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
 		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
 	list, _ := orgs.Data["reachableCrmOrgs"].([]any)
@@ -115,33 +91,7 @@ func TestFirstSyncOverGraphQL(t *testing.T) {
 		t.Fatalf("since = %v, not a year ago", since)
 	}
 
-	// The desk now holds the CRM's contacts of the last year: those whose
-	// email the desk knew were matched (updated), the others created; a
-	// contact without an email is always created. Older ones stayed out.
-	created, older := 0, 0
-	for _, c := range crmContacts {
-		inWindow := !c.created.Before(since)
-		switch {
-		case inWindow && (c.email == "" || !deskEmails[c.email]):
-			created++
-		case !inWindow && c.email != "" && !deskEmails[c.email]:
-			older++
-			if _, ok := deskSide.ContactByEmail(c.email); ok {
-				t.Fatalf("%s, created %v before the window, reached the desk", c.email, c.created)
-			}
-		}
-		if inWindow && c.email != "" {
-			if _, ok := deskSide.ContactByEmail(c.email); !ok {
-				t.Fatalf("%s, created %v in the window, is not in the desk", c.email, c.created)
-			}
-		}
-	}
-	if created == 0 || older == 0 {
-		t.Fatalf("the world has %d CRM-only contacts in the window and %d older: the test proves nothing", created, older)
-	}
-	if got := deskSide.Counts().Contacts; got != deskBefore+created {
-		t.Fatalf("desk contacts: %d, want %d before + %d created from the CRM", got, deskBefore, created)
-	}
+	snap.assertFirstSyncLanded(t, w, since)
 
 	// The progress was on the admin's stream.
 	ev := w.ts.query(admin, `{ events(first: 500, types: [SYNC_PROGRESS, SYNC_RUN_FINISHED]) { edges { node { type subjectId payload } } } }`, nil)
@@ -173,5 +123,73 @@ func TestFirstSyncOverGraphQL(t *testing.T) {
 	r = w.ts.query(admin, start, map[string]any{"id": connID})
 	if len(r.Errors) > 0 || len(r.Data["startFirstSync"].([]any)) != 6 {
 		t.Fatalf("startFirstSync after the first: %+v %+v", r.Errors, r.Data)
+	}
+}
+
+// worldSnapshot is the sandbox as it stood before connecting: what the
+// first sync's outcome is checked against.
+type worldSnapshot struct {
+	crmContacts []snapshotContact
+	deskEmails  map[string]bool
+	deskBefore  int
+}
+
+type snapshotContact struct {
+	email   string
+	created time.Time
+}
+
+func snapshotWorld(t *testing.T, w *connectionWorld) worldSnapshot {
+	t.Helper()
+	crmSide, deskSide := w.sb.CRM("us"), w.sb.Desk("us")
+	snap := worldSnapshot{deskEmails: map[string]bool{}, deskBefore: deskSide.Counts().Contacts}
+	for _, id := range crmSide.IDs("Contacts") {
+		r, _ := crmSide.Record("Contacts", id)
+		created, err := time.Parse(time.RFC3339, r["Created_Time"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		email, _ := r["Email"].(string)
+		snap.crmContacts = append(snap.crmContacts, snapshotContact{strings.ToLower(email), created})
+	}
+	for _, id := range deskSide.IDs("contacts") {
+		c, _ := deskSide.Contact(id)
+		if e := c.Str("email"); e != "" {
+			snap.deskEmails[strings.ToLower(e)] = true
+		}
+	}
+	return snap
+}
+
+// assertFirstSyncLanded checks that the desk holds the CRM's contacts of the
+// window: those whose email the desk knew were matched (updated), the others
+// created; a contact without an email is always created; older ones stayed
+// out; nothing was created twice.
+func (snap worldSnapshot) assertFirstSyncLanded(t *testing.T, w *connectionWorld, since time.Time) {
+	t.Helper()
+	deskSide := w.sb.Desk("us")
+	created, older := 0, 0
+	for _, c := range snap.crmContacts {
+		inWindow := !c.created.Before(since)
+		switch {
+		case inWindow && (c.email == "" || !snap.deskEmails[c.email]):
+			created++
+		case !inWindow && c.email != "" && !snap.deskEmails[c.email]:
+			older++
+			if _, ok := deskSide.ContactByEmail(c.email); ok {
+				t.Fatalf("%s, created %v before the window, reached the desk", c.email, c.created)
+			}
+		}
+		if inWindow && c.email != "" {
+			if _, ok := deskSide.ContactByEmail(c.email); !ok {
+				t.Fatalf("%s, created %v in the window, is not in the desk", c.email, c.created)
+			}
+		}
+	}
+	if created == 0 || older == 0 {
+		t.Fatalf("the world has %d CRM-only contacts in the window and %d older: the test proves nothing", created, older)
+	}
+	if got := deskSide.Counts().Contacts; got != snap.deskBefore+created {
+		t.Fatalf("desk contacts: %d, want %d before + %d created from the CRM", got, snap.deskBefore, created)
 	}
 }
