@@ -49,6 +49,8 @@ type connectionWorld struct {
 	bigRT  string
 	deskRT string
 	deskID string
+	dsn    string            // the gateway's database, for a second replica
+	env    map[string]string // the gateway's configuration, likewise
 }
 
 func startConnectionWorld(t testing.TB, extraEnv ...map[string]string) *connectionWorld {
@@ -86,7 +88,8 @@ func startConnectionWorld(t testing.TB, extraEnv ...map[string]string) *connecti
 			env[k] = v
 		}
 	}
-	w.ts = startServerLog(t, storetest.URL(t), env, w.log)
+	w.dsn, w.env = storetest.URL(t), env
+	w.ts = startServerLog(t, w.dsn, env, w.log)
 	return w
 }
 
