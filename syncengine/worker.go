@@ -38,7 +38,7 @@ type Worker struct {
 	Connectors Connectors
 	Log        *slog.Logger
 	Batch      int           // rows per claim; default 100
-	Lease      time.Duration // how long a claim is held; default 2m
+	Lease      time.Duration // how long a claim is held; default 30s (a crashed worker's rows wait at most this long)
 
 	fieldsMu sync.Mutex
 	fields   map[fieldsKey][]connector.Field
@@ -58,7 +58,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		batch = 100
 	}
 	if lease <= 0 {
-		lease = 2 * time.Minute
+		lease = 30 * time.Second
 	}
 	items, err := store.Claim(ctx, w.DB, store.ClaimOptions{Worker: w.Name, Limit: batch, Lease: lease})
 	if err != nil {

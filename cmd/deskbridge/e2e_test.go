@@ -441,3 +441,15 @@ func graphqlString(t *testing.T, url, token, query string, path ...string) strin
 	s, _ := cur.(string)
 	return s
 }
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+func newRequest(url string, body []byte, token string) (*http.Request, error) {
+	req, err := http.NewRequest("POST", url, strings.NewReader(string(body)))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req, nil
+}
