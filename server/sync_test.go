@@ -50,14 +50,15 @@ func TestConnectedGatewaySyncsChanges(t *testing.T) {
 		got, _ := crmSide.Record("Contacts", crmID)
 		return got["Phone"] == "090-0000-0002"
 	})
-	// History shows the work.
-	var added, updated int64
-	if err := w.ts.srv.db.DB.QueryRow(`SELECT COALESCE(sum(added), 0), COALESCE(sum(updated), 0) FROM sync_history`).Scan(&added, &updated); err != nil {
-		t.Fatal(err)
-	}
-	if added < 1 || updated < 1 {
-		t.Fatalf("history: %d added, %d updated", added, updated)
-	}
+	// History shows the work. The worker writes the vendor before it
+	// commits the history, so wait for the commit too.
+	waitFor(t, "the history of both changes", func() bool {
+		var added, updated int64
+		if err := w.ts.srv.db.DB.QueryRow(`SELECT COALESCE(sum(added), 0), COALESCE(sum(updated), 0) FROM sync_history`).Scan(&added, &updated); err != nil {
+			t.Fatal(err)
+		}
+		return added >= 1 && updated >= 1
+	})
 }
 
 // waitFor polls cond until it holds, failing after a generous deadline (a
