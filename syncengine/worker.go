@@ -41,7 +41,16 @@ type Worker struct {
 	Lease      time.Duration // how long a claim is held; default 30s (a crashed worker's rows wait at most this long)
 
 	fieldsMu sync.Mutex
-	fields   map[fieldsKey][]connector.Field
+	fields   map[fieldsKey]cachedFields
+}
+
+// fieldsTTL is how long field metadata is trusted: an admin who adds a
+// custom field sees it mappable and synced within this time.
+const fieldsTTL = 10 * time.Minute
+
+type cachedFields struct {
+	fields []connector.Field
+	at     time.Time
 }
 
 type fieldsKey struct {
@@ -94,6 +103,9 @@ type group struct {
 	deskFields map[string]connector.Field
 	crmFields  map[string]connector.Field
 	items      []store.QueueItem
+	// lookups holds, per referenced module, the links of the ids the batch's
+	// lookup fields point at, read in one query per module before reconciling.
+	lookups map[mapping.Module]map[string]store.Link
 }
 
 func (g *group) direction() string {
@@ -207,10 +219,10 @@ func (w *Worker) loadMappings(ctx context.Context, g *group, desk, crm connector
 func (w *Worker) fieldsOf(ctx context.Context, connID int64, c connector.Connector, m mapping.Module, vm connector.Module) ([]connector.Field, error) {
 	key := fieldsKey{connID, c.System(), m}
 	w.fieldsMu.Lock()
-	fs, ok := w.fields[key]
+	cached, ok := w.fields[key]
 	w.fieldsMu.Unlock()
-	if ok {
-		return fs, nil
+	if ok && time.Since(cached.at) < fieldsTTL {
+		return cached.fields, nil
 	}
 	fs, err := c.Fields(ctx, vm)
 	if err != nil {
@@ -218,9 +230,9 @@ func (w *Worker) fieldsOf(ctx context.Context, connID int64, c connector.Connect
 	}
 	w.fieldsMu.Lock()
 	if w.fields == nil {
-		w.fields = map[fieldsKey][]connector.Field{}
+		w.fields = map[fieldsKey]cachedFields{}
 	}
-	w.fields[key] = fs
+	w.fields[key] = cachedFields{fields: fs, at: time.Now()}
 	w.fieldsMu.Unlock()
 	return fs, nil
 }
@@ -321,13 +333,11 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.Queue
 			out.done = append(out.done, it) // gone since: its deletion arrives through the deleted feed or a webhook
 		}
 	}
-	var links map[string]store.Link
-	if g.source == DeskSide {
-		links, err = store.LinksByDeskIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
-	} else {
-		links, err = store.LinksByCRMIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
-	}
+	links, err := w.links(ctx, g, g.module, g.source, ids)
 	if err != nil {
+		return nil, err
+	}
+	if err := w.prefetchLookups(ctx, g, recs); err != nil {
 		return nil, err
 	}
 	var work []*pending
@@ -475,9 +485,7 @@ func (w *Worker) reconcileInput(g *group, p *pending) ReconcileInput {
 		Module: g.module, Mappings: g.maps, DeskFields: g.deskFields, CRMFields: g.crmFields,
 		Source: g.source, Src: Snapshot{ID: p.rec.ID, Fields: p.rec.Fields, ModifiedAt: p.rec.ModifiedAt},
 		TargetSystem: g.tgt.System(), TieWinner: CRMSide,
-		Resolve: func(m mapping.Module, from Side, id string) (string, bool) {
-			return w.resolveLookup(g, m, from, id)
-		},
+		Resolve: g.resolveLookup,
 	}
 	if p.target != nil {
 		in.Tgt = &Snapshot{ID: p.target.ID, Fields: p.target.Fields, ModifiedAt: p.target.ModifiedAt}
@@ -492,18 +500,55 @@ func (w *Worker) reconcileInput(g *group, p *pending) ReconcileInput {
 	return in
 }
 
-// resolveLookup follows a link of the referenced module (a contact's
-// account) from one side to the other.
-func (w *Worker) resolveLookup(g *group, m mapping.Module, from Side, id string) (string, bool) {
-	ctx := context.Background()
-	var l store.Link
-	var err error
-	if from == DeskSide {
-		l, err = store.LinkByDesk(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(m), id)
-	} else {
-		l, err = store.LinkByCRM(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(m), id)
+// links reads the links of a module's records on one side, in one query.
+func (w *Worker) links(ctx context.Context, g *group, m mapping.Module, side Side, ids []string) (map[string]store.Link, error) {
+	if side == DeskSide {
+		return store.LinksByDeskIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(m), ids)
 	}
-	if err != nil {
+	return store.LinksByCRMIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(m), ids)
+}
+
+// prefetchLookups reads the links every lookup field of the batch points at
+// (a contact's account), one query per referenced module, so reconciling a
+// batch costs no query per record.
+func (w *Worker) prefetchLookups(ctx context.Context, g *group, recs []connector.Record) error {
+	srcFields := g.crmFields
+	if g.source == DeskSide {
+		srcFields = g.deskFields
+	}
+	ids := map[mapping.Module][]string{}
+	for _, mp := range g.maps {
+		name := mp.CRMField
+		if g.source == DeskSide {
+			name = mp.DeskField
+		}
+		f := srcFields[name]
+		if f.Type != connector.TypeLookup {
+			continue
+		}
+		m := lookupModule(f)
+		for _, r := range recs {
+			if id, ok := mapping.LookupID(r.Fields[name]); ok {
+				ids[m] = append(ids[m], id)
+			}
+		}
+	}
+	g.lookups = map[mapping.Module]map[string]store.Link{}
+	for m, list := range ids {
+		found, err := w.links(ctx, g, m, g.source, list)
+		if err != nil {
+			return err
+		}
+		g.lookups[m] = found
+	}
+	return nil
+}
+
+// resolveLookup follows a prefetched link of the referenced module from one
+// side to the other.
+func (g *group) resolveLookup(m mapping.Module, from Side, id string) (string, bool) {
+	l, ok := g.lookups[m][id]
+	if !ok {
 		return "", false
 	}
 	return otherID(l, from), true
@@ -625,12 +670,7 @@ func (w *Worker) applyDeletes(ctx context.Context, g *group, items []store.Queue
 	for _, r := range still {
 		alive[r.ID] = r.Fields["isTrashed"] != true
 	}
-	var links map[string]store.Link
-	if g.source == DeskSide {
-		links, err = store.LinksByDeskIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
-	} else {
-		links, err = store.LinksByCRMIDs(ctx, w.DB, g.conn.OrgID, g.conn.ID, string(g.module), ids)
-	}
+	links, err := w.links(ctx, g, g.module, g.source, ids)
 	if err != nil {
 		return err
 	}

@@ -259,3 +259,30 @@ func TestWorkerWaitsForTheModuleLock(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A contact's account lookup is carried over through the accounts' link.
+func TestWorkerCarriesLookupsThroughLinks(t *testing.T) {
+	f := newEngineFixture(t)
+	crmSide, deskSide := f.sb.CRM("us"), f.sb.Desk("us")
+	accID, err := crmSide.Create("Accounts", map[string]any{"Account_Name": "Lookup Works Inc."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "accounts", accID)
+	f.drain(t)
+	accLink, err := store.LinkByCRM(f.ctx, f.db, f.conn.OrgID, f.conn.ID, "accounts", accID)
+	if err != nil {
+		t.Fatalf("account not linked: %v", err)
+	}
+	contactID, err := crmSide.Create("Contacts", map[string]any{"Last_Name": "Looked", "Email": "looked.up@new.example",
+		"Account_Name": map[string]any{"id": accID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "contacts", contactID)
+	f.drain(t)
+	rec, ok := deskSide.ContactByEmail("looked.up@new.example")
+	if !ok || rec.Str("accountId") != accLink.DeskID {
+		t.Fatalf("desk contact accountId = %q (found %v), want the linked desk account %s", rec.Str("accountId"), ok, accLink.DeskID)
+	}
+}
