@@ -536,6 +536,18 @@ func TestShutdownClosesWebSocketsWith1001(t *testing.T) {
 	for ts.srv.bus.Subscribers() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The live socket and subscription show in /metrics.
+	resp, err := http.Get(ts.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"deskbridge_websocket_connections 1", "deskbridge_subscriptions_active 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q while one subscription is open", want)
+		}
+	}
 	go ts.stop()
 	ws.expectClose(websocket.CloseGoingAway)
 }
