@@ -56,6 +56,9 @@ var Scopes = map[string][]string{
 type Config struct {
 	Seed                       uint64
 	People, Accounts, Products int // world size (seed.Options); all zero = seed.Demo
+	// CreatedWithin spreads the records' creation over this long before
+	// now (seed.Options.CreatedWithin); zero = two years.
+	CreatedWithin time.Duration
 
 	DCs    []string                 // data centers to run, default DefaultDCs; the first is seeded
 	Faults map[string][]faults.Rule // per vendor (see Vendors)
@@ -84,10 +87,13 @@ type Credentials struct {
 	UserEmail    string `json:"user_email"`
 	// RefreshTokens[dc][product]; a token works only at its own data
 	// center's accounts URL.
-	RefreshTokens     map[string]map[string]string `json:"refresh_tokens"`
-	Scopes            map[string][]string          `json:"scopes"`
-	DeskOrgID         string                       `json:"desk_org_id"` // of the primary data center
-	SalesIQScreenName string                       `json:"salesiq_screen_name"`
+	RefreshTokens map[string]map[string]string `json:"refresh_tokens"`
+	// ServiceKeys[dc] is the desk service communication key (ZSC key, SPEC
+	// A3) of UserEmail, an admin of every desk portal of that data center.
+	ServiceKeys       map[string]string   `json:"service_keys"`
+	Scopes            map[string][]string `json:"scopes"`
+	DeskOrgID         string              `json:"desk_org_id"` // of the primary data center
+	SalesIQScreenName string              `json:"salesiq_screen_name"`
 }
 
 // dcServers are one data center's fakes.
@@ -163,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 
 	start := time.Now()
 	world := seed.Generate(seed.Options{Seed: cfg.Seed, People: cfg.People, Accounts: cfg.Accounts,
-		Products: cfg.Products, Now: cfg.Clock.Now()})
+		Products: cfg.Products, Now: cfg.Clock.Now(), CreatedWithin: cfg.CreatedWithin})
 	handlers := map[string]http.Handler{}
 	for i, dc := range cfg.DCs {
 		var w *seed.World
@@ -329,7 +335,7 @@ func (s *Sandbox) issueCredentials() Credentials {
 	id, secret := clientCredentials(s.cfg.Seed)
 	s.registry.AddClient(id, secret)
 	c := Credentials{ClientID: id, ClientSecret: secret, UserEmail: s.user,
-		RefreshTokens: map[string]map[string]string{}, Scopes: map[string][]string{},
+		RefreshTokens: map[string]map[string]string{}, ServiceKeys: map[string]string{}, Scopes: map[string][]string{},
 		DeskOrgID: s.endpoints[s.cfg.DCs[0]].DeskOrgID, SalesIQScreenName: s.endpoints[s.cfg.DCs[0]].SalesIQScreenName}
 	var all []string
 	for _, p := range TokenProducts {
@@ -340,6 +346,7 @@ func (s *Sandbox) issueCredentials() Credentials {
 	}
 	c.Scopes["all"] = all
 	for _, dc := range s.cfg.DCs {
+		c.ServiceKeys[dc] = s.registry.AddServiceKey(oauth.Grant{ClientID: id, UserEmail: s.user, Scopes: slices.Clone(Scopes["desk"]), DC: dc})
 		c.RefreshTokens[dc] = map[string]string{}
 		for _, p := range TokenProducts {
 			c.RefreshTokens[dc][p] = s.registry.AddRefreshToken(oauth.Grant{ClientID: id, UserEmail: s.user,

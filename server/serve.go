@@ -24,6 +24,7 @@ import (
 	"github.com/deskbridge/deskbridge/store/crypt"
 	"github.com/deskbridge/deskbridge/store/leader"
 	"github.com/deskbridge/deskbridge/syncengine"
+	"github.com/deskbridge/deskbridge/syncengine/connectors/zoho"
 )
 
 // Server is a running gateway's parts. New builds it; Serve runs it until
@@ -83,9 +84,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	} else {
 		log.Warn("no DESKBRIDGE_SECRET_KEY: connecting a CRM is refused until one is set")
 	}
+	publicURL := func() string {
+		if u := s.publicURL.Load(); u != nil {
+			return *u
+		}
+		return ""
+	}
 	connections := syncengine.NewConnectionService(syncengine.ConnectionServiceConfig{
-		DB: db.DB, Box: box, ClientID: cfg.ZohoClientID, ClientSecret: cfg.ZohoClientSecret,
-		Endpoints: cfg.ZohoEndpoints, Logger: log,
+		DB: db.DB, Box: box, Logger: log, PublicURL: publicURL,
+		Vendor: zoho.NewVendor(zoho.VendorConfig{ClientID: cfg.ZohoClientID, ClientSecret: cfg.ZohoClientSecret,
+			Endpoints: cfg.ZohoEndpoints, Logger: log}),
 	})
 
 	// The sync engine: workers here, polling on the cluster's leader.
@@ -98,13 +106,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.connections = connections
 	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log,
 		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
-		FirstSyncEvery: cfg.FirstSyncEvery, HistoryRetention: cfg.HistoryKeep,
-		PublicURL: func() string {
-			if u := s.publicURL.Load(); u != nil {
-				return *u
-			}
-			return ""
-		}}
+		FirstSyncEvery: cfg.FirstSyncEvery, HistoryRetention: cfg.HistoryKeep, PublicURL: publicURL}
 	go func() {
 		defer close(s.engineDone)
 		if cfg.SyncWorkers == 0 {

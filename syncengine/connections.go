@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -20,7 +18,6 @@ import (
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/store/crypt"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
-	"github.com/deskbridge/deskbridge/syncengine/connectors/zoho"
 )
 
 // Event types written by the connection service. They match the GraphQL
@@ -165,68 +162,65 @@ type ConnectionServiceConfig struct {
 	DB *sqlx.DB
 	// Box seals secrets; nil makes Connect refuse (no DESKBRIDGE_SECRET_KEY).
 	Box *crypt.Box
-	// ClientID and ClientSecret are deskbridge's Zoho OAuth client.
-	ClientID     string
-	ClientSecret string
-	// Endpoints override the hosts of data centers (key: "us", "eu", ...),
-	// for the sandbox or private endpoints. Every host named here is also
-	// allowed to receive tokens.
-	Endpoints map[string]zoho.DataCenter
-	Logger    *slog.Logger
-	// HTTPClient is used for the vendor calls; nil = the connectors' default.
-	HTTPClient *http.Client
+	// Vendor builds the connectors and exchanges OAuth codes; the
+	// composition root passes Zoho's. nil refuses every vendor call.
+	Vendor connector.Vendor
+	Logger *slog.Logger
+	// PublicURL tells where the gateway is reached from outside, for the
+	// approval links of access requests (A2); nil or "" = no link.
+	PublicURL func() string
 }
 
 // ConnectionService makes, lists and changes connections: it checks
 // credentials against the vendors, seals secrets and writes each change
 // with its event in one transaction.
 type ConnectionService struct {
-	db           *sqlx.DB
-	box          *crypt.Box
-	clientID     string
-	clientSecret string
-	endpoints    map[string]zoho.DataCenter
-	allowed      []string
-	log          *slog.Logger
-	httpClient   *http.Client
-	cache        connectorCache
+	db        *sqlx.DB
+	box       *crypt.Box
+	vendor    connector.Vendor
+	log       *slog.Logger
+	publicURL func() string
+	cache     connectorCache
 }
+
+// errNoVendor is returned by vendor calls of a service built without one.
+var errNoVendor = errors.New("no vendor configured for connections")
 
 // NewConnectionService returns a service for cfg.
 func NewConnectionService(cfg ConnectionServiceConfig) *ConnectionService {
-	s := &ConnectionService{db: cfg.DB, box: cfg.Box, clientID: cfg.ClientID, clientSecret: cfg.ClientSecret,
-		endpoints: map[string]zoho.DataCenter{}, log: cfg.Logger, httpClient: cfg.HTTPClient}
+	s := &ConnectionService{db: cfg.DB, box: cfg.Box, vendor: cfg.Vendor, log: cfg.Logger, publicURL: cfg.PublicURL}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	for dc, ep := range cfg.Endpoints {
-		s.endpoints[strings.ToLower(dc)] = ep
-		for _, u := range []string{ep.Accounts, ep.API, ep.Desk, ep.SalesIQ} {
-			if u != "" {
-				s.allowed = append(s.allowed, u)
-			}
-		}
 	}
 	return s
 }
 
-// zohoSettings configures a short-lived connector for checking credentials.
-func (s *ConnectionService) zohoSettings(sys connector.System, dc, refreshToken string) zoho.Settings {
-	ep := s.endpoints[dc]
-	return zoho.Settings{
-		System: sys, DC: dc,
-		AccountsURL: ep.Accounts, APIDomain: ep.API, DeskURL: ep.Desk, SalesIQURL: ep.SalesIQ,
-		AllowedHosts: slices.Clone(s.allowed),
-		ClientID:     s.clientID, ClientSecret: s.clientSecret, RefreshToken: refreshToken,
-		MaxAttempts: 3, MaxRetryTime: 20 * time.Second, RequestTimeout: 15 * time.Second,
-		HTTPClient: s.httpClient, Logger: s.log,
+// open builds a connector for a through the vendor.
+func (s *ConnectionService) open(a connector.Account) (connector.Connector, error) {
+	if s.vendor == nil {
+		return nil, errNoVendor
 	}
+	c, err := s.vendor.Open(a)
+	if err != nil {
+		return nil, fmt.Errorf("building %s connector: %w", a.System, err)
+	}
+	return c, nil
+}
+
+// knownDC reports whether dc is a data center; the data-center enum of the
+// schema is the same list for every vendor deskbridge speaks to.
+func knownDC(dc string) bool {
+	switch dc {
+	case "us", "eu", "in", "au", "jp", "cn", "ca", "sa", "uk":
+		return true
+	}
+	return false
 }
 
 // checkConnectionDC validates a data center key.
 func checkConnectionDC(field, dc string) (string, error) {
 	dc = strings.ToLower(strings.TrimSpace(dc))
-	if _, ok := zoho.DataCenters[dc]; !ok {
+	if !knownDC(dc) {
 		return "", &ConnectionInputError{Field: field, Reason: fmt.Sprintf("unknown data center %q", dc)}
 	}
 	return dc, nil
@@ -241,15 +235,14 @@ func (s *ConnectionService) refreshTokenOf(ctx context.Context, field string, sy
 	if token := strings.TrimSpace(creds.RefreshToken); token != "" {
 		return token, nil
 	}
-	if s.clientID == "" || s.clientSecret == "" {
-		return "", errors.New("zoho oauth client is not configured (DESKBRIDGE_ZOHO_CLIENT_ID, DESKBRIDGE_ZOHO_CLIENT_SECRET)")
+	if s.vendor == nil {
+		return "", errNoVendor
 	}
-	tok, err := zoho.ExchangeCode(ctx, s.zohoSettings(sys, dc, ""), "",
-		strings.TrimSpace(creds.AuthorizationCode), strings.TrimSpace(creds.RedirectURI))
+	token, err := s.vendor.ExchangeCode(ctx, sys, dc, strings.TrimSpace(creds.AuthorizationCode), strings.TrimSpace(creds.RedirectURI))
 	if err != nil {
 		return "", s.vendorError(field, "exchanging the authorization code", err)
 	}
-	return tok.RefreshToken, nil
+	return token, nil
 }
 
 // vendorError turns a vendor failure into an input error on the credentials
@@ -266,24 +259,21 @@ func (s *ConnectionService) vendorError(field, what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// orgLister builds a temporary connector for sys and returns its org list.
-func (s *ConnectionService) listOrgs(ctx context.Context, field string, sys connector.System, dc, refreshToken, deskOrgID string) ([]connector.Org, error) {
-	if s.clientID == "" || s.clientSecret == "" {
-		return nil, errors.New("zoho oauth client is not configured (DESKBRIDGE_ZOHO_CLIENT_ID, DESKBRIDGE_ZOHO_CLIENT_SECRET)")
-	}
-	settings := s.zohoSettings(sys, dc, refreshToken)
-	settings.DeskOrgID = deskOrgID
-	c, err := zoho.Factory(sys)(settings)
+// listOrgs builds a temporary connector for an account and returns the
+// orgs it reaches; a refused credential is an input error on field.
+func (s *ConnectionService) listOrgs(ctx context.Context, field string, a connector.Account) ([]connector.Org, error) {
+	a.Interactive = true
+	c, err := s.open(a)
 	if err != nil {
-		return nil, fmt.Errorf("building %s connector: %w", sys, err)
+		return nil, err
 	}
 	lister, ok := c.(connector.OrgLister)
 	if !ok {
-		return nil, fmt.Errorf("%s lists no orgs", sys)
+		return nil, fmt.Errorf("%s lists no orgs", a.System)
 	}
 	orgs, err := lister.Orgs(ctx)
 	if err != nil {
-		return nil, s.vendorError(field, "listing "+string(sys)+" orgs", err)
+		return nil, s.vendorError(field, "listing "+string(a.System)+" orgs", err)
 	}
 	return orgs, nil
 }
@@ -303,7 +293,7 @@ func (s *ConnectionService) ReachableCRMOrgs(ctx context.Context, sys connector.
 	if err != nil {
 		return nil, err
 	}
-	return s.listOrgs(ctx, "crmCredentials", sys, dc, token, "")
+	return s.listOrgs(ctx, "crmCredentials", connector.Account{System: sys, DC: dc, RefreshToken: token})
 }
 
 // Connect joins a desk portal to a CRM or Bigin org (SPEC A1, A4). Both
@@ -349,7 +339,7 @@ func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req Conn
 	if err != nil {
 		return store.Connection{}, err
 	}
-	orgs, err := s.listOrgs(ctx, "crmCredentials", req.CRMSystem, crmDC, crmToken, "")
+	orgs, err := s.listOrgs(ctx, "crmCredentials", connector.Account{System: req.CRMSystem, DC: crmDC, RefreshToken: crmToken})
 	if err != nil {
 		return store.Connection{}, err
 	}
@@ -363,7 +353,7 @@ func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req Conn
 	if err != nil {
 		return store.Connection{}, err
 	}
-	deskOrgs, err := s.listOrgs(ctx, "deskCredentials", connector.Desk, deskDC, deskToken, deskOrgID)
+	deskOrgs, err := s.listOrgs(ctx, "deskCredentials", connector.Account{System: connector.Desk, DC: deskDC, RefreshToken: deskToken, DeskOrgID: deskOrgID})
 	if err != nil {
 		return store.Connection{}, err
 	}

@@ -76,8 +76,8 @@ func startConnServiceWorld(t *testing.T) *connServiceWorld {
 	ep := sb.Endpoints()["us"]
 	cr := sb.Credentials()
 	svc := syncengine.NewConnectionService(syncengine.ConnectionServiceConfig{
-		DB: db, Box: box, ClientID: cr.ClientID, ClientSecret: cr.ClientSecret,
-		Endpoints: map[string]zoho.DataCenter{"us": {Name: "us", Accounts: ep.AccountsURL, API: ep.APIDomain, Desk: ep.DeskURL, SalesIQ: ep.SalesIQURL}},
+		DB: db, Box: box, Vendor: zoho.NewVendor(zoho.VendorConfig{ClientID: cr.ClientID, ClientSecret: cr.ClientSecret,
+			Endpoints: map[string]zoho.DataCenter{"us": {Name: "us", Accounts: ep.AccountsURL, API: ep.APIDomain, Desk: ep.DeskURL, SalesIQ: ep.SalesIQURL}}}),
 	})
 	return &connServiceWorld{sb: sb, db: db, svc: svc, box: box, creds: cr,
 		admin: auth.Viewer{OrgID: org.ID, UserID: user.ID, TokenID: 1, Role: auth.RoleAdmin}}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
-	"github.com/deskbridge/deskbridge/syncengine/connectors/zoho"
 )
 
 // liveConnectors are the connectors of one stored connection, kept while the
@@ -58,18 +57,16 @@ func (s *ConnectionService) For(ctx context.Context, c store.Connection) (connec
 	if err != nil {
 		return nil, nil, err
 	}
-	crmSettings := s.runtimeSettings(connector.System(c.CRMSystem), c.CRMDC, crmToken)
+	crmAccount := connector.Account{System: connector.System(c.CRMSystem), DC: c.CRMDC, RefreshToken: crmToken}
 	if c.CRMOrgID != nil {
-		crmSettings.CRMOrgID = *c.CRMOrgID
+		crmAccount.CRMOrgID = *c.CRMOrgID
 	}
-	deskSettings := s.runtimeSettings(connector.Desk, c.DeskDC, deskToken)
-	deskSettings.DeskOrgID = c.DeskOrgID
-	deskSettings.SourceID = sourceID(c)
-	crm, err := zoho.Factory(connector.System(c.CRMSystem))(crmSettings)
+	crm, err := s.open(crmAccount)
 	if err != nil {
 		return nil, nil, err
 	}
-	desk, err := zoho.Factory(connector.Desk)(deskSettings)
+	desk, err := s.open(connector.Account{System: connector.Desk, DC: c.DeskDC, RefreshToken: deskToken,
+		DeskOrgID: c.DeskOrgID, SourceID: sourceID(c)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,14 +75,6 @@ func (s *ConnectionService) For(ctx context.Context, c store.Connection) (connec
 	}
 	s.cache.live[c.ID] = liveConnectors{updatedAt: c.UpdatedAt, desk: desk, crm: crm}
 	return desk, crm, nil
-}
-
-// runtimeSettings are a long-lived connector's: the connectors' own retry
-// budget rather than the short one used to check credentials.
-func (s *ConnectionService) runtimeSettings(sys connector.System, dc, refreshToken string) zoho.Settings {
-	st := s.zohoSettings(sys, dc, refreshToken)
-	st.MaxAttempts, st.MaxRetryTime, st.RequestTimeout = 0, 0, 0
-	return st
 }
 
 // sourceID is the UUID-shaped id the desk's webhooks of this connection

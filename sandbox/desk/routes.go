@@ -20,7 +20,7 @@ func (c *core) routes() http.Handler {
 	c.kbRoutes(mux)
 	c.webhookRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := c.registry.Check(r.Header.Get("Authorization"), c.dc); err != nil {
+		if _, err := c.registry.CheckRequest(r, c.dc); err != nil {
 			if strings.TrimSpace(r.Header.Get("Authorization")) == "" {
 				writeError(w, errUnauthorized())
 				return

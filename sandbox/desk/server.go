@@ -265,7 +265,7 @@ type handlerFunc func(cl *call) (reply, *APIError)
 func (c *core) handle(mux *http.ServeMux, pattern string, needOrg bool, h handlerFunc) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		cl := &call{c: c, r: r, q: r.URL.Query()}
-		grant, err := c.registry.Check(r.Header.Get("Authorization"), c.dc)
+		grant, err := c.registry.CheckRequest(r, c.dc)
 		switch {
 		case errors.Is(err, oauth.ErrMissing):
 			writeError(w, errUnauthorized())

@@ -58,6 +58,7 @@ type Registry struct {
 	clients  map[string]string // client id -> secret
 	refresh  map[string]Grant
 	codes    map[string]Grant
+	keys     map[string]Grant // desk service keys (SPEC A3)
 	accesses map[string]access
 	issued   int
 }
@@ -65,7 +66,7 @@ type Registry struct {
 // NewRegistry returns an empty registry on clk.
 func NewRegistry(clk clock.Clock) *Registry {
 	return &Registry{clock: clk, dcs: map[string]DC{}, clients: map[string]string{},
-		refresh: map[string]Grant{}, codes: map[string]Grant{}, accesses: map[string]access{}}
+		refresh: map[string]Grant{}, codes: map[string]Grant{}, keys: map[string]Grant{}, accesses: map[string]access{}}
 }
 
 // SetDC registers a data center and the API domain its tokens name.
@@ -89,6 +90,43 @@ func (r *Registry) AddRefreshToken(g Grant) string {
 	defer r.mu.Unlock()
 	r.refresh[tok] = g
 	return tok
+}
+
+// AddServiceKey issues a desk service communication key (ZSC key, SPEC A3)
+// for g and returns it. It works with g.UserEmail only, never expires, and
+// stops working when revoked.
+func (r *Registry) AddServiceKey(g Grant) string {
+	key := newToken()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keys[key] = g
+	return key
+}
+
+// RevokeServiceKey makes a service key stop working.
+func (r *Registry) RevokeServiceKey(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.keys, key)
+}
+
+// CheckRequest validates a desk request's credentials: an OAuth access
+// token (as Check), or "Zoho-zsckey <key>" with the key's admin email in
+// X-ZSC-Email. The service-key form is modelled (no public reference
+// documents it; reference/zoho-api.md marks it so).
+func (r *Registry) CheckRequest(req *http.Request, dc string) (Grant, error) {
+	header := req.Header.Get("Authorization")
+	key, ok := strings.CutPrefix(header, "Zoho-zsckey ")
+	if !ok {
+		return r.Check(header, dc)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.keys[key]
+	if !ok || key == "" || g.DC != dc || !strings.EqualFold(g.UserEmail, strings.TrimSpace(req.Header.Get("X-ZSC-Email"))) {
+		return Grant{}, ErrInvalid
+	}
+	return g, nil
 }
 
 // AddAuthCode stores a one-time authorization code for g and returns it.

@@ -219,6 +219,11 @@ type RelatedLister interface {
 type Org struct {
 	ID   string
 	Name string
+	// TimeZone is the org's IANA zone where the vendor says it ("" if not).
+	TimeZone string
+	// Admin says the authorizing user administers the org, where the vendor
+	// says it (desk portals).
+	Admin bool
 }
 
 // OrgLister is implemented by systems where one login reaches several orgs

@@ -231,7 +231,12 @@ func (c *client) once(ctx context.Context, r request, body []byte) (*response, *
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Zoho-oauthtoken "+tok.AccessToken)
+	if tok.Scheme == serviceKeyScheme {
+		req.Header.Set("Authorization", serviceKeyScheme+" "+tok.AccessToken)
+		req.Header.Set(serviceKeyEmailHeader, c.tokens.keyEmail)
+	} else {
+		req.Header.Set("Authorization", oauthScheme+" "+tok.AccessToken)
+	}
 	if c.decorate != nil {
 		c.decorate(req.Header)
 	}

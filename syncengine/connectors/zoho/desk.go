@@ -709,6 +709,8 @@ func (d *Desk) Orgs(ctx context.Context) ([]connector.Org, error) {
 			ID          any    `json:"id"`
 			CompanyName string `json:"companyName"`
 			PortalName  string `json:"portalName"`
+			TimeZone    string `json:"timeZone"`
+			IsAdmin     bool   `json:"isAdminInOrg"`
 		} `json:"data"`
 	}
 	cl := *d.c
@@ -718,7 +720,8 @@ func (d *Desk) Orgs(ctx context.Context) ([]connector.Org, error) {
 	}
 	out := make([]connector.Org, 0, len(page.Data))
 	for _, o := range page.Data {
-		out = append(out, connector.Org{ID: str(o.ID), Name: firstNonEmpty(o.CompanyName, o.PortalName)})
+		out = append(out, connector.Org{ID: str(o.ID), Name: firstNonEmpty(o.CompanyName, o.PortalName),
+			TimeZone: o.TimeZone, Admin: o.IsAdmin})
 	}
 	return out, nil
 }

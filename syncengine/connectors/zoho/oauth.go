@@ -24,6 +24,9 @@ type Token struct {
 	APIDomain    string // checked against the allow-list
 	Scope        string
 	Expiry       time.Time
+	// Scheme is the Authorization scheme: "Zoho-oauthtoken", or
+	// "Zoho-zsckey" for a service key.
+	Scheme string
 
 	early time.Duration // refresh margin: five minutes, or half a short lifetime
 }
@@ -31,6 +34,14 @@ type Token struct {
 // refreshEarly is how long before expiry a token is replaced, so a request
 // never leaves with a token that dies on the way.
 const refreshEarly = 5 * time.Minute
+
+// The Authorization schemes: OAuth access tokens, and the service keys of
+// SPEC A3, which carry their admin's email in serviceKeyEmailHeader.
+const (
+	oauthScheme           = "Zoho-oauthtoken"
+	serviceKeyScheme      = "Zoho-zsckey"
+	serviceKeyEmailHeader = "X-ZSC-Email"
+)
 
 // authErrorHold is how long a definite credential failure is remembered: a
 // revoked refresh token is not worth asking about again at once (Zoho
@@ -50,6 +61,9 @@ type TokenSource struct {
 	sleep        func(context.Context, time.Duration) error
 	hosts        *hostPolicy
 	log          *slog.Logger
+	// static sources hold a service key: Token always returns it.
+	static   bool
+	keyEmail string
 
 	mu        sync.Mutex
 	tok       Token
@@ -80,6 +94,13 @@ func newTokenSource(s Settings) (*TokenSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checking accounts server: %w", err)
 	}
+	if s.ServiceKey != "" {
+		// A service key does not expire and is never refreshed; the desk
+		// answers a revoked one with 401 like a dead access token.
+		return &TokenSource{hosts: hosts, static: true, clock: s.Clock, log: s.Logger,
+			tok:      Token{AccessToken: s.ServiceKey, Scheme: serviceKeyScheme, Expiry: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)},
+			keyEmail: s.ServiceKeyEmail}, nil
+	}
 	if s.RefreshToken == "" {
 		return nil, errors.New("checking settings: a refresh token is required")
 	}
@@ -93,6 +114,9 @@ func newTokenSource(s Settings) (*TokenSource, error) {
 // Token returns a valid access token, refreshing it first if it expires
 // within five minutes.
 func (ts *TokenSource) Token(ctx context.Context) (Token, error) {
+	if ts.static {
+		return ts.tok, nil
+	}
 	ts.mu.Lock()
 	now := ts.clock.Now()
 	if ts.tok.AccessToken != "" && now.Before(ts.tok.Expiry.Add(-ts.tok.early)) {
@@ -119,6 +143,9 @@ func (ts *TokenSource) Token(ctx context.Context) (Token, error) {
 // call refreshes. A token already replaced is left alone: N requests that
 // fail together cause one refresh.
 func (ts *TokenSource) Invalidate(access string) {
+	if ts.static {
+		return
+	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if ts.tok.AccessToken == access {

@@ -78,6 +78,11 @@ type Settings struct {
 	ClientID     string
 	ClientSecret string
 	RefreshToken string
+	// ServiceKey is a desk portal admin's service communication key (SPEC
+	// A3), sent as "Zoho-zsckey <key>" with ServiceKeyEmail instead of an
+	// OAuth access token. Desk only; no client or refresh token is needed.
+	ServiceKey      string
+	ServiceKeyEmail string
 
 	// CRMOrgID picks one of several orgs the user reaches (SPEC A1); sent as
 	// X-CRM-ORG. "" = the user's default org.
@@ -119,7 +124,10 @@ func (s Settings) withDefaults() (Settings, error) {
 	if _, ok := DataCenters[s.DC]; !ok {
 		return s, fmt.Errorf("checking settings: unknown data center %q", s.DC)
 	}
-	if s.ClientID == "" || s.ClientSecret == "" {
+	if s.ServiceKey != "" && s.System != connector.Desk {
+		return s, fmt.Errorf("checking settings: a service key works for the desk only, not %s", s.System)
+	}
+	if s.ServiceKey == "" && (s.ClientID == "" || s.ClientSecret == "") {
 		return s, fmt.Errorf("checking settings: client id and secret are required")
 	}
 	if s.MaxConcurrency <= 0 {
