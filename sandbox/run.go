@@ -28,6 +28,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	people := fs.Int("people", 0, "number of people in the sample world (0 = demo size)")
 	accounts := fs.Int("accounts", 0, "number of companies (0 = demo size)")
 	products := fs.Int("products", 0, "number of products (0 = demo size)")
+	createdWithin := fs.Duration("created-within", 0, "spread the records' creation times over this long before now, e.g. 8400h (0 = two years)")
 	dcs := fs.String("dcs", strings.Join(DefaultDCs, ","), "data centers to run, comma-separated; the first holds the sample data")
 	faultSpec := fs.String("faults", "", `faults per vendor: "vendor=kind:rate[:delay][@path],...;vendor=..."; vendors `+strings.Join(Vendors, ", ")+`; kinds rate_limit, server_error, slow, timeout, drop, expired_token`)
 	limitSpec := fs.String("limits", "", `quotas per vendor: "vendor=concurrent:N,daily:N;vendor=..."`)
@@ -41,7 +42,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("sandbox: unexpected arguments %q", fs.Args())
 	}
 
-	cfg := Config{Seed: *seedFlag, People: *people, Accounts: *accounts, Products: *products, Host: *host}
+	cfg := Config{Seed: *seedFlag, People: *people, Accounts: *accounts, Products: *products, Host: *host,
+		CreatedWithin: *createdWithin}
 	for _, dc := range strings.Split(*dcs, ",") {
 		if dc = strings.TrimSpace(dc); dc != "" {
 			cfg.DCs = append(cfg.DCs, dc)

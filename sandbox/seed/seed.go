@@ -24,6 +24,9 @@ type Options struct {
 	// Now is the reference time: records are created over the two years
 	// before it, so a first sync that takes "the last year" takes about half.
 	Now time.Time
+	// CreatedWithin, when set, replaces those two years: a benchmark that
+	// wants every record inside a first sync's window sets less than one.
+	CreatedWithin time.Duration
 }
 
 // Demo is the size `make run` uses: small enough to read in GraphiQL.
@@ -116,6 +119,11 @@ func Generate(o Options) *World {
 	if o.Now.IsZero() {
 		o.Now = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
 	}
+	span := o.CreatedWithin
+	if span <= 0 {
+		span = 2 * 365 * 24 * time.Hour
+	}
+	created := func(rng *rand.Rand, now time.Time) time.Time { return createdWithin(rng, now, span) }
 	w := &World{Options: o}
 	rng := RNG(o.Seed, "accounts")
 	for i := range o.Accounts {
@@ -211,9 +219,9 @@ func presence(rng *rand.Rand) Presence {
 	}
 }
 
-// created spreads creation times over the two years before now.
-func created(rng *rand.Rand, now time.Time) time.Time {
-	return now.Add(-time.Duration(rng.Int64N(int64(2 * 365 * 24 * time.Hour)))).Truncate(time.Second)
+// createdWithin spreads creation times over the span before now.
+func createdWithin(rng *rand.Rand, now time.Time, span time.Duration) time.Time {
+	return now.Add(-time.Duration(rng.Int64N(int64(span)))).Truncate(time.Second)
 }
 
 func pick(rng *rand.Rand, from []string) string { return from[rng.IntN(len(from))] }
