@@ -69,24 +69,29 @@ type ComplexityRoot struct {
 	}
 
 	Connection struct {
-		AuthMethod      func(childComplexity int) int
-		AvailableFields func(childComplexity int, module model.SyncModule) int
-		CreatedAt       func(childComplexity int) int
-		CrmDataCenter   func(childComplexity int) int
-		CrmOrg          func(childComplexity int) int
-		CrmSystem       func(childComplexity int) int
-		DeskDataCenter  func(childComplexity int) int
-		DeskOrgID       func(childComplexity int) int
-		FieldMappings   func(childComplexity int, module model.SyncModule) int
-		ID              func(childComplexity int) int
-		QueueDepth      func(childComplexity int) int
-		Settings        func(childComplexity int) int
-		Status          func(childComplexity int) int
-		SyncConflicts   func(childComplexity int, first *int, after *string) int
-		SyncFailures    func(childComplexity int, module *model.SyncModule, first *int, after *string) int
-		SyncHistory     func(childComplexity int, since *time.Time) int
-		SyncRuns        func(childComplexity int) int
-		UpdatedAt       func(childComplexity int) int
+		AccessRequest        func(childComplexity int) int
+		AuthMethod           func(childComplexity int) int
+		AvailableFields      func(childComplexity int, module model.SyncModule) int
+		CreatedAt            func(childComplexity int) int
+		CrmDataCenter        func(childComplexity int) int
+		CrmOrg               func(childComplexity int) int
+		CrmSystem            func(childComplexity int) int
+		DeskDataCenter       func(childComplexity int) int
+		DeskOrgID            func(childComplexity int) int
+		DeskPortal           func(childComplexity int) int
+		FieldMappings        func(childComplexity int, module model.SyncModule) int
+		ID                   func(childComplexity int) int
+		Language             func(childComplexity int) int
+		QueueDepth           func(childComplexity int) int
+		ServiceKeyAdminEmail func(childComplexity int) int
+		Settings             func(childComplexity int) int
+		Status               func(childComplexity int) int
+		SyncConflicts        func(childComplexity int, first *int, after *string) int
+		SyncFailures         func(childComplexity int, module *model.SyncModule, first *int, after *string) int
+		SyncHistory          func(childComplexity int, since *time.Time) int
+		SyncRuns             func(childComplexity int) int
+		TimeZone             func(childComplexity int) int
+		UpdatedAt            func(childComplexity int) int
 	}
 
 	CreateApiTokenPayload struct {
@@ -94,9 +99,30 @@ type ComplexityRoot struct {
 		Token  func(childComplexity int) int
 	}
 
+	CrmAccessRequest struct {
+		Approved      func(childComplexity int) int
+		CrmAdminEmail func(childComplexity int) int
+		ExpiresAt     func(childComplexity int) int
+		RequestedAt   func(childComplexity int) int
+		SentCount     func(childComplexity int) int
+	}
+
+	CrmAccessRequestPayload struct {
+		ApprovalCode func(childComplexity int) int
+		ApprovalURL  func(childComplexity int) int
+		Connection   func(childComplexity int) int
+		ExpiresAt    func(childComplexity int) int
+	}
+
 	CrmOrg struct {
 		ID   func(childComplexity int) int
 		Name func(childComplexity int) int
+	}
+
+	DeskPortal struct {
+		ID       func(childComplexity int) int
+		Name     func(childComplexity int) int
+		TimeZone func(childComplexity int) int
 	}
 
 	Event struct {
@@ -125,18 +151,24 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		ConnectCrm           func(childComplexity int, input model.ConnectCrmInput) int
-		CreateAPIToken       func(childComplexity int, input model.CreateAPITokenInput) int
-		DeactivateConnection func(childComplexity int, id string) int
-		PauseSync            func(childComplexity int, connectionID string) int
-		ReactivateConnection func(childComplexity int, id string) int
-		RemoveConnection     func(childComplexity int, id string) int
-		ResumeSync           func(childComplexity int, connectionID string) int
-		RetrySyncFailures    func(childComplexity int, connectionID string, ids []string) int
-		RevokeAPIToken       func(childComplexity int, id string) int
-		SaveFieldMappings    func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
-		StartFirstSync       func(childComplexity int, connectionID string) int
-		UpdateSyncSettings   func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
+		ApproveCrmAccess         func(childComplexity int, input model.ApproveCrmAccessInput) int
+		CancelFirstSync          func(childComplexity int, connectionID string) int
+		ConnectCrm               func(childComplexity int, input model.ConnectCrmInput) int
+		ConnectCrmWithServiceKey func(childComplexity int, input model.ConnectCrmWithServiceKeyInput) int
+		CreateAPIToken           func(childComplexity int, input model.CreateAPITokenInput) int
+		DeactivateConnection     func(childComplexity int, id string) int
+		PauseSync                func(childComplexity int, connectionID string) int
+		ReactivateConnection     func(childComplexity int, id string) int
+		RemoveConnection         func(childComplexity int, id string) int
+		RequestCrmAccess         func(childComplexity int, input model.RequestCrmAccessInput) int
+		ResendCrmAccessRequest   func(childComplexity int, id string) int
+		ResumeSync               func(childComplexity int, connectionID string) int
+		RetrySyncFailures        func(childComplexity int, connectionID string, ids []string) int
+		RevokeAPIToken           func(childComplexity int, id string) int
+		SaveFieldMappings        func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
+		StartFirstSync           func(childComplexity int, connectionID string) int
+		SwitchDeskPortal         func(childComplexity int, input model.SwitchDeskPortalInput) int
+		UpdateSyncSettings       func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
 	}
 
 	Org struct {
@@ -154,13 +186,15 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APITokens        func(childComplexity int, first *int, after *string, includeRevoked *bool) int
-		Connections      func(childComplexity int, includeRemoved *bool) int
-		Events           func(childComplexity int, first *int, after *string, types []model.EventType) int
-		Node             func(childComplexity int, id string) int
-		Nodes            func(childComplexity int, ids []string) int
-		ReachableCrmOrgs func(childComplexity int, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) int
-		Viewer           func(childComplexity int) int
+		APITokens           func(childComplexity int, first *int, after *string, includeRevoked *bool) int
+		Connections         func(childComplexity int, includeRemoved *bool) int
+		DeskPortalLanguages func(childComplexity int) int
+		Events              func(childComplexity int, first *int, after *string, types []model.EventType) int
+		Node                func(childComplexity int, id string) int
+		Nodes               func(childComplexity int, ids []string) int
+		ReachableCrmOrgs    func(childComplexity int, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) int
+		ServiceKeyPortals   func(childComplexity int, deskDataCenter model.DataCenter, serviceKey model.ServiceKeyInput) int
+		Viewer              func(childComplexity int) int
 	}
 
 	QueueDepth struct {
@@ -171,6 +205,11 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		Events func(childComplexity int, after *string, types []model.EventType) int
+	}
+
+	SwitchDeskPortalPayload struct {
+		Connection   func(childComplexity int) int
+		DroppedLinks func(childComplexity int) int
 	}
 
 	SyncConflict struct {
@@ -314,6 +353,11 @@ type MutationResolver interface {
 	DeactivateConnection(ctx context.Context, id string) (*model.Connection, error)
 	ReactivateConnection(ctx context.Context, id string) (*model.Connection, error)
 	RemoveConnection(ctx context.Context, id string) (*model.Connection, error)
+	RequestCrmAccess(ctx context.Context, input model.RequestCrmAccessInput) (*model.CrmAccessRequestPayload, error)
+	ResendCrmAccessRequest(ctx context.Context, id string) (*model.CrmAccessRequestPayload, error)
+	ApproveCrmAccess(ctx context.Context, input model.ApproveCrmAccessInput) (*model.Connection, error)
+	ConnectCrmWithServiceKey(ctx context.Context, input model.ConnectCrmWithServiceKeyInput) (*model.Connection, error)
+	SwitchDeskPortal(ctx context.Context, input model.SwitchDeskPortalInput) (*model.SwitchDeskPortalPayload, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id string) (*model.APIToken, error)
 	UpdateSyncSettings(ctx context.Context, connectionID string, input model.UpdateSyncSettingsInput) (*model.UpdateSyncSettingsPayload, error)
@@ -322,10 +366,13 @@ type MutationResolver interface {
 	PauseSync(ctx context.Context, connectionID string) (*model.Connection, error)
 	ResumeSync(ctx context.Context, connectionID string) (*model.Connection, error)
 	StartFirstSync(ctx context.Context, connectionID string) ([]*model.SyncRun, error)
+	CancelFirstSync(ctx context.Context, connectionID string) ([]*model.SyncRun, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]model.Node, error)
+	ServiceKeyPortals(ctx context.Context, deskDataCenter model.DataCenter, serviceKey model.ServiceKeyInput) ([]*model.DeskPortal, error)
+	DeskPortalLanguages(ctx context.Context) ([]string, error)
 	Connections(ctx context.Context, includeRemoved *bool) ([]*model.Connection, error)
 	ReachableCrmOrgs(ctx context.Context, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) ([]*model.CrmOrg, error)
 	Events(ctx context.Context, first *int, after *string, types []model.EventType) (*model.EventConnection, error)
@@ -454,6 +501,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AvailableFields.Desk(childComplexity), true
 
+	case "Connection.accessRequest":
+		if e.ComplexityRoot.Connection.AccessRequest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.AccessRequest(childComplexity), true
 	case "Connection.authMethod":
 		if e.ComplexityRoot.Connection.AuthMethod == nil {
 			break
@@ -507,6 +560,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Connection.DeskOrgID(childComplexity), true
+	case "Connection.deskPortal":
+		if e.ComplexityRoot.Connection.DeskPortal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.DeskPortal(childComplexity), true
 	case "Connection.fieldMappings":
 		if e.ComplexityRoot.Connection.FieldMappings == nil {
 			break
@@ -524,12 +583,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Connection.ID(childComplexity), true
+	case "Connection.language":
+		if e.ComplexityRoot.Connection.Language == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.Language(childComplexity), true
 	case "Connection.queueDepth":
 		if e.ComplexityRoot.Connection.QueueDepth == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Connection.QueueDepth(childComplexity), true
+	case "Connection.serviceKeyAdminEmail":
+		if e.ComplexityRoot.Connection.ServiceKeyAdminEmail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.ServiceKeyAdminEmail(childComplexity), true
 	case "Connection.settings":
 		if e.ComplexityRoot.Connection.Settings == nil {
 			break
@@ -581,6 +652,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Connection.SyncRuns(childComplexity), true
+	case "Connection.timeZone":
+		if e.ComplexityRoot.Connection.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Connection.TimeZone(childComplexity), true
 	case "Connection.updatedAt":
 		if e.ComplexityRoot.Connection.UpdatedAt == nil {
 			break
@@ -601,6 +678,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreateApiTokenPayload.Token(childComplexity), true
 
+	case "CrmAccessRequest.approved":
+		if e.ComplexityRoot.CrmAccessRequest.Approved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequest.Approved(childComplexity), true
+	case "CrmAccessRequest.crmAdminEmail":
+		if e.ComplexityRoot.CrmAccessRequest.CrmAdminEmail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequest.CrmAdminEmail(childComplexity), true
+	case "CrmAccessRequest.expiresAt":
+		if e.ComplexityRoot.CrmAccessRequest.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequest.ExpiresAt(childComplexity), true
+	case "CrmAccessRequest.requestedAt":
+		if e.ComplexityRoot.CrmAccessRequest.RequestedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequest.RequestedAt(childComplexity), true
+	case "CrmAccessRequest.sentCount":
+		if e.ComplexityRoot.CrmAccessRequest.SentCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequest.SentCount(childComplexity), true
+
+	case "CrmAccessRequestPayload.approvalCode":
+		if e.ComplexityRoot.CrmAccessRequestPayload.ApprovalCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequestPayload.ApprovalCode(childComplexity), true
+	case "CrmAccessRequestPayload.approvalUrl":
+		if e.ComplexityRoot.CrmAccessRequestPayload.ApprovalURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequestPayload.ApprovalURL(childComplexity), true
+	case "CrmAccessRequestPayload.connection":
+		if e.ComplexityRoot.CrmAccessRequestPayload.Connection == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequestPayload.Connection(childComplexity), true
+	case "CrmAccessRequestPayload.expiresAt":
+		if e.ComplexityRoot.CrmAccessRequestPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequestPayload.ExpiresAt(childComplexity), true
+
 	case "CrmOrg.id":
 		if e.ComplexityRoot.CrmOrg.ID == nil {
 			break
@@ -613,6 +746,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CrmOrg.Name(childComplexity), true
+
+	case "DeskPortal.id":
+		if e.ComplexityRoot.DeskPortal.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeskPortal.ID(childComplexity), true
+	case "DeskPortal.name":
+		if e.ComplexityRoot.DeskPortal.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeskPortal.Name(childComplexity), true
+	case "DeskPortal.timeZone":
+		if e.ComplexityRoot.DeskPortal.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeskPortal.TimeZone(childComplexity), true
 
 	case "Event.id":
 		if e.ComplexityRoot.Event.ID == nil {
@@ -696,6 +848,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FieldMapping.ValueMap(childComplexity), true
 
+	case "Mutation.approveCrmAccess":
+		if e.ComplexityRoot.Mutation.ApproveCrmAccess == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_approveCrmAccess_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApproveCrmAccess(childComplexity, args["input"].(model.ApproveCrmAccessInput)), true
+	case "Mutation.cancelFirstSync":
+		if e.ComplexityRoot.Mutation.CancelFirstSync == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelFirstSync_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelFirstSync(childComplexity, args["connectionId"].(string)), true
 	case "Mutation.connectCrm":
 		if e.ComplexityRoot.Mutation.ConnectCrm == nil {
 			break
@@ -707,6 +881,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConnectCrm(childComplexity, args["input"].(model.ConnectCrmInput)), true
+	case "Mutation.connectCrmWithServiceKey":
+		if e.ComplexityRoot.Mutation.ConnectCrmWithServiceKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_connectCrmWithServiceKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConnectCrmWithServiceKey(childComplexity, args["input"].(model.ConnectCrmWithServiceKeyInput)), true
 	case "Mutation.createApiToken":
 		if e.ComplexityRoot.Mutation.CreateAPIToken == nil {
 			break
@@ -762,6 +947,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.requestCrmAccess":
+		if e.ComplexityRoot.Mutation.RequestCrmAccess == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestCrmAccess_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestCrmAccess(childComplexity, args["input"].(model.RequestCrmAccessInput)), true
+	case "Mutation.resendCrmAccessRequest":
+		if e.ComplexityRoot.Mutation.ResendCrmAccessRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resendCrmAccessRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResendCrmAccessRequest(childComplexity, args["id"].(string)), true
 	case "Mutation.resumeSync":
 		if e.ComplexityRoot.Mutation.ResumeSync == nil {
 			break
@@ -817,6 +1024,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.StartFirstSync(childComplexity, args["connectionId"].(string)), true
+	case "Mutation.switchDeskPortal":
+		if e.ComplexityRoot.Mutation.SwitchDeskPortal == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_switchDeskPortal_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SwitchDeskPortal(childComplexity, args["input"].(model.SwitchDeskPortalInput)), true
 	case "Mutation.updateSyncSettings":
 		if e.ComplexityRoot.Mutation.UpdateSyncSettings == nil {
 			break
@@ -901,6 +1119,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Connections(childComplexity, args["includeRemoved"].(*bool)), true
+	case "Query.deskPortalLanguages":
+		if e.ComplexityRoot.Query.DeskPortalLanguages == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.DeskPortalLanguages(childComplexity), true
 	case "Query.events":
 		if e.ComplexityRoot.Query.Events == nil {
 			break
@@ -946,6 +1170,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ReachableCrmOrgs(childComplexity, args["crmSystem"].(model.CrmSystem), args["dataCenter"].(model.DataCenter), args["credentials"].(model.ZohoCredentialsInput)), true
+	case "Query.serviceKeyPortals":
+		if e.ComplexityRoot.Query.ServiceKeyPortals == nil {
+			break
+		}
+
+		args, err := ec.field_Query_serviceKeyPortals_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ServiceKeyPortals(childComplexity, args["deskDataCenter"].(model.DataCenter), args["serviceKey"].(model.ServiceKeyInput)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -983,6 +1218,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.Events(childComplexity, args["after"].(*string), args["types"].([]model.EventType)), true
+
+	case "SwitchDeskPortalPayload.connection":
+		if e.ComplexityRoot.SwitchDeskPortalPayload.Connection == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SwitchDeskPortalPayload.Connection(childComplexity), true
+	case "SwitchDeskPortalPayload.droppedLinks":
+		if e.ComplexityRoot.SwitchDeskPortalPayload.DroppedLinks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SwitchDeskPortalPayload.DroppedLinks(childComplexity), true
 
 	case "SyncConflict.crmField":
 		if e.ComplexityRoot.SyncConflict.CrmField == nil {
@@ -1479,9 +1727,14 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputApproveCrmAccessInput,
 		ec.unmarshalInputConnectCrmInput,
+		ec.unmarshalInputConnectCrmWithServiceKeyInput,
 		ec.unmarshalInputCreateApiTokenInput,
 		ec.unmarshalInputFieldMappingInput,
+		ec.unmarshalInputRequestCrmAccessInput,
+		ec.unmarshalInputServiceKeyInput,
+		ec.unmarshalInputSwitchDeskPortalInput,
 		ec.unmarshalInputUpdateSyncSettingsInput,
 		ec.unmarshalInputZohoCredentialsInput,
 	)
@@ -1661,10 +1914,72 @@ type Connection implements Node {
   deskDataCenter: DataCenter!
   "The desk portal's organization id at Zoho."
   deskOrgId: String!
+  "The desk portal's name, as the desk reported it when it was joined."
+  deskPortal: String
+  "The portal language chosen for a service-key connection (A3), e.g. ` + "`" + `ja` + "`" + `."
+  language: String
+  "The portal time zone chosen for a service-key connection (A3), an IANA name."
+  timeZone: String
+  "The desk portal admin whose service key the connection uses (A3); null for other methods."
+  serviceKeyAdminEmail: String
+  "The request to use another user's CRM account (A2); null for other methods."
+  accessRequest: CrmAccessRequest
   "When the connection was made."
   createdAt: DateTime!
   "When the connection last changed."
   updatedAt: DateTime!
+}
+
+"""
+A request to use a CRM admin's account (A2). It is PENDING until that admin
+approves it with the approval code; re-sending issues a new code and the old
+one stops working.
+"""
+type CrmAccessRequest {
+  "The CRM admin asked to approve; only this account may approve."
+  crmAdminEmail: String!
+  "When the request was last sent."
+  requestedAt: DateTime!
+  "How many times it was sent (1 + re-sends)."
+  sentCount: Int!
+  "When the current approval code stops working; null once approved."
+  expiresAt: DateTime
+  "Whether the CRM admin approved it (the connection is no longer PENDING_APPROVAL)."
+  approved: Boolean!
+}
+
+"""
+A sent access request and its approval code. The code is shown only here,
+once: pass it (or ` + "`" + `approvalUrl` + "`" + `) to the CRM admin. deskbridge stores only a
+hash of it and sends no email itself.
+"""
+type CrmAccessRequestPayload {
+  "The connection, PENDING_APPROVAL."
+  connection: Connection!
+  "The code ` + "`" + `approveCrmAccess` + "`" + ` takes."
+  approvalCode: String!
+  "A link holding the code, when the gateway knows its public URL (DESKBRIDGE_PUBLIC_URL)."
+  approvalUrl: String
+  "When the code stops working."
+  expiresAt: DateTime!
+}
+
+"A desk portal a service key's admin administers."
+type DeskPortal {
+  "The portal's organization id at Zoho."
+  id: ID!
+  "The portal's company name."
+  name: String!
+  "The portal's own time zone, a default for ` + "`" + `timeZone` + "`" + `."
+  timeZone: String
+}
+
+"What switching a connection's desk portal did (A3)."
+type SwitchDeskPortalPayload {
+  "The connection, joined to the new portal; a new first sync is running."
+  connection: Connection!
+  "How many record links to the old portal were dropped. The old portal keeps its data."
+  droppedLinks: Int!
 }
 
 """
@@ -1698,7 +2013,88 @@ input ConnectCrmInput {
   deskCredentials: ZohoCredentialsInput!
 }
 
+"What asking a CRM admin for the use of their account needs (A2)."
+input RequestCrmAccessInput {
+  "Zoho CRM or Bigin."
+  crmSystem: CrmSystem!
+  "The data center of the CRM account."
+  crmDataCenter: DataCenter!
+  "The CRM admin to ask; only this account can approve."
+  crmAdminEmail: String!
+  "The data center of the desk portal."
+  deskDataCenter: DataCenter!
+  "The desk portal's organization id."
+  deskOrgId: String!
+  "Credentials of a desk portal admin."
+  deskCredentials: ZohoCredentialsInput!
+}
+
+"The CRM admin's approval of an access request (A2)."
+input ApproveCrmAccessInput {
+  "The approval code of the request."
+  approvalCode: String!
+  "The CRM org to join; may be left out when the account reaches only one."
+  crmOrgId: ID
+  "The CRM admin's own credentials."
+  credentials: ZohoCredentialsInput!
+}
+
+"A desk portal admin's service communication key (ZSC key) and email (A3). Never returned."
+input ServiceKeyInput {
+  "The email of the portal admin the key belongs to."
+  adminEmail: String!
+  "The key itself."
+  key: String!
+}
+
+"What joining a CRM org to a desk portal through a service key needs (A3)."
+input ConnectCrmWithServiceKeyInput {
+  "Zoho CRM or Bigin."
+  crmSystem: CrmSystem!
+  "The data center of the CRM account."
+  crmDataCenter: DataCenter!
+  "The CRM org to join, one of ` + "`" + `reachableCrmOrgs` + "`" + `."
+  crmOrgId: ID!
+  "Credentials of a CRM admin."
+  crmCredentials: ZohoCredentialsInput!
+  "The data center of the desk portal."
+  deskDataCenter: DataCenter!
+  "The portal admin's service key."
+  serviceKey: ServiceKeyInput!
+  "The portal, one of ` + "`" + `serviceKeyPortals` + "`" + `."
+  deskOrgId: String!
+  "The portal language, e.g. ` + "`" + `en` + "`" + ` or ` + "`" + `ja` + "`" + `."
+  language: String!
+  "The portal time zone, an IANA name such as ` + "`" + `Asia/Tokyo` + "`" + `."
+  timeZone: String!
+}
+
+"Moving a connection to another desk portal (A3)."
+input SwitchDeskPortalInput {
+  "The connection's global id."
+  id: ID!
+  "The new portal; the connection's desk credential must reach it (a service key must administer it)."
+  deskOrgId: String!
+  "A new portal language; left out keeps the current one."
+  language: String
+  "A new portal time zone; left out keeps the current one."
+  timeZone: String
+}
+
 extend type Query {
+  """
+  The desk portals a service key's admin administers, to pick one for
+  ` + "`" + `connectCrmWithServiceKey` + "`" + ` (A3). Admins only. A key the desk refuses fails
+  with BAD_USER_INPUT on ` + "`" + `serviceKey` + "`" + `.
+  """
+  serviceKeyPortals(
+    "The data center of the desk."
+    deskDataCenter: DataCenter!
+    "The portal admin's service key."
+    serviceKey: ServiceKeyInput!
+  ): [DeskPortal!]
+  "The portal languages a service-key connection may choose."
+  deskPortalLanguages: [String!]!
   "The org's connections, oldest first. Admins only."
   connections(
     "Also list removed connections (history)."
@@ -1738,6 +2134,41 @@ extend type Mutation {
   Admins only.
   """
   removeConnection("The connection's global id." id: ID!): Connection!
+  """
+  Asks a CRM admin for the use of their account (A2), for a desk admin who
+  is not one. The desk credentials are checked now; the connection waits in
+  PENDING_APPROVAL until the CRM admin approves with the returned code
+  (valid 7 days). Admins only. CONFLICT when the org already has a live
+  connection.
+  """
+  requestCrmAccess(input: RequestCrmAccessInput!): CrmAccessRequestPayload!
+  """
+  Re-sends an access request (A2): a new approval code, valid 7 days from
+  now; the previous one stops working. Admins only. CONFLICT unless the
+  connection is PENDING_APPROVAL.
+  """
+  resendCrmAccessRequest("The connection's global id." id: ID!): CrmAccessRequestPayload!
+  """
+  The CRM admin's approval of an access request (A2). Needs no deskbridge
+  token: the approval code names the request, and the credentials must be
+  the invited CRM administrator's own (BAD_USER_INPUT on ` + "`" + `credentials` + "`" + `
+  otherwise). The connection becomes ACTIVE and its first sync starts.
+  """
+  approveCrmAccess(input: ApproveCrmAccessInput!): Connection!
+  """
+  Joins a CRM or Bigin org to a desk portal through a portal admin's service
+  key (A3), with the portal's language and time zone. Admins only. CONFLICT
+  when the CRM org already has a portal.
+  """
+  connectCrmWithServiceKey(input: ConnectCrmWithServiceKeyInput!): Connection!
+  """
+  Moves a connection to another desk portal (A3). The links between CRM
+  records and the old portal's records are dropped (the old portal keeps its
+  data), a running first sync is cancelled, and a new first sync pairs the
+  CRM's records with the new portal's. Admins only; not for PENDING_APPROVAL
+  or REMOVED connections.
+  """
+  switchDeskPortal(input: SwitchDeskPortalInput!): SwitchDeskPortalPayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/events.graphqls", Input: `# The org's event stream: an outbox in Postgres fanned out to subscribers.
@@ -1750,8 +2181,10 @@ enum EventType {
   TOKEN_REVOKED
   "A CRM or Bigin connection was made."
   CONNECTION_CREATED
-  "A connection was deactivated, reactivated or removed."
+  "A connection was deactivated, reactivated, removed, or approved (A2)."
   CONNECTION_STATUS_CHANGED
+  "A connection's details changed: an access request re-sent (A2) or the desk portal switched (A3)."
+  CONNECTION_UPDATED
   """
   A first sync's run moved: its counters (connectionId, runId, module,
   direction, total, enqueued, done, added, updated, failed). At most once
@@ -2482,6 +2915,14 @@ extend type Mutation {
   only.
   """
   startFirstSync("The connection's global id." connectionId: ID!): [SyncRun!]!
+  """
+  Cancels the running first sync: its runs end CANCELLED, and the records it
+  queued that no worker has started on are dropped. Records already synced
+  stay; changes captured meanwhile still sync; a later ` + "`" + `startFirstSync` + "`" + `
+  matches what exists, so nothing is created twice. CONFLICT when no first
+  sync is running. Returns the cancelled runs. Admins only.
+  """
+  cancelFirstSync("The connection's global id." connectionId: ID!): [SyncRun!]!
 }
 `, BuiltIn: false},
 }
@@ -2563,6 +3004,16 @@ func (ec *executionContext) childFields_Connection(ctx context.Context, field gr
 		return ec.fieldContext_Connection_deskDataCenter(ctx, field)
 	case "deskOrgId":
 		return ec.fieldContext_Connection_deskOrgId(ctx, field)
+	case "deskPortal":
+		return ec.fieldContext_Connection_deskPortal(ctx, field)
+	case "language":
+		return ec.fieldContext_Connection_language(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_Connection_timeZone(ctx, field)
+	case "serviceKeyAdminEmail":
+		return ec.fieldContext_Connection_serviceKeyAdminEmail(ctx, field)
+	case "accessRequest":
+		return ec.fieldContext_Connection_accessRequest(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Connection_createdAt(ctx, field)
 	case "updatedAt":
@@ -2597,6 +3048,36 @@ func (ec *executionContext) childFields_CreateApiTokenPayload(ctx context.Contex
 	return nil, fmt.Errorf("no field named %q was found under type CreateApiTokenPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_CrmAccessRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "crmAdminEmail":
+		return ec.fieldContext_CrmAccessRequest_crmAdminEmail(ctx, field)
+	case "requestedAt":
+		return ec.fieldContext_CrmAccessRequest_requestedAt(ctx, field)
+	case "sentCount":
+		return ec.fieldContext_CrmAccessRequest_sentCount(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CrmAccessRequest_expiresAt(ctx, field)
+	case "approved":
+		return ec.fieldContext_CrmAccessRequest_approved(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CrmAccessRequest", field.Name)
+}
+
+func (ec *executionContext) childFields_CrmAccessRequestPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "connection":
+		return ec.fieldContext_CrmAccessRequestPayload_connection(ctx, field)
+	case "approvalCode":
+		return ec.fieldContext_CrmAccessRequestPayload_approvalCode(ctx, field)
+	case "approvalUrl":
+		return ec.fieldContext_CrmAccessRequestPayload_approvalUrl(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CrmAccessRequestPayload_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CrmAccessRequestPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_CrmOrg(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2605,6 +3086,18 @@ func (ec *executionContext) childFields_CrmOrg(ctx context.Context, field graphq
 		return ec.fieldContext_CrmOrg_name(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CrmOrg", field.Name)
+}
+
+func (ec *executionContext) childFields_DeskPortal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DeskPortal_id(ctx, field)
+	case "name":
+		return ec.fieldContext_DeskPortal_name(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_DeskPortal_timeZone(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeskPortal", field.Name)
 }
 
 func (ec *executionContext) childFields_Event(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2695,6 +3188,16 @@ func (ec *executionContext) childFields_QueueDepth(ctx context.Context, field gr
 		return ec.fieldContext_QueueDepth_pending(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type QueueDepth", field.Name)
+}
+
+func (ec *executionContext) childFields_SwitchDeskPortalPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "connection":
+		return ec.fieldContext_SwitchDeskPortalPayload_connection(ctx, field)
+	case "droppedLinks":
+		return ec.fieldContext_SwitchDeskPortalPayload_droppedLinks(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SwitchDeskPortalPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SyncConflict(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3143,6 +3646,48 @@ func (ec *executionContext) field_Connection_syncHistory_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_approveCrmAccess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ApproveCrmAccessInput, error) {
+			return ec.unmarshalNApproveCrmAccessInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐApproveCrmAccessInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cancelFirstSync_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_connectCrmWithServiceKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ConnectCrmWithServiceKeyInput, error) {
+			return ec.unmarshalNConnectCrmWithServiceKeyInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmWithServiceKeyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_connectCrm_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3214,6 +3759,34 @@ func (ec *executionContext) field_Mutation_reactivateConnection_args(ctx context
 }
 
 func (ec *executionContext) field_Mutation_removeConnection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestCrmAccess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RequestCrmAccessInput, error) {
+			return ec.unmarshalNRequestCrmAccessInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRequestCrmAccessInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resendCrmAccessRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -3318,6 +3891,20 @@ func (ec *executionContext) field_Mutation_startFirstSync_args(ctx context.Conte
 		return nil, err
 	}
 	args["connectionId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_switchDeskPortal_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SwitchDeskPortalInput, error) {
+			return ec.unmarshalNSwitchDeskPortalInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSwitchDeskPortalInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -3486,6 +4073,28 @@ func (ec *executionContext) field_Query_reachableCrmOrgs_args(ctx context.Contex
 		return nil, err
 	}
 	args["credentials"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_serviceKeyPortals_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "deskDataCenter",
+		func(ctx context.Context, v any) (model.DataCenter, error) {
+			return ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["deskDataCenter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "serviceKey",
+		func(ctx context.Context, v any) (model.ServiceKeyInput, error) {
+			return ec.unmarshalNServiceKeyInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐServiceKeyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["serviceKey"] = arg1
 	return args, nil
 }
 
@@ -4163,6 +4772,130 @@ func (ec *executionContext) fieldContext_Connection_deskOrgId(_ context.Context,
 	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _Connection_deskPortal(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_deskPortal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskPortal, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_deskPortal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_language(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_language(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Language, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_language(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_timeZone(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TimeZone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_serviceKeyAdminEmail(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_serviceKeyAdminEmail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ServiceKeyAdminEmail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_serviceKeyAdminEmail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Connection", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Connection_accessRequest(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Connection_accessRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccessRequest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CrmAccessRequest) graphql.Marshaler {
+			return ec.marshalOCrmAccessRequest2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmAccessRequest(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Connection_accessRequest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Connection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CrmAccessRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Connection_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4580,6 +5313,222 @@ func (ec *executionContext) fieldContext_CreateApiTokenPayload_secret(_ context.
 	return graphql.NewScalarFieldContext("CreateApiTokenPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _CrmAccessRequest_crmAdminEmail(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequest_crmAdminEmail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmAdminEmail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequest_crmAdminEmail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequest_requestedAt(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequest_requestedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequest_requestedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequest", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequest_sentCount(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequest_sentCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SentCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequest_sentCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequest", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequest_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequest_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequest_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequest", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequest_approved(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequest_approved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Approved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequest_approved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequest", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequestPayload_connection(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequestPayload_connection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Connection, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequestPayload_connection(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CrmAccessRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CrmAccessRequestPayload_approvalCode(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequestPayload_approvalCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ApprovalCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequestPayload_approvalCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequestPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequestPayload_approvalUrl(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequestPayload_approvalUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ApprovalURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequestPayload_approvalUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequestPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequestPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequestPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequestPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequestPayload", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
 func (ec *executionContext) _CrmOrg_id(ctx context.Context, field graphql.CollectedField, obj *model.CrmOrg) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4624,6 +5573,75 @@ func (ec *executionContext) _CrmOrg_name(ctx context.Context, field graphql.Coll
 }
 func (ec *executionContext) fieldContext_CrmOrg_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CrmOrg", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DeskPortal_id(ctx context.Context, field graphql.CollectedField, obj *model.DeskPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeskPortal_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeskPortal_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeskPortal", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _DeskPortal_name(ctx context.Context, field graphql.CollectedField, obj *model.DeskPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeskPortal_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeskPortal_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeskPortal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DeskPortal_timeZone(ctx context.Context, field graphql.CollectedField, obj *model.DeskPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeskPortal_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TimeZone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeskPortal_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeskPortal", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *model.Event) (ret graphql.Marshaler) {
@@ -5128,6 +6146,226 @@ func (ec *executionContext) fieldContext_Mutation_removeConnection(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_requestCrmAccess(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestCrmAccess(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestCrmAccess(ctx, fc.Args["input"].(model.RequestCrmAccessInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CrmAccessRequestPayload) graphql.Marshaler {
+			return ec.marshalNCrmAccessRequestPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmAccessRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestCrmAccess(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CrmAccessRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestCrmAccess_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resendCrmAccessRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resendCrmAccessRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResendCrmAccessRequest(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CrmAccessRequestPayload) graphql.Marshaler {
+			return ec.marshalNCrmAccessRequestPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmAccessRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resendCrmAccessRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CrmAccessRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resendCrmAccessRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_approveCrmAccess(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_approveCrmAccess(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ApproveCrmAccess(ctx, fc.Args["input"].(model.ApproveCrmAccessInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_approveCrmAccess(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_approveCrmAccess_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_connectCrmWithServiceKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_connectCrmWithServiceKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConnectCrmWithServiceKey(ctx, fc.Args["input"].(model.ConnectCrmWithServiceKeyInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_connectCrmWithServiceKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_connectCrmWithServiceKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_switchDeskPortal(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_switchDeskPortal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SwitchDeskPortal(ctx, fc.Args["input"].(model.SwitchDeskPortalInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SwitchDeskPortalPayload) graphql.Marshaler {
+			return ec.marshalNSwitchDeskPortalPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSwitchDeskPortalPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_switchDeskPortal(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SwitchDeskPortalPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_switchDeskPortal_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createApiToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5480,6 +6718,50 @@ func (ec *executionContext) fieldContext_Mutation_startFirstSync(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_cancelFirstSync(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelFirstSync(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelFirstSync(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SyncRun) graphql.Marshaler {
+			return ec.marshalNSyncRun2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncRunᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelFirstSync(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SyncRun(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelFirstSync_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Org_id(ctx context.Context, field graphql.CollectedField, obj *model.Org) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5750,6 +7032,73 @@ func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field 
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_serviceKeyPortals(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_serviceKeyPortals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ServiceKeyPortals(ctx, fc.Args["deskDataCenter"].(model.DataCenter), fc.Args["serviceKey"].(model.ServiceKeyInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DeskPortal) graphql.Marshaler {
+			return ec.marshalODeskPortal2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskPortalᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_serviceKeyPortals(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeskPortal(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_serviceKeyPortals_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_deskPortalLanguages(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_deskPortalLanguages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().DeskPortalLanguages(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_deskPortalLanguages(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Query_connections(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -6147,6 +7496,61 @@ func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _SwitchDeskPortalPayload_connection(ctx context.Context, field graphql.CollectedField, obj *model.SwitchDeskPortalPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SwitchDeskPortalPayload_connection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Connection, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Connection) graphql.Marshaler {
+			return ec.marshalNConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SwitchDeskPortalPayload_connection(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SwitchDeskPortalPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Connection(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SwitchDeskPortalPayload_droppedLinks(ctx context.Context, field graphql.CollectedField, obj *model.SwitchDeskPortalPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SwitchDeskPortalPayload_droppedLinks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DroppedLinks, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SwitchDeskPortalPayload_droppedLinks(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SwitchDeskPortalPayload", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _SyncConflict_id(ctx context.Context, field graphql.CollectedField, obj *model.SyncConflict) (ret graphql.Marshaler) {
@@ -9115,6 +10519,50 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputApproveCrmAccessInput(ctx context.Context, obj any) (model.ApproveCrmAccessInput, error) {
+	var it model.ApproveCrmAccessInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"approvalCode", "crmOrgId", "credentials"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "approvalCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("approvalCode"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ApprovalCode = data
+		case "crmOrgId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmOrgId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmOrgID = data
+		case "credentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentials"))
+			data, err := ec.unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credentials = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputConnectCrmInput(ctx context.Context, obj any) (model.ConnectCrmInput, error) {
 	var it model.ConnectCrmInput
 	if obj == nil {
@@ -9182,6 +10630,92 @@ func (ec *executionContext) unmarshalInputConnectCrmInput(ctx context.Context, o
 				return it, err
 			}
 			it.DeskCredentials = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputConnectCrmWithServiceKeyInput(ctx context.Context, obj any) (model.ConnectCrmWithServiceKeyInput, error) {
+	var it model.ConnectCrmWithServiceKeyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmOrgId", "crmCredentials", "deskDataCenter", "serviceKey", "deskOrgId", "language", "timeZone"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "crmSystem":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmSystem"))
+			data, err := ec.unmarshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmSystem = data
+		case "crmDataCenter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmDataCenter"))
+			data, err := ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmDataCenter = data
+		case "crmOrgId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmOrgId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmOrgID = data
+		case "crmCredentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmCredentials"))
+			data, err := ec.unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmCredentials = data
+		case "deskDataCenter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskDataCenter"))
+			data, err := ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskDataCenter = data
+		case "serviceKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("serviceKey"))
+			data, err := ec.unmarshalNServiceKeyInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐServiceKeyInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ServiceKey = data
+		case "deskOrgId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskOrgId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskOrgID = data
+		case "language":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("language"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Language = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -9284,6 +10818,159 @@ func (ec *executionContext) unmarshalInputFieldMappingInput(ctx context.Context,
 				return it, err
 			}
 			it.ValueMap = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRequestCrmAccessInput(ctx context.Context, obj any) (model.RequestCrmAccessInput, error) {
+	var it model.RequestCrmAccessInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmAdminEmail", "deskDataCenter", "deskOrgId", "deskCredentials"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "crmSystem":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmSystem"))
+			data, err := ec.unmarshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmSystem = data
+		case "crmDataCenter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmDataCenter"))
+			data, err := ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmDataCenter = data
+		case "crmAdminEmail":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmAdminEmail"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmAdminEmail = data
+		case "deskDataCenter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskDataCenter"))
+			data, err := ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskDataCenter = data
+		case "deskOrgId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskOrgId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskOrgID = data
+		case "deskCredentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskCredentials"))
+			data, err := ec.unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskCredentials = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputServiceKeyInput(ctx context.Context, obj any) (model.ServiceKeyInput, error) {
+	var it model.ServiceKeyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"adminEmail", "key"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "adminEmail":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("adminEmail"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AdminEmail = data
+		case "key":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("key"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Key = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputSwitchDeskPortalInput(ctx context.Context, obj any) (model.SwitchDeskPortalInput, error) {
+	var it model.SwitchDeskPortalInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "deskOrgId", "language", "timeZone"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "deskOrgId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskOrgId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskOrgID = data
+		case "language":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("language"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Language = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
 		}
 	}
 	return it, nil
@@ -9753,6 +11440,31 @@ func (ec *executionContext) _Connection(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "deskPortal":
+			out.Values[i] = ec._Connection_deskPortal(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "language":
+			out.Values[i] = ec._Connection_language(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "timeZone":
+			out.Values[i] = ec._Connection_timeZone(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "serviceKeyAdminEmail":
+			out.Values[i] = ec._Connection_serviceKeyAdminEmail(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "accessRequest":
+			out.Values[i] = ec._Connection_accessRequest(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "createdAt":
 			out.Values[i] = ec._Connection_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -10131,6 +11843,117 @@ func (ec *executionContext) _CreateApiTokenPayload(ctx context.Context, sel ast.
 	return out
 }
 
+var crmAccessRequestImplementors = []string{"CrmAccessRequest"}
+
+func (ec *executionContext) _CrmAccessRequest(ctx context.Context, sel ast.SelectionSet, obj *model.CrmAccessRequest) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, crmAccessRequestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CrmAccessRequest")
+		case "crmAdminEmail":
+			out.Values[i] = ec._CrmAccessRequest_crmAdminEmail(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestedAt":
+			out.Values[i] = ec._CrmAccessRequest_requestedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sentCount":
+			out.Values[i] = ec._CrmAccessRequest_sentCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._CrmAccessRequest_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "approved":
+			out.Values[i] = ec._CrmAccessRequest_approved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var crmAccessRequestPayloadImplementors = []string{"CrmAccessRequestPayload"}
+
+func (ec *executionContext) _CrmAccessRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CrmAccessRequestPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, crmAccessRequestPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CrmAccessRequestPayload")
+		case "connection":
+			out.Values[i] = ec._CrmAccessRequestPayload_connection(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "approvalCode":
+			out.Values[i] = ec._CrmAccessRequestPayload_approvalCode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "approvalUrl":
+			out.Values[i] = ec._CrmAccessRequestPayload_approvalUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._CrmAccessRequestPayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var crmOrgImplementors = []string{"CrmOrg"}
 
 func (ec *executionContext) _CrmOrg(ctx context.Context, sel ast.SelectionSet, obj *model.CrmOrg) graphql.Marshaler {
@@ -10151,6 +11974,54 @@ func (ec *executionContext) _CrmOrg(ctx context.Context, sel ast.SelectionSet, o
 		case "name":
 			out.Values[i] = ec._CrmOrg_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var deskPortalImplementors = []string{"DeskPortal"}
+
+func (ec *executionContext) _DeskPortal(ctx context.Context, sel ast.SelectionSet, obj *model.DeskPortal) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deskPortalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeskPortal")
+		case "id":
+			out.Values[i] = ec._DeskPortal_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._DeskPortal_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "timeZone":
+			out.Values[i] = ec._DeskPortal_timeZone(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -10419,6 +12290,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "requestCrmAccess":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestCrmAccess(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resendCrmAccessRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resendCrmAccessRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "approveCrmAccess":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_approveCrmAccess(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connectCrmWithServiceKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_connectCrmWithServiceKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "switchDeskPortal":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_switchDeskPortal(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createApiToken":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createApiToken(ctx, field)
@@ -10471,6 +12377,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "startFirstSync":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startFirstSync(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelFirstSync":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelFirstSync(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -10654,6 +12567,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_nodes(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "serviceKeyPortals":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_serviceKeyPortals(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "deskPortalLanguages":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_deskPortalLanguages(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -10877,6 +12834,49 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var switchDeskPortalPayloadImplementors = []string{"SwitchDeskPortalPayload"}
+
+func (ec *executionContext) _SwitchDeskPortalPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SwitchDeskPortalPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, switchDeskPortalPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SwitchDeskPortalPayload")
+		case "connection":
+			out.Values[i] = ec._SwitchDeskPortalPayload_connection(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "droppedLinks":
+			out.Values[i] = ec._SwitchDeskPortalPayload_droppedLinks(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
 }
 
 var syncConflictImplementors = []string{"SyncConflict"}
@@ -12230,6 +14230,11 @@ func (ec *executionContext) marshalNApiTokenEdge2ᚖgithubᚗcomᚋdeskbridgeᚋ
 	return ec._ApiTokenEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNApproveCrmAccessInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐApproveCrmAccessInput(ctx context.Context, v any) (model.ApproveCrmAccessInput, error) {
+	res, err := ec.unmarshalInputApproveCrmAccessInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12248,6 +14253,11 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 
 func (ec *executionContext) unmarshalNConnectCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmInput(ctx context.Context, v any) (model.ConnectCrmInput, error) {
 	res, err := ec.unmarshalInputConnectCrmInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNConnectCrmWithServiceKeyInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmWithServiceKeyInput(ctx context.Context, v any) (model.ConnectCrmWithServiceKeyInput, error) {
+	res, err := ec.unmarshalInputConnectCrmWithServiceKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -12294,6 +14304,16 @@ func (ec *executionContext) marshalNCreateApiTokenPayload2ᚖgithubᚗcomᚋdesk
 		return graphql.Null
 	}
 	return ec._CreateApiTokenPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCrmAccessRequestPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmAccessRequestPayload(ctx context.Context, sel ast.SelectionSet, v *model.CrmAccessRequestPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._CrmAccessRequestPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCrmDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx context.Context, v any) (model.CrmDeletePolicy, error) {
@@ -12360,6 +14380,16 @@ func (ec *executionContext) unmarshalNDeskDeletePolicy2githubᚗcomᚋdeskbridge
 
 func (ec *executionContext) marshalNDeskDeletePolicy2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskDeletePolicy(ctx context.Context, sel ast.SelectionSet, v model.DeskDeletePolicy) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNDeskPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskPortal(ctx context.Context, sel ast.SelectionSet, v *model.DeskPortal) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._DeskPortal(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐEvent(ctx context.Context, sel ast.SelectionSet, v *model.Event) graphql.Marshaler {
@@ -12606,6 +14636,11 @@ func (ec *executionContext) marshalNQueueDepth2ᚖgithubᚗcomᚋdeskbridgeᚋde
 	return ec._QueueDepth(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNRequestCrmAccessInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRequestCrmAccessInput(ctx context.Context, v any) (model.RequestCrmAccessInput, error) {
+	res, err := ec.unmarshalInputRequestCrmAccessInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (model.Role, error) {
 	var res model.Role
 	err := res.UnmarshalGQL(v)
@@ -12614,6 +14649,16 @@ func (ec *executionContext) unmarshalNRole2githubᚗcomᚋdeskbridgeᚋdeskbridg
 
 func (ec *executionContext) marshalNRole2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRole(ctx context.Context, sel ast.SelectionSet, v model.Role) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNServiceKeyInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐServiceKeyInput(ctx context.Context, v any) (model.ServiceKeyInput, error) {
+	res, err := ec.unmarshalInputServiceKeyInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNServiceKeyInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐServiceKeyInput(ctx context.Context, v any) (*model.ServiceKeyInput, error) {
+	res, err := ec.unmarshalInputServiceKeyInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -12659,6 +14704,21 @@ func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalNSwitchDeskPortalInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSwitchDeskPortalInput(ctx context.Context, v any) (model.SwitchDeskPortalInput, error) {
+	res, err := ec.unmarshalInputSwitchDeskPortalInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSwitchDeskPortalPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSwitchDeskPortalPayload(ctx context.Context, sel ast.SelectionSet, v *model.SwitchDeskPortalPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SwitchDeskPortalPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSyncConflict2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSyncConflict(ctx context.Context, sel ast.SelectionSet, v *model.SyncConflict) graphql.Marshaler {
@@ -13103,6 +15163,13 @@ func (ec *executionContext) marshalOConnection2ᚕᚖgithubᚗcomᚋdeskbridge�
 	return ret
 }
 
+func (ec *executionContext) marshalOCrmAccessRequest2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmAccessRequest(ctx context.Context, sel ast.SelectionSet, v *model.CrmAccessRequest) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CrmAccessRequest(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOCrmDeletePolicy2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmDeletePolicy(ctx context.Context, v any) (*model.CrmDeletePolicy, error) {
 	if v == nil {
 		return nil, nil
@@ -13177,6 +15244,25 @@ func (ec *executionContext) marshalODeskDeletePolicy2ᚖgithubᚗcomᚋdeskbridg
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalODeskPortal2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskPortalᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DeskPortal) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDeskPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskPortal(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOEventType2ᚕgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐEventTypeᚄ(ctx context.Context, v any) ([]model.EventType, error) {

@@ -25,7 +25,40 @@ func connectionModel(c store.Connection) *model.Connection {
 			out.CrmOrg.Name = *c.CRMOrgName
 		}
 	}
+	out.DeskPortal, out.Language, out.TimeZone, out.ServiceKeyAdminEmail = c.DeskPortal, c.Language, c.TimeZone, c.ServiceKeyEmail
+	if c.AuthMethod == syncengine.ConnectionAuthOtherUser && c.ApproverEmail != nil && c.RequestedAt != nil {
+		out.AccessRequest = &model.CrmAccessRequest{CrmAdminEmail: *c.ApproverEmail, RequestedAt: *c.RequestedAt,
+			SentCount: c.RequestSentCount, ExpiresAt: c.RequestExpiresAt, Approved: c.Status != store.ConnectionPendingApproval}
+	}
 	return out
+}
+
+func accessRequestModel(r syncengine.AccessRequest) *model.CrmAccessRequestPayload {
+	return &model.CrmAccessRequestPayload{Connection: connectionModel(r.Connection), ApprovalCode: r.Code,
+		ApprovalURL: nonEmpty(r.URL), ExpiresAt: r.ExpiresAt}
+}
+
+func serviceKeyOf(in *model.ServiceKeyInput) syncengine.ServiceKey {
+	if in == nil {
+		return syncengine.ServiceKey{}
+	}
+	return syncengine.ServiceKey{AdminEmail: in.AdminEmail, Key: in.Key}
+}
+
+// nonEmpty is nil for "", for optional output fields.
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// deref is "" for an absent optional argument.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func crmOrgModels(orgs []connector.Org) []*model.CrmOrg {

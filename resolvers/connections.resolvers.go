@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"slices"
 
 	"github.com/deskbridge/deskbridge/auth"
 	"github.com/deskbridge/deskbridge/graph"
@@ -40,6 +41,106 @@ func (r *mutationResolver) ReactivateConnection(ctx context.Context, id string) 
 
 func (r *mutationResolver) RemoveConnection(ctx context.Context, id string) (*model.Connection, error) {
 	return r.setConnectionStatus(ctx, id, syncengine.ConnectionRemove)
+}
+
+func (r *mutationResolver) RequestCrmAccess(ctx context.Context, input model.RequestCrmAccessInput) (*model.CrmAccessRequestPayload, error) {
+	v, err := auth.Require(ctx, auth.PermManageConnections)
+	if err != nil {
+		return nil, err
+	}
+	req, err := r.ConnectionService.RequestAccess(ctx, v, syncengine.AccessRequestInput{
+		CRMSystem: crmSystemOf(input.CrmSystem), CRMDC: dataCenterOf(input.CrmDataCenter), CRMAdminEmail: input.CrmAdminEmail,
+		DeskDC: dataCenterOf(input.DeskDataCenter), DeskOrgID: input.DeskOrgID, DeskCredentials: credentialsOf(input.DeskCredentials),
+	})
+	if err != nil {
+		return nil, connectionInput(err, "input.", nil)
+	}
+	return accessRequestModel(req), nil
+}
+
+func (r *mutationResolver) ResendCrmAccessRequest(ctx context.Context, id string) (*model.CrmAccessRequestPayload, error) {
+	v, err := auth.Require(ctx, auth.PermManageConnections)
+	if err != nil {
+		return nil, err
+	}
+	rowID, err := rowIDOf("id", "Connection", id)
+	if err != nil {
+		return nil, err
+	}
+	req, err := r.ConnectionService.ResendAccessRequest(ctx, v, rowID)
+	if err != nil {
+		return nil, err
+	}
+	return accessRequestModel(req), nil
+}
+
+func (r *mutationResolver) ApproveCrmAccess(ctx context.Context, input model.ApproveCrmAccessInput) (*model.Connection, error) {
+	// No auth.Require: the CRM admin approving has no deskbridge token; the
+	// approval code and their own Zoho credentials are what count.
+	crmOrgID := ""
+	if input.CrmOrgID != nil {
+		crmOrgID = *input.CrmOrgID
+	}
+	c, err := r.ConnectionService.ApproveAccess(ctx, input.ApprovalCode, crmOrgID, credentialsOf(input.Credentials))
+	if err != nil {
+		return nil, connectionInput(err, "input.", map[string]string{"code": "input.approvalCode"})
+	}
+	return connectionModel(c), nil
+}
+
+func (r *mutationResolver) ConnectCrmWithServiceKey(ctx context.Context, input model.ConnectCrmWithServiceKeyInput) (*model.Connection, error) {
+	v, err := auth.Require(ctx, auth.PermManageConnections)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.ConnectionService.ConnectWithServiceKey(ctx, v, syncengine.ServiceKeyConnectionRequest{
+		CRMSystem: crmSystemOf(input.CrmSystem), CRMDC: dataCenterOf(input.CrmDataCenter), CRMOrgID: input.CrmOrgID,
+		CRMCredentials: credentialsOf(input.CrmCredentials), DeskDC: dataCenterOf(input.DeskDataCenter),
+		ServiceKey: serviceKeyOf(input.ServiceKey), DeskOrgID: input.DeskOrgID, Language: input.Language, TimeZone: input.TimeZone,
+	})
+	if err != nil {
+		return nil, connectionInput(err, "input.", nil)
+	}
+	return connectionModel(c), nil
+}
+
+func (r *mutationResolver) SwitchDeskPortal(ctx context.Context, input model.SwitchDeskPortalInput) (*model.SwitchDeskPortalPayload, error) {
+	v, err := auth.Require(ctx, auth.PermManageConnections)
+	if err != nil {
+		return nil, err
+	}
+	rowID, err := rowIDOf("input.id", "Connection", input.ID)
+	if err != nil {
+		return nil, err
+	}
+	sw, err := r.ConnectionService.SwitchPortal(ctx, v, rowID, input.DeskOrgID, deref(input.Language), deref(input.TimeZone))
+	if err != nil {
+		return nil, connectionInput(err, "input.", nil)
+	}
+	return &model.SwitchDeskPortalPayload{Connection: connectionModel(sw.Connection), DroppedLinks: int(sw.DroppedLinks)}, nil
+}
+
+func (r *queryResolver) ServiceKeyPortals(ctx context.Context, deskDataCenter model.DataCenter, serviceKey model.ServiceKeyInput) ([]*model.DeskPortal, error) {
+	v, err := auth.Require(ctx, auth.PermManageConnections)
+	if err != nil {
+		return nil, err
+	}
+	portals, err := r.ConnectionService.ServiceKeyPortals(ctx, v, dataCenterOf(deskDataCenter), serviceKeyOf(&serviceKey))
+	if err != nil {
+		return nil, connectionInput(err, "", map[string]string{"deskDataCenter": "deskDataCenter"})
+	}
+	out := make([]*model.DeskPortal, len(portals))
+	for i, p := range portals {
+		out[i] = &model.DeskPortal{ID: p.ID, Name: p.Name, TimeZone: nonEmpty(p.TimeZone)}
+	}
+	return out, nil
+}
+
+func (r *queryResolver) DeskPortalLanguages(ctx context.Context) ([]string, error) {
+	if _, err := auth.Require(ctx, auth.PermManageConnections); err != nil {
+		return nil, err
+	}
+	return slices.Clone(syncengine.DeskLanguages), nil
 }
 
 func (r *queryResolver) Connections(ctx context.Context, includeRemoved *bool) ([]*model.Connection, error) {

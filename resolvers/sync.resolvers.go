@@ -234,3 +234,15 @@ func (r *mutationResolver) StartFirstSync(ctx context.Context, connectionID stri
 	}
 	return runModels(rows), nil
 }
+
+func (r *mutationResolver) CancelFirstSync(ctx context.Context, connectionID string) ([]*model.SyncRun, error) {
+	v, id, err := syncMutation(ctx, connectionID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.ConnectionService.CancelFirstSync(ctx, v, id)
+	if err != nil {
+		return nil, err
+	}
+	return runModels(rows), nil
+}

@@ -193,3 +193,46 @@ func (snap worldSnapshot) assertFirstSyncLanded(t *testing.T, w *connectionWorld
 		t.Fatalf("desk contacts: %d, want %d before + %d created from the CRM", got, snap.deskBefore, created)
 	}
 }
+
+// An admin cancels a running first sync: every run ends CANCELLED with its
+// SYNC_RUN_FINISHED event, a second cancel has nothing to cancel, and a new
+// first sync can start afterwards.
+func TestCancelFirstSyncOverGraphQL(t *testing.T) {
+	t.Parallel()
+	// The driver waits an hour between passes, so the runs are still
+	// running when the cancel arrives.
+	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_FIRST_SYNC_INTERVAL": "1h"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	agent := w.ts.token("acme", auth.RoleAgent)
+	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(dig(orgs.Data, "reachableCrmOrgs").([]any)[0].(map[string]any)["id"].(string))})
+	if len(r.Errors) > 0 {
+		t.Fatalf("connectCrm: %+v", r.Errors)
+	}
+	connID := dig(r.Data, "connectCrm", "id").(string)
+	cancel := `mutation($id: ID!) { cancelFirstSync(connectionId: $id) { id status finishedAt } }`
+	wantCode(t, "an agent cancels", w.ts.query(agent, cancel, map[string]any{"id": connID}), codeForbidden)
+	r = w.ts.query(admin, cancel, map[string]any{"id": connID})
+	if len(r.Errors) > 0 {
+		t.Fatalf("cancelFirstSync: %+v", r.Errors)
+	}
+	cancelled := r.Data["cancelFirstSync"].([]any)
+	if len(cancelled) != 6 {
+		t.Fatalf("cancelled runs: %+v", cancelled)
+	}
+	for _, run := range cancelled {
+		if run.(map[string]any)["status"] != "CANCELLED" || run.(map[string]any)["finishedAt"] == nil {
+			t.Fatalf("cancelled run: %+v", run)
+		}
+	}
+	var finished int
+	if err := w.ts.srv.db.DB.Get(&finished, `SELECT count(*) FROM events WHERE type = 'SYNC_RUN_FINISHED' AND payload->>'status' = 'CANCELLED'`); err != nil || finished != 6 {
+		t.Fatalf("SYNC_RUN_FINISHED events for the cancel: %d, %v", finished, err)
+	}
+	wantCode(t, "a second cancel", w.ts.query(admin, cancel, map[string]any{"id": connID}), "CONFLICT")
+	r = w.ts.query(admin, `mutation($id: ID!) { startFirstSync(connectionId: $id) { status } }`, map[string]any{"id": connID})
+	if len(r.Errors) > 0 || len(r.Data["startFirstSync"].([]any)) != 6 {
+		t.Fatalf("startFirstSync after a cancel: %+v", r)
+	}
+}

@@ -51,6 +51,11 @@ type Connection struct {
 	RequestSentCount int        `db:"request_sent_count"`
 	AuthorizedBy     *int64     `db:"authorized_by"`
 	WebhookToken     string     `db:"webhook_token"`
+	// RequestExpiresAt is when the pending access request's link stops
+	// working (A2); nil when no request is pending.
+	RequestExpiresAt *time.Time `db:"request_expires_at"`
+	// ServiceKeyEmail is the desk admin whose service key is used (A3).
+	ServiceKeyEmail *string `db:"service_key_email"`
 	CreatedAt        time.Time  `db:"created_at"`
 	UpdatedAt        time.Time  `db:"updated_at"`
 }
@@ -75,11 +80,17 @@ type NewConnection struct {
 	RequestedAt   *time.Time
 	AuthorizedBy  *int64
 	WebhookToken  string
+	// RequestTokenHash and RequestExpiresAt: the approval link of an access
+	// request (A2), stored as a SHA-256 only.
+	RequestTokenHash []byte
+	RequestExpiresAt *time.Time
+	ServiceKeyEmail  *string
 }
 
 const connectionColumns = `id, org_id, crm_system, status, auth_method, crm_dc, crm_org_id, crm_org_name,
 	desk_dc, desk_org_id, desk_portal, language, time_zone, approver_email, requested_at,
-	request_sent_count, authorized_by, webhook_token, created_at, updated_at`
+	request_sent_count, authorized_by, webhook_token, created_at, updated_at, request_expires_at,
+	service_key_email`
 
 // classifyConnection is classify plus the two partial unique indexes of
 // connections, which deserve their own sentinels: "this CRM org is taken"
@@ -105,12 +116,14 @@ func InsertConnection(ctx context.Context, q Queryer, c NewConnection) (Connecti
 	err := q.GetContext(ctx, &out, `
 		INSERT INTO connections (org_id, crm_system, status, auth_method, crm_dc, crm_org_id, crm_org_name,
 			desk_dc, desk_org_id, desk_portal, language, time_zone, approver_email, requested_at,
-			authorized_by, webhook_token)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			authorized_by, webhook_token, request_token_hash, request_expires_at, service_key_email,
+			request_sent_count)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+			CASE WHEN $17::bytea IS NULL THEN 0 ELSE 1 END)
 		RETURNING `+connectionColumns,
 		c.OrgID, c.CRMSystem, c.Status, c.AuthMethod, c.CRMDC, c.CRMOrgID, c.CRMOrgName,
 		c.DeskDC, c.DeskOrgID, c.DeskPortal, c.Language, c.TimeZone, c.ApproverEmail, c.RequestedAt,
-		c.AuthorizedBy, c.WebhookToken)
+		c.AuthorizedBy, c.WebhookToken, c.RequestTokenHash, c.RequestExpiresAt, c.ServiceKeyEmail)
 	return out, classifyConnection("inserting connection", err)
 }
 
@@ -229,6 +242,12 @@ type ConnectionUpdate struct {
 	RequestSent  bool
 	AuthorizedBy *int64
 	WebhookToken *string
+	// RequestTokenHash and RequestExpiresAt replace the approval link (A2
+	// re-send); ClearRequest drops it (approved).
+	RequestTokenHash []byte
+	RequestExpiresAt *time.Time
+	ClearRequest     bool
+	ServiceKeyEmail  *string
 }
 
 // UpdateConnection applies u to the connection. Picking a CRM org that
@@ -251,12 +270,16 @@ func UpdateConnection(ctx context.Context, q Queryer, orgID, id int64, u Connect
 			request_sent_count = request_sent_count + CASE WHEN $14 THEN 1 ELSE 0 END,
 			authorized_by = COALESCE($15, authorized_by),
 			webhook_token = COALESCE($16, webhook_token),
+			request_token_hash = CASE WHEN $19 THEN NULL ELSE COALESCE($17, request_token_hash) END,
+			request_expires_at = CASE WHEN $19 THEN NULL ELSE COALESCE($18, request_expires_at) END,
+			service_key_email = COALESCE($20, service_key_email),
 			updated_at = now()
 		WHERE org_id = $1 AND id = $2 AND (cardinality($3::text[]) = 0 OR status = ANY($3))
 		RETURNING `+connectionColumns,
 		orgID, id, pq.Array(nonNil(u.IfStatus)),
 		u.AuthMethod, u.CRMOrgID, u.CRMOrgName, u.DeskDC, u.DeskOrgID, u.DeskPortal, u.Language,
-		u.TimeZone, u.ApproverEmail, u.RequestedAt, u.RequestSent, u.AuthorizedBy, u.WebhookToken)
+		u.TimeZone, u.ApproverEmail, u.RequestedAt, u.RequestSent, u.AuthorizedBy, u.WebhookToken,
+		u.RequestTokenHash, u.RequestExpiresAt, u.ClearRequest, u.ServiceKeyEmail)
 	if err == nil {
 		return out, nil
 	}
@@ -264,4 +287,38 @@ func UpdateConnection(ctx context.Context, q Queryer, orgID, id int64, u Connect
 		return Connection{}, err
 	}
 	return Connection{}, connectionStatusConflict(ctx, q, action, orgID, id)
+}
+
+// ConnectionByRequestToken returns the connection whose pending access
+// request (A2) has this token hash, locked for the approval that follows.
+// ErrNotFound when no pending request has it or its link expired: the
+// caller cannot tell which, and neither can someone guessing.
+func ConnectionByRequestToken(ctx context.Context, q Queryer, hash []byte) (Connection, error) {
+	var out Connection
+	err := q.GetContext(ctx, &out, `
+		SELECT `+connectionColumns+` FROM connections
+		WHERE request_token_hash = $1 AND status = 'PENDING_APPROVAL' AND request_expires_at > now()
+		FOR UPDATE`, hash)
+	return out, classify("loading connection by access request", err)
+}
+
+// ForgetDeskSide drops what a connection knows of its desk portal: the
+// links (so no record pairs with a record of another portal), the desk's
+// mirror rows, queued desk changes, polling cursors and the webhook
+// subscription row. The portal keeps its data; the CRM side is untouched.
+// It is the data half of switching portals (A3) and returns how many links
+// were dropped.
+func ForgetDeskSide(ctx context.Context, q Queryer, orgID, connID int64, deskSystem string) (int64, error) {
+	const action = "forgetting the desk side of a connection"
+	var links int64
+	// Data-modifying CTEs run to completion whether or not the outer
+	// query reads them, so one statement does all five deletes.
+	err := q.GetContext(ctx, &links, `
+		WITH l AS (DELETE FROM links WHERE org_id = $1 AND connection_id = $2 RETURNING 1),
+		     m AS (DELETE FROM mirror_records WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1),
+		     q AS (DELETE FROM change_queue WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1),
+		     c AS (DELETE FROM sync_cursors WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1),
+		     w AS (DELETE FROM connection_watches WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1)
+		SELECT count(*) FROM l`, orgID, connID, deskSystem)
+	return links, classify(action, err)
 }

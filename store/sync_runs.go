@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // Sync directions, for runs, history and failures.
@@ -202,4 +204,41 @@ func FinishRun(ctx context.Context, q Queryer, orgID, runID int64, status string
 		return Run{}, err
 	}
 	return Run{}, runNotRunning(ctx, q, action, orgID, runID)
+}
+
+// CancelRuns ends every RUNNING first-sync run of a connection as
+// CANCELLED and drops the queued rows those runs enqueued that no worker
+// holds and nothing captured since (origin FIRST_SYNC, version 1: any
+// later capture bumps the version). Rows being
+// applied finish; changes captured meanwhile stay queued, since they are
+// ordinary sync work. It returns the cancelled runs and the rows dropped.
+func CancelRuns(ctx context.Context, q Queryer, orgID, connID int64) ([]Run, int64, error) {
+	const action = "cancelling sync runs"
+	runs := []Run{}
+	err := q.SelectContext(ctx, &runs, `
+		UPDATE sync_runs SET status = 'CANCELLED', finished_at = now()
+		WHERE org_id = $1 AND connection_id = $2 AND status = 'RUNNING'
+		RETURNING `+runColumns, orgID, connID)
+	if err != nil {
+		return nil, 0, classify(action, err)
+	}
+	if len(runs) == 0 {
+		return runs, 0, nil
+	}
+	ids := make([]int64, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	res, err := q.ExecContext(ctx, `
+		DELETE FROM change_queue
+		WHERE org_id = $1 AND connection_id = $2 AND run_id = ANY($3) AND origin = 'FIRST_SYNC' AND version = 1
+			AND (lease_until IS NULL OR lease_until < now())`, orgID, connID, pq.Array(ids))
+	if err != nil {
+		return nil, 0, classify(action, err)
+	}
+	dropped, err := res.RowsAffected()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", action, err)
+	}
+	return runs, dropped, nil
 }

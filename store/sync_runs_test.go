@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,5 +154,59 @@ func TestConcurrentStartRunStartsOne(t *testing.T) {
 	}
 	if started != 1 {
 		t.Fatalf("%d racers started the run, want 1", started)
+	}
+}
+
+// Cancelling drops only what the cancelled runs queued and nobody touched
+// since: a row a worker holds, a row captured again, and another run's row
+// stay.
+func TestCancelRunsDropsOnlyUntouchedRows(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	org, conn := orgWithConnection(t, db, "acme")
+	run, _, err := store.StartRun(ctx, db, store.NewRun{OrgID: org.ID, ConnectionID: conn.ID, Module: "contacts",
+		Direction: store.DirectionCRMToDesk, Since: time.Now().AddDate(-1, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := func(id, origin string, runID *int64) store.NewQueueItem {
+		return store.NewQueueItem{System: "zoho_crm", Module: "Contacts", ExtID: id, Kind: store.KindUpsert, Origin: origin, RunID: runID}
+	}
+	if err := store.Enqueue(ctx, db, org.ID, conn.ID, []store.NewQueueItem{
+		item("untouched", store.OriginFirstSync, &run.ID), item("held", store.OriginFirstSync, &run.ID),
+		item("recaptured", store.OriginFirstSync, &run.ID), item("webhook", store.OriginWebhook, nil),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Enqueue(ctx, db, org.ID, conn.ID, []store.NewQueueItem{item("recaptured", store.OriginPoll, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE change_queue SET leased_by = 'w1', lease_until = now() + interval '1 minute' WHERE ext_id = 'held'`); err != nil {
+		t.Fatal(err)
+	}
+
+	runs, dropped, err := store.CancelRuns(ctx, db, org.ID, conn.ID)
+	if err != nil || len(runs) != 1 || runs[0].Status != store.RunCancelled || runs[0].FinishedAt == nil || dropped != 1 {
+		t.Fatalf("CancelRuns = %+v, dropped %d, %v", runs, dropped, err)
+	}
+	var left []string
+	if err := db.Select(&left, `SELECT ext_id FROM change_queue ORDER BY ext_id`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(left, ",") != "held,recaptured,webhook" {
+		t.Fatalf("rows left: %v", left)
+	}
+	if runs, dropped, err := store.CancelRuns(ctx, db, org.ID, conn.ID); err != nil || len(runs) != 0 || dropped != 0 {
+		t.Fatalf("second CancelRuns = %+v, %d, %v", runs, dropped, err)
+	}
+	// Another org cannot cancel this connection's runs.
+	other := newOrg(t, db, "other")
+	if _, _, err := store.StartRun(ctx, db, store.NewRun{OrgID: org.ID, ConnectionID: conn.ID, Module: "accounts",
+		Direction: store.DirectionCRMToDesk, Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _, err := store.CancelRuns(ctx, db, other.ID, conn.ID); err != nil || len(runs) != 0 {
+		t.Fatalf("CancelRuns from another org = %+v, %v", runs, err)
 	}
 }

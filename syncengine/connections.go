@@ -308,85 +308,121 @@ func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req Conn
 	if s.box == nil {
 		return store.Connection{}, errors.New("connecting a crm: no secret key configured (DESKBRIDGE_SECRET_KEY)")
 	}
-	if req.CRMSystem != connector.CRM && req.CRMSystem != connector.Bigin {
-		return store.Connection{}, &ConnectionInputError{Field: "crmSystem", Reason: "must be Zoho CRM or Bigin"}
-	}
-	crmDC, err := checkConnectionDC("crmDataCenter", req.CRMDC)
-	if err != nil {
+	// Shapes first, so a malformed desk input does not spend the CRM's
+	// authorization code.
+	if _, err := checkConnectionDC("deskDataCenter", req.DeskDC); err != nil {
 		return store.Connection{}, err
 	}
-	deskDC, err := checkConnectionDC("deskDataCenter", req.DeskDC)
-	if err != nil {
-		return store.Connection{}, err
-	}
-	crmOrgID := strings.TrimSpace(req.CRMOrgID)
-	if crmOrgID == "" {
-		return store.Connection{}, &ConnectionInputError{Field: "crmOrgId", Reason: "must not be empty"}
-	}
-	deskOrgID := strings.TrimSpace(req.DeskOrgID)
-	if deskOrgID == "" {
+	if strings.TrimSpace(req.DeskOrgID) == "" {
 		return store.Connection{}, &ConnectionInputError{Field: "deskOrgId", Reason: "must not be empty"}
 	}
-	// Credential shapes first, so a malformed desk input does not spend the
-	// CRM's authorization code.
-	for field, c := range map[string]ConnectionCredentials{"crmCredentials": req.CRMCredentials, "deskCredentials": req.DeskCredentials} {
-		if err := checkCredentialShape(field, c); err != nil {
-			return store.Connection{}, err
-		}
+	if err := checkCredentialShape("deskCredentials", req.DeskCredentials); err != nil {
+		return store.Connection{}, err
 	}
+	crm, err := s.checkCRMOAuth(ctx, req.CRMSystem, req.CRMDC, req.CRMOrgID, req.CRMCredentials)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	desk, err := s.checkDeskOAuth(ctx, req.DeskDC, req.DeskOrgID, req.DeskCredentials)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	userID := v.UserID
+	out, err := s.createConnection(ctx, v, store.NewConnection{
+		OrgID: v.OrgID, CRMSystem: string(req.CRMSystem), Status: store.ConnectionActive,
+		AuthMethod: ConnectionAuthOAuth, CRMDC: crm.dc, CRMOrgID: &crm.orgID, CRMOrgName: &crm.orgName,
+		DeskDC: desk.dc, DeskOrgID: desk.orgID, DeskPortal: nonEmptyConnectionString(desk.portal), AuthorizedBy: &userID,
+	}, map[string]string{store.SecretCRMRefreshToken: crm.token, store.SecretDeskRefreshToken: desk.token})
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("connecting a crm: %w", err)
+	}
+	s.log.InfoContext(ctx, "connection created", "org_id", v.OrgID, "connection_id", out.ID,
+		"crm_system", out.CRMSystem, "crm_dc", out.CRMDC, "desk_dc", out.DeskDC, "has_secret", true)
+	return out, nil
+}
 
-	crmToken, err := s.refreshTokenOf(ctx, "crmCredentials", req.CRMSystem, crmDC, req.CRMCredentials)
-	if err != nil {
-		return store.Connection{}, err
+// checkedCRM is a CRM side whose credentials the vendor accepted.
+type checkedCRM struct {
+	dc, orgID, orgName, token string
+}
+
+// checkCRMOAuth checks a CRM or Bigin side: the system, data center and
+// org, and that the credentials reach the org.
+func (s *ConnectionService) checkCRMOAuth(ctx context.Context, sys connector.System, dc, orgID string, creds ConnectionCredentials) (checkedCRM, error) {
+	if sys != connector.CRM && sys != connector.Bigin {
+		return checkedCRM{}, &ConnectionInputError{Field: "crmSystem", Reason: "must be Zoho CRM or Bigin"}
 	}
-	orgs, err := s.listOrgs(ctx, "crmCredentials", connector.Account{System: req.CRMSystem, DC: crmDC, RefreshToken: crmToken})
+	dc, err := checkConnectionDC("crmDataCenter", dc)
 	if err != nil {
-		return store.Connection{}, err
+		return checkedCRM{}, err
 	}
-	i := slices.IndexFunc(orgs, func(o connector.Org) bool { return o.ID == crmOrgID })
+	orgID = strings.TrimSpace(orgID)
+	if orgID == "" {
+		return checkedCRM{}, &ConnectionInputError{Field: "crmOrgId", Reason: "must not be empty"}
+	}
+	token, err := s.refreshTokenOf(ctx, "crmCredentials", sys, dc, creds)
+	if err != nil {
+		return checkedCRM{}, err
+	}
+	orgs, err := s.listOrgs(ctx, "crmCredentials", connector.Account{System: sys, DC: dc, RefreshToken: token})
+	if err != nil {
+		return checkedCRM{}, err
+	}
+	org, err := pickCRMOrg(orgs, orgID)
+	if err != nil {
+		return checkedCRM{}, err
+	}
+	return checkedCRM{dc: dc, orgID: org.ID, orgName: org.Name, token: token}, nil
+}
+
+// checkedDesk is a desk side whose credentials the vendor accepted.
+type checkedDesk struct {
+	dc, orgID, portal, token string
+}
+
+// checkDeskOAuth checks a desk side authorized with OAuth: the data center,
+// and that the credentials belong to the portal.
+func (s *ConnectionService) checkDeskOAuth(ctx context.Context, dc, orgID string, creds ConnectionCredentials) (checkedDesk, error) {
+	dc, err := checkConnectionDC("deskDataCenter", dc)
+	if err != nil {
+		return checkedDesk{}, err
+	}
+	orgID = strings.TrimSpace(orgID)
+	if orgID == "" {
+		return checkedDesk{}, &ConnectionInputError{Field: "deskOrgId", Reason: "must not be empty"}
+	}
+	token, err := s.refreshTokenOf(ctx, "deskCredentials", connector.Desk, dc, creds)
+	if err != nil {
+		return checkedDesk{}, err
+	}
+	orgs, err := s.listOrgs(ctx, "deskCredentials", connector.Account{System: connector.Desk, DC: dc, RefreshToken: token, DeskOrgID: orgID})
+	if err != nil {
+		return checkedDesk{}, err
+	}
+	i := slices.IndexFunc(orgs, func(o connector.Org) bool { return o.ID == orgID })
 	if i < 0 {
-		return store.Connection{}, &ConnectionInputError{Field: "crmOrgId", Reason: "the account cannot reach this CRM org"}
+		return checkedDesk{}, &ConnectionInputError{Field: "deskOrgId", Reason: "the desk account does not belong to this portal"}
 	}
-	crmOrgName := orgs[i].Name
+	return checkedDesk{dc: dc, orgID: orgID, portal: orgs[i].Name, token: token}, nil
+}
 
-	deskToken, err := s.refreshTokenOf(ctx, "deskCredentials", connector.Desk, deskDC, req.DeskCredentials)
-	if err != nil {
-		return store.Connection{}, err
-	}
-	deskOrgs, err := s.listOrgs(ctx, "deskCredentials", connector.Account{System: connector.Desk, DC: deskDC, RefreshToken: deskToken, DeskOrgID: deskOrgID})
-	if err != nil {
-		return store.Connection{}, err
-	}
-	j := slices.IndexFunc(deskOrgs, func(o connector.Org) bool { return o.ID == deskOrgID })
-	if j < 0 {
-		return store.Connection{}, &ConnectionInputError{Field: "deskOrgId", Reason: "the desk account does not belong to this portal"}
-	}
-	deskPortal := deskOrgs[j].Name
-
+// createConnection stores a new connection in one transaction: the row
+// (with a fresh webhook token), its sealed secrets, default settings, the
+// first sync's runs when it starts ACTIVE, and a CONNECTION_CREATED event.
+func (s *ConnectionService) createConnection(ctx context.Context, v auth.Viewer, nc store.NewConnection, secrets map[string]string) (store.Connection, error) {
 	webhookToken, err := newConnectionWebhookToken()
 	if err != nil {
 		return store.Connection{}, err
 	}
+	nc.WebhookToken = webhookToken
 	var out store.Connection
 	err = store.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		userID := v.UserID
-		c, err := store.InsertConnection(ctx, tx, store.NewConnection{
-			OrgID: v.OrgID, CRMSystem: string(req.CRMSystem), Status: store.ConnectionActive,
-			AuthMethod: ConnectionAuthOAuth, CRMDC: crmDC, CRMOrgID: &crmOrgID, CRMOrgName: &crmOrgName,
-			DeskDC: deskDC, DeskOrgID: deskOrgID, DeskPortal: nonEmptyConnectionString(deskPortal),
-			AuthorizedBy: &userID, WebhookToken: webhookToken,
-		})
+		c, err := store.InsertConnection(ctx, tx, nc)
 		if err != nil {
 			return err
 		}
-		for name, secret := range map[string]string{store.SecretCRMRefreshToken: crmToken, store.SecretDeskRefreshToken: deskToken} {
-			sealed, err := s.box.Seal([]byte(secret), ConnectionSecretAD(c.ID, name))
-			if err != nil {
-				return err
-			}
-			if err := store.PutSecret(ctx, tx, v.OrgID, c.ID, name, sealed); err != nil {
-				return err
-			}
+		if err := s.putSecrets(ctx, tx, c, secrets); err != nil {
+			return err
 		}
 		for _, group := range []string{store.GroupContactsAccounts, store.GroupProducts} {
 			if _, err := store.InsertSettings(ctx, tx, defaultConnectionSettings(v, c.ID, group)); err != nil {
@@ -395,22 +431,43 @@ func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req Conn
 		}
 		// An ACTIVE connection starts its first sync (B7); the leader's
 		// driver walks the runs from here.
-		if _, _, err := startFirstSyncRuns(ctx, tx, v, c); err != nil {
-			return err
+		if c.Status == store.ConnectionActive {
+			if _, _, err := startFirstSyncRuns(ctx, tx, v, c); err != nil {
+				return err
+			}
 		}
-		_, err = store.InsertEvent(ctx, tx, store.NewEvent{
-			OrgID: v.OrgID, Type: ConnectionEventCreated, Permission: string(auth.PermManageConnections),
-			SubjectID: connectionSubject(c.ID), Payload: connectionPayload(c, "", v),
-		})
 		out = c
-		return err
+		return insertConnectionEvent(ctx, tx, v, ConnectionEventCreated, c, "")
 	})
 	if err != nil {
-		return store.Connection{}, connectionConflict(fmt.Errorf("connecting a crm: %w", err))
+		return store.Connection{}, connectionConflict(err)
 	}
-	s.log.InfoContext(ctx, "connection created", "org_id", v.OrgID, "connection_id", out.ID,
-		"crm_system", out.CRMSystem, "crm_dc", out.CRMDC, "desk_dc", out.DeskDC, "has_secret", true)
 	return out, nil
+}
+
+// putSecrets seals and stores secrets of a connection, each bound to its
+// row and name.
+func (s *ConnectionService) putSecrets(ctx context.Context, q store.Queryer, c store.Connection, secrets map[string]string) error {
+	for name, secret := range secrets {
+		sealed, err := s.box.Seal([]byte(secret), ConnectionSecretAD(c.ID, name))
+		if err != nil {
+			return err
+		}
+		if err := store.PutSecret(ctx, q, c.OrgID, c.ID, name, sealed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertConnectionEvent appends a connection event visible to those who
+// manage connections.
+func insertConnectionEvent(ctx context.Context, tx *sqlx.Tx, v auth.Viewer, typ string, c store.Connection, previous string) error {
+	_, err := store.InsertEvent(ctx, tx, store.NewEvent{
+		OrgID: c.OrgID, Type: typ, Permission: string(auth.PermManageConnections),
+		SubjectID: connectionSubject(c.ID), Payload: connectionPayload(c, previous, v),
+	})
+	return err
 }
 
 // checkCredentialShape checks that exactly one kind of credential is given.
@@ -477,12 +534,8 @@ func (s *ConnectionService) SetStatus(ctx context.Context, v auth.Viewer, id int
 				return err
 			}
 		}
-		_, err = store.InsertEvent(ctx, tx, store.NewEvent{
-			OrgID: v.OrgID, Type: ConnectionEventStatusChanged, Permission: string(auth.PermManageConnections),
-			SubjectID: connectionSubject(c.ID), Payload: connectionPayload(c, before.Status, v),
-		})
 		out = c
-		return err
+		return insertConnectionEvent(ctx, tx, v, ConnectionEventStatusChanged, c, before.Status)
 	})
 	if err != nil {
 		return store.Connection{}, connectionConflict(fmt.Errorf("changing connection %d: %w", id, err))

@@ -28,32 +28,14 @@ type connectorCache struct {
 }
 
 // For returns the desk and CRM connectors of a stored connection, opening
-// its sealed refresh tokens (the Connectors interface of Worker and Poller).
+// its sealed credentials (the Connectors interface of Worker and Poller).
 func (s *ConnectionService) For(ctx context.Context, c store.Connection) (connector.Connector, connector.Connector, error) {
 	s.cache.mu.Lock()
 	defer s.cache.mu.Unlock()
 	if lc, ok := s.cache.live[c.ID]; ok && lc.updatedAt.Equal(c.UpdatedAt) {
 		return lc.desk, lc.crm, nil
 	}
-	if s.box == nil {
-		return nil, nil, errors.New("cannot open connection secrets: DESKBRIDGE_SECRET_KEY is not set")
-	}
-	open := func(name string) (string, error) {
-		sealed, err := store.GetSecret(ctx, s.db, c.OrgID, c.ID, name)
-		if err != nil {
-			return "", fmt.Errorf("loading %s of connection %d: %w", name, c.ID, err)
-		}
-		plain, err := s.box.Open(sealed, ConnectionSecretAD(c.ID, name))
-		if err != nil {
-			return "", fmt.Errorf("opening %s of connection %d: %w", name, c.ID, err)
-		}
-		return string(plain), nil
-	}
-	crmToken, err := open(store.SecretCRMRefreshToken)
-	if err != nil {
-		return nil, nil, err
-	}
-	deskToken, err := open(store.SecretDeskRefreshToken)
+	crmToken, err := s.openSecret(ctx, c, store.SecretCRMRefreshToken)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -65,8 +47,17 @@ func (s *ConnectionService) For(ctx context.Context, c store.Connection) (connec
 	if err != nil {
 		return nil, nil, err
 	}
-	desk, err := s.open(connector.Account{System: connector.Desk, DC: c.DeskDC, RefreshToken: deskToken,
-		DeskOrgID: c.DeskOrgID, SourceID: sourceID(c)})
+	deskAccount := connector.Account{System: connector.Desk, DC: c.DeskDC, DeskOrgID: c.DeskOrgID, SourceID: sourceID(c)}
+	if c.AuthMethod == ConnectionAuthServiceKey {
+		deskAccount.ServiceKey, err = s.openSecret(ctx, c, store.SecretServiceKey)
+		deskAccount.ServiceKeyEmail = deref(c.ServiceKeyEmail)
+	} else {
+		deskAccount.RefreshToken, err = s.openSecret(ctx, c, store.SecretDeskRefreshToken)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	desk, err := s.open(deskAccount)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,6 +66,22 @@ func (s *ConnectionService) For(ctx context.Context, c store.Connection) (connec
 	}
 	s.cache.live[c.ID] = liveConnectors{updatedAt: c.UpdatedAt, desk: desk, crm: crm}
 	return desk, crm, nil
+}
+
+// openSecret loads and opens one sealed secret of a connection.
+func (s *ConnectionService) openSecret(ctx context.Context, c store.Connection, name string) (string, error) {
+	if s.box == nil {
+		return "", errors.New("cannot open connection secrets: DESKBRIDGE_SECRET_KEY is not set")
+	}
+	sealed, err := store.GetSecret(ctx, s.db, c.OrgID, c.ID, name)
+	if err != nil {
+		return "", fmt.Errorf("loading %s of connection %d: %w", name, c.ID, err)
+	}
+	plain, err := s.box.Open(sealed, ConnectionSecretAD(c.ID, name))
+	if err != nil {
+		return "", fmt.Errorf("opening %s of connection %d: %w", name, c.ID, err)
+	}
+	return string(plain), nil
 }
 
 // sourceID is the UUID-shaped id the desk's webhooks of this connection

@@ -59,6 +59,16 @@ type APITokenEdge struct {
 	Node *APIToken `json:"node"`
 }
 
+// The CRM admin's approval of an access request (A2).
+type ApproveCrmAccessInput struct {
+	// The approval code of the request.
+	ApprovalCode string `json:"approvalCode"`
+	// The CRM org to join; may be left out when the account reaches only one.
+	CrmOrgID *string `json:"crmOrgId,omitempty"`
+	// The CRM admin's own credentials.
+	Credentials *ZohoCredentialsInput `json:"credentials"`
+}
+
 // The fields of a module on both sides of a connection.
 type AvailableFields struct {
 	// The desk module's fields.
@@ -85,6 +95,28 @@ type ConnectCrmInput struct {
 	DeskCredentials *ZohoCredentialsInput `json:"deskCredentials"`
 }
 
+// What joining a CRM org to a desk portal through a service key needs (A3).
+type ConnectCrmWithServiceKeyInput struct {
+	// Zoho CRM or Bigin.
+	CrmSystem CrmSystem `json:"crmSystem"`
+	// The data center of the CRM account.
+	CrmDataCenter DataCenter `json:"crmDataCenter"`
+	// The CRM org to join, one of `reachableCrmOrgs`.
+	CrmOrgID string `json:"crmOrgId"`
+	// Credentials of a CRM admin.
+	CrmCredentials *ZohoCredentialsInput `json:"crmCredentials"`
+	// The data center of the desk portal.
+	DeskDataCenter DataCenter `json:"deskDataCenter"`
+	// The portal admin's service key.
+	ServiceKey *ServiceKeyInput `json:"serviceKey"`
+	// The portal, one of `serviceKeyPortals`.
+	DeskOrgID string `json:"deskOrgId"`
+	// The portal language, e.g. `en` or `ja`.
+	Language string `json:"language"`
+	// The portal time zone, an IANA name such as `Asia/Tokyo`.
+	TimeZone string `json:"timeZone"`
+}
+
 // One desk portal joined to one Zoho CRM or Bigin org. Credentials are stored
 // encrypted and are never returned, in any form.
 type Connection struct {
@@ -104,6 +136,16 @@ type Connection struct {
 	DeskDataCenter DataCenter `json:"deskDataCenter"`
 	// The desk portal's organization id at Zoho.
 	DeskOrgID string `json:"deskOrgId"`
+	// The desk portal's name, as the desk reported it when it was joined.
+	DeskPortal *string `json:"deskPortal,omitempty"`
+	// The portal language chosen for a service-key connection (A3), e.g. `ja`.
+	Language *string `json:"language,omitempty"`
+	// The portal time zone chosen for a service-key connection (A3), an IANA name.
+	TimeZone *string `json:"timeZone,omitempty"`
+	// The desk portal admin whose service key the connection uses (A3); null for other methods.
+	ServiceKeyAdminEmail *string `json:"serviceKeyAdminEmail,omitempty"`
+	// The request to use another user's CRM account (A2); null for other methods.
+	AccessRequest *CrmAccessRequest `json:"accessRequest,omitempty"`
 	// When the connection was made.
 	CreatedAt time.Time `json:"createdAt"`
 	// When the connection last changed.
@@ -152,12 +194,52 @@ type CreateAPITokenPayload struct {
 	Secret string `json:"secret"`
 }
 
+// A request to use a CRM admin's account (A2). It is PENDING until that admin
+// approves it with the approval code; re-sending issues a new code and the old
+// one stops working.
+type CrmAccessRequest struct {
+	// The CRM admin asked to approve; only this account may approve.
+	CrmAdminEmail string `json:"crmAdminEmail"`
+	// When the request was last sent.
+	RequestedAt time.Time `json:"requestedAt"`
+	// How many times it was sent (1 + re-sends).
+	SentCount int `json:"sentCount"`
+	// When the current approval code stops working; null once approved.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Whether the CRM admin approved it (the connection is no longer PENDING_APPROVAL).
+	Approved bool `json:"approved"`
+}
+
+// A sent access request and its approval code. The code is shown only here,
+// once: pass it (or `approvalUrl`) to the CRM admin. deskbridge stores only a
+// hash of it and sends no email itself.
+type CrmAccessRequestPayload struct {
+	// The connection, PENDING_APPROVAL.
+	Connection *Connection `json:"connection"`
+	// The code `approveCrmAccess` takes.
+	ApprovalCode string `json:"approvalCode"`
+	// A link holding the code, when the gateway knows its public URL (DESKBRIDGE_PUBLIC_URL).
+	ApprovalURL *string `json:"approvalUrl,omitempty"`
+	// When the code stops working.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
 // A CRM or Bigin org that an authorizing account can reach.
 type CrmOrg struct {
 	// The org's id at Zoho (not a deskbridge global id).
 	ID string `json:"id"`
 	// The org's company name.
 	Name string `json:"name"`
+}
+
+// A desk portal a service key's admin administers.
+type DeskPortal struct {
+	// The portal's organization id at Zoho.
+	ID string `json:"id"`
+	// The portal's company name.
+	Name string `json:"name"`
+	// The portal's own time zone, a default for `timeZone`.
+	TimeZone *string `json:"timeZone,omitempty"`
 }
 
 // Something that happened in the org. Ids increase in the order events became
@@ -260,8 +342,52 @@ type QueueDepth struct {
 	Pending int `json:"pending"`
 }
 
+// What asking a CRM admin for the use of their account needs (A2).
+type RequestCrmAccessInput struct {
+	// Zoho CRM or Bigin.
+	CrmSystem CrmSystem `json:"crmSystem"`
+	// The data center of the CRM account.
+	CrmDataCenter DataCenter `json:"crmDataCenter"`
+	// The CRM admin to ask; only this account can approve.
+	CrmAdminEmail string `json:"crmAdminEmail"`
+	// The data center of the desk portal.
+	DeskDataCenter DataCenter `json:"deskDataCenter"`
+	// The desk portal's organization id.
+	DeskOrgID string `json:"deskOrgId"`
+	// Credentials of a desk portal admin.
+	DeskCredentials *ZohoCredentialsInput `json:"deskCredentials"`
+}
+
+// A desk portal admin's service communication key (ZSC key) and email (A3). Never returned.
+type ServiceKeyInput struct {
+	// The email of the portal admin the key belongs to.
+	AdminEmail string `json:"adminEmail"`
+	// The key itself.
+	Key string `json:"key"`
+}
+
 // Real-time streams over WebSocket (graphql-transport-ws, or the legacy graphql-ws subprotocol).
 type Subscription struct {
+}
+
+// Moving a connection to another desk portal (A3).
+type SwitchDeskPortalInput struct {
+	// The connection's global id.
+	ID string `json:"id"`
+	// The new portal; the connection's desk credential must reach it (a service key must administer it).
+	DeskOrgID string `json:"deskOrgId"`
+	// A new portal language; left out keeps the current one.
+	Language *string `json:"language,omitempty"`
+	// A new portal time zone; left out keeps the current one.
+	TimeZone *string `json:"timeZone,omitempty"`
+}
+
+// What switching a connection's desk portal did (A3).
+type SwitchDeskPortalPayload struct {
+	// The connection, joined to the new portal; a new first sync is running.
+	Connection *Connection `json:"connection"`
+	// How many record links to the old portal were dropped. The old portal keeps its data.
+	DroppedLinks int `json:"droppedLinks"`
 }
 
 // A field changed on both sides since the last sync, and which side won: the
@@ -912,8 +1038,10 @@ const (
 	EventTypeTokenRevoked EventType = "TOKEN_REVOKED"
 	// A CRM or Bigin connection was made.
 	EventTypeConnectionCreated EventType = "CONNECTION_CREATED"
-	// A connection was deactivated, reactivated or removed.
+	// A connection was deactivated, reactivated, removed, or approved (A2).
 	EventTypeConnectionStatusChanged EventType = "CONNECTION_STATUS_CHANGED"
+	// A connection's details changed: an access request re-sent (A2) or the desk portal switched (A3).
+	EventTypeConnectionUpdated EventType = "CONNECTION_UPDATED"
 	// A first sync's run moved: its counters (connectionId, runId, module,
 	// direction, total, enqueued, done, added, updated, failed). At most once
 	// per driver pass (every few seconds) per run.
@@ -927,13 +1055,14 @@ var AllEventType = []EventType{
 	EventTypeTokenRevoked,
 	EventTypeConnectionCreated,
 	EventTypeConnectionStatusChanged,
+	EventTypeConnectionUpdated,
 	EventTypeSyncProgress,
 	EventTypeSyncRunFinished,
 }
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypeSyncProgress, EventTypeSyncRunFinished:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished:
 		return true
 	}
 	return false

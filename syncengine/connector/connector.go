@@ -231,3 +231,17 @@ type Org struct {
 type OrgLister interface {
 	Orgs(ctx context.Context) ([]Org, error)
 }
+
+// User is the account behind a connector's credentials.
+type User struct {
+	Email string
+	// Admin says the account administers the org (CRM: the Administrator
+	// profile).
+	Admin bool
+}
+
+// Identifier is implemented by systems that tell who the authorizing
+// account is (SPEC A2: only the invited CRM admin may approve).
+type Identifier interface {
+	CurrentUser(ctx context.Context) (User, error)
+}

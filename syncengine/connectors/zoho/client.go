@@ -55,6 +55,9 @@ type client struct {
 	// Vendor hooks.
 	base     func(tok Token) (string, error)                                          // base URL of requests
 	decorate func(h http.Header)                                                      // vendor headers (orgId, X-CRM-ORG)
+	// refuse, when set, fails every call before it leaves: a desk connector
+	// built without a portal can list portals and nothing else.
+	refuse error
 	classify func(status int, h http.Header, body []byte, now time.Time) *vendorError // nil = success
 }
 
@@ -116,6 +119,10 @@ func newClient(s Settings, tokens *TokenSource) *client {
 // (or one r.allow accepts). Errors are *connector.Error, possibly wrapped
 // in *outcomeUnknown.
 func (c *client) do(ctx context.Context, r request) (*response, error) {
+	if c.refuse != nil {
+		return nil, &connector.Error{Class: connector.Permanent, Reason: connector.ReasonParamInvalid,
+			Message: fmt.Sprintf("%s: %v", r.action, c.refuse)}
+	}
 	var body []byte
 	switch b := r.body.(type) {
 	case nil:

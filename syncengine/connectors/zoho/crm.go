@@ -707,3 +707,27 @@ func (c *CRM) Orgs(ctx context.Context) ([]connector.Org, error) {
 	}
 	return out, nil
 }
+
+// CurrentUser says who authorized the connection (GET /users?type=CurrentUser):
+// the access-request approval of SPEC A2 checks it is the invited CRM admin.
+func (c *CRM) CurrentUser(ctx context.Context) (connector.User, error) {
+	var body struct {
+		Users []struct {
+			Email   string `json:"email"`
+			Profile struct {
+				Name string `json:"name"`
+			} `json:"profile"`
+		} `json:"users"`
+	}
+	cl := *c.c
+	cl.decorate = nil // the user is the same in every org they reach
+	if _, _, err := cl.getJSON(ctx, request{path: "/users", query: url.Values{"type": {"CurrentUser"}},
+		action: "reading the current user"}, &body); err != nil {
+		return connector.User{}, err
+	}
+	if len(body.Users) == 0 {
+		return connector.User{}, &connector.Error{Class: connector.Permanent, Message: "reading the current user: no user returned"}
+	}
+	u := body.Users[0]
+	return connector.User{Email: u.Email, Admin: u.Profile.Name == "Administrator"}, nil
+}

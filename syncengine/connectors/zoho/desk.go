@@ -3,6 +3,7 @@ package zoho
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -42,15 +43,14 @@ type Desk struct {
 	fields  map[connector.Module][]connector.Field
 }
 
-// NewDesk builds a Desk connector; Settings.DeskOrgID is required.
+// NewDesk builds a Desk connector. Without Settings.DeskOrgID it can only
+// list the portals the credential reaches (Orgs), to pick one; every other
+// call fails at once.
 func NewDesk(s Settings) (*Desk, error) {
 	s.System = connector.Desk
 	s, err := s.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("building desk connector: %w", err)
-	}
-	if s.DeskOrgID == "" {
-		return nil, fmt.Errorf("building desk connector: DeskOrgID is required")
 	}
 	ts, err := newTokenSource(s)
 	if err != nil {
@@ -70,6 +70,9 @@ func newDesk(s Settings, ts *TokenSource) *Desk {
 		}
 	}
 	cl.classify = classifyDesk
+	if org == "" {
+		cl.refuse = errors.New("no desk portal (orgId) configured")
+	}
 	return &Desk{c: cl, clock: s.Clock, sourceID: s.SourceID, fields: map[connector.Module][]connector.Field{}}
 }
 
@@ -241,7 +244,9 @@ func (d *Desk) Get(ctx context.Context, m connector.Module, id string) (connecto
 func (d *Desk) GetMany(ctx context.Context, m connector.Module, ids []string) ([]connector.Record, error) {
 	if m == "contacts" {
 		var out []connector.Record
-		for part := range slices.Chunk(ids, 50) {
+		// contactsByIds takes at most 20 ids (Desk answers more with
+		// UNPROCESSABLE_ENTITY on ids, which would fail the whole batch).
+		for part := range slices.Chunk(ids, 20) {
 			var page deskList
 			if _, _, err := d.c.getJSON(ctx, request{path: "/contacts/contactsByIds", query: url.Values{"ids": {strings.Join(part, ",")}},
 				action: "reading contacts by id"}, &page); err != nil {
@@ -714,7 +719,7 @@ func (d *Desk) Orgs(ctx context.Context) ([]connector.Org, error) {
 		} `json:"data"`
 	}
 	cl := *d.c
-	cl.decorate = nil // organizations need no orgId
+	cl.decorate, cl.refuse = nil, nil // organizations need no orgId
 	if _, _, err := cl.getJSON(ctx, request{path: "/organizations", action: "listing desk organizations"}, &page); err != nil {
 		return nil, err
 	}

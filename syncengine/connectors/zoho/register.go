@@ -51,6 +51,7 @@ var (
 	_ connector.Watcher       = (*CRM)(nil)
 	_ connector.RelatedLister = (*CRM)(nil)
 	_ connector.OrgLister     = (*CRM)(nil)
+	_ connector.Identifier    = (*CRM)(nil)
 	_ connector.Connector     = (*Desk)(nil)
 	_ connector.Watcher       = (*Desk)(nil)
 	_ connector.RelatedLister = (*Desk)(nil)

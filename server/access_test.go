@@ -1,0 +1,277 @@
+package server
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/deskbridge/deskbridge/auth"
+	"github.com/deskbridge/deskbridge/sandbox/desk"
+	"github.com/deskbridge/deskbridge/sandbox/oauth"
+)
+
+const accessRequestFields = `connection { id status authMethod crmOrg { id } accessRequest { crmAdminEmail sentCount expiresAt approved } } approvalCode approvalUrl expiresAt`
+
+// A2: a desk admin who is not a CRM admin asks one for their account; the
+// request waits, can be re-sent (the old code dies), and only the invited
+// CRM admin's own credentials approve it, after which the connection syncs.
+func TestAccessRequestOverGraphQL(t *testing.T) {
+	t.Parallel()
+	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_PUBLIC_URL": "https://gw.example.com",
+		"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	agent := w.ts.token("acme", auth.RoleAgent)
+	cr := w.sb.Credentials()
+	var answers []string
+	q := func(token, query string, vars map[string]any) gqlResponse {
+		t.Helper()
+		r := w.ts.query(token, query, vars)
+		raw, _ := json.Marshal(r)
+		answers = append(answers, string(raw))
+		return r
+	}
+	const cio = "cio@crm-side.example"
+	request := `mutation($in: RequestCrmAccessInput!) { requestCrmAccess(input: $in) { ` + accessRequestFields + ` } }`
+	in := map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmAdminEmail": cio,
+		"deskDataCenter": "US", "deskOrgId": w.deskID, "deskCredentials": map[string]any{"refreshToken": w.deskRT}}
+
+	wantCode(t, "an agent requests access", q(agent, request, map[string]any{"in": in}), codeForbidden)
+	bad := map[string]any{}
+	for k, v := range in {
+		bad[k] = v
+	}
+	bad["crmAdminEmail"] = "not an email"
+	if r := q(admin, request, map[string]any{"in": bad}); r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != "input.crmAdminEmail" {
+		t.Fatalf("a bad email: %+v", r.Errors)
+	}
+	r := q(admin, request, map[string]any{"in": in})
+	if len(r.Errors) > 0 {
+		t.Fatalf("requestCrmAccess: %+v", r.Errors)
+	}
+	first := r.Data["requestCrmAccess"].(map[string]any)
+	conn := first["connection"].(map[string]any)
+	connID := conn["id"].(string)
+	if conn["status"] != "PENDING_APPROVAL" || conn["authMethod"] != "OTHER_USER" || conn["crmOrg"] != nil {
+		t.Fatalf("pending connection: %+v", conn)
+	}
+	if ar := conn["accessRequest"].(map[string]any); ar["crmAdminEmail"] != cio || ar["sentCount"] != 1.0 || ar["approved"] != false || ar["expiresAt"] == nil {
+		t.Fatalf("access request: %+v", ar)
+	}
+	firstCode := first["approvalCode"].(string)
+	if url, _ := first["approvalUrl"].(string); !strings.HasPrefix(url, "https://gw.example.com/connect/approve?code=") {
+		t.Fatalf("approvalUrl = %q", url)
+	}
+	wantCode(t, "a second live connection", q(admin, request, map[string]any{"in": in}), "CONFLICT")
+
+	// Re-send: a new code; the old one no longer works.
+	resend := `mutation($id: ID!) { resendCrmAccessRequest(id: $id) { ` + accessRequestFields + ` } }`
+	wantCode(t, "an agent re-sends", q(agent, resend, map[string]any{"id": connID}), codeForbidden)
+	r = q(admin, resend, map[string]any{"id": connID})
+	if len(r.Errors) > 0 {
+		t.Fatalf("resendCrmAccessRequest: %+v", r.Errors)
+	}
+	second := r.Data["resendCrmAccessRequest"].(map[string]any)
+	code := second["approvalCode"].(string)
+	if code == firstCode || dig(second, "connection", "accessRequest", "sentCount") != 2.0 {
+		t.Fatalf("re-sent request: %+v", second)
+	}
+
+	approve := `mutation($in: ApproveCrmAccessInput!) { approveCrmAccess(input: $in) { id status crmOrg { id name } accessRequest { approved expiresAt } } }`
+	grant := func(email string) string {
+		return w.sb.Registry().AddRefreshToken(oauth.Grant{ClientID: cr.ClientID, UserEmail: email, Scopes: cr.Scopes["crm"], DC: "us"})
+	}
+	approveWith := func(code, refreshToken string) gqlResponse {
+		return q("", approve, map[string]any{"in": map[string]any{"approvalCode": code, "credentials": map[string]any{"refreshToken": refreshToken}}})
+	}
+	if r := approveWith(firstCode, grant(cio)); r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != "input.approvalCode" {
+		t.Fatalf("the replaced code: %+v", r.Errors)
+	}
+	if r := approveWith(code, grant("someone.else@crm-side.example")); r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != "input.credentials" {
+		t.Fatalf("another account's credentials: %+v", r.Errors)
+	}
+	if got := q(admin, `{ connections { status } }`, nil); dig(got.Data, "connections").([]any)[0].(map[string]any)["status"] != "PENDING_APPROVAL" {
+		t.Fatalf("a refused approval changed the connection: %+v", got.Data)
+	}
+	// The invited admin approves, without any deskbridge token.
+	r = approveWith(code, grant(cio))
+	if len(r.Errors) > 0 {
+		t.Fatalf("approveCrmAccess: %+v", r.Errors)
+	}
+	approved := r.Data["approveCrmAccess"].(map[string]any)
+	if approved["status"] != "ACTIVE" || dig(approved, "crmOrg", "id") == nil || dig(approved, "accessRequest", "approved") != true || dig(approved, "accessRequest", "expiresAt") != nil {
+		t.Fatalf("approved connection: %+v", approved)
+	}
+	if r := approveWith(code, grant(cio)); r.code(0) != codeBadUserInput {
+		t.Fatalf("a used code approved again: %+v", r)
+	}
+
+	// Approval started the first sync, which runs to the end.
+	waitFor(t, "the first sync after approval", func() bool {
+		r := w.ts.query(admin, syncRunsQuery, nil)
+		runs, _ := dig(r.Data, "connections").([]any)[0].(map[string]any)["syncRuns"].([]any)
+		for _, run := range runs {
+			if run.(map[string]any)["status"] != "DONE" {
+				return false
+			}
+		}
+		return len(runs) == 6
+	})
+	var types []string
+	if err := w.ts.srv.db.DB.Select(&types, `SELECT type FROM events WHERE type LIKE 'CONNECTION_%' ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(types, ",") != "CONNECTION_CREATED,CONNECTION_UPDATED,CONNECTION_STATUS_CHANGED" {
+		t.Fatalf("connection events: %v", types)
+	}
+
+	// An expired code approves nothing.
+	other := w.ts.token("globex", auth.RoleAdmin)
+	r = q(other, request, map[string]any{"in": in})
+	if len(r.Errors) > 0 {
+		t.Fatalf("globex requestCrmAccess: %+v", r.Errors)
+	}
+	if _, err := w.ts.srv.db.DB.Exec(`UPDATE connections SET request_expires_at = now() - interval '1 second' WHERE status = 'PENDING_APPROVAL'`); err != nil {
+		t.Fatal(err)
+	}
+	if r := approveWith(dig(r.Data, "requestCrmAccess", "approvalCode").(string), grant(cio)); r.code(0) != codeBadUserInput {
+		t.Fatalf("an expired code: %+v", r)
+	}
+	for _, a := range answers {
+		if strings.Contains(a, w.deskRT) {
+			t.Fatalf("an answer held the desk refresh token: %s", a)
+		}
+	}
+}
+
+// A3: a CRM org joins a desk portal through a portal admin's service key,
+// with language and time zone; switching to another portal drops the links
+// to the old one (which keeps its data) and pairs the CRM with the new one.
+func TestServiceKeyConnectionAndPortalSwitch(t *testing.T) {
+	t.Parallel()
+	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	agent := w.ts.token("acme", auth.RoleAgent)
+	cr := w.sb.Credentials()
+	serviceKey := cr.ServiceKeys["us"]
+	secondPortal := w.sb.Desk("us").AddOrg(desk.OrgSpec{PortalName: "second", CompanyName: "Second Portal",
+		TimeZone: "Asia/Tokyo", Admin: cr.UserEmail})
+	var answers []string
+	q := func(token, query string, vars map[string]any) gqlResponse {
+		t.Helper()
+		r := w.ts.query(token, query, vars)
+		raw, _ := json.Marshal(r)
+		answers = append(answers, string(raw))
+		return r
+	}
+	key := map[string]any{"adminEmail": cr.UserEmail, "key": serviceKey}
+
+	portalsQuery := `query($k: ServiceKeyInput!) { serviceKeyPortals(deskDataCenter: US, serviceKey: $k) { id name timeZone } }`
+	wantCode(t, "an agent lists portals", q(agent, portalsQuery, map[string]any{"k": key}), codeForbidden)
+	r := q(admin, portalsQuery, map[string]any{"k": key})
+	if len(r.Errors) > 0 {
+		t.Fatalf("serviceKeyPortals: %+v\n%s", r.Errors, w.log.String())
+	}
+	ids := map[string]bool{}
+	for _, p := range r.Data["serviceKeyPortals"].([]any) {
+		ids[p.(map[string]any)["id"].(string)] = true
+	}
+	if !ids[w.deskID] || !ids[secondPortal.OrgID()] {
+		t.Fatalf("serviceKeyPortals = %+v, want %s and %s", r.Data, w.deskID, secondPortal.OrgID())
+	}
+	for what, k := range map[string]map[string]any{
+		"a wrong key":   {"adminEmail": cr.UserEmail, "key": "not-the-key"},
+		"another email": {"adminEmail": "other.admin@zylker.example", "key": serviceKey},
+	} {
+		if r := q(admin, portalsQuery, map[string]any{"k": k}); r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != "serviceKey" {
+			t.Fatalf("%s: %+v", what, r.Errors)
+		}
+	}
+
+	crmOrgs := q(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	crmOrgID := crmOrgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	connect := `mutation($in: ConnectCrmWithServiceKeyInput!) { connectCrmWithServiceKey(input: $in) { id status authMethod deskOrgId deskPortal language timeZone serviceKeyAdminEmail } }`
+	input := func(language, timeZone string) map[string]any {
+		return map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmOrgId": crmOrgID,
+			"crmCredentials": map[string]any{"refreshToken": w.crmRT}, "deskDataCenter": "US", "serviceKey": key,
+			"deskOrgId": w.deskID, "language": language, "timeZone": timeZone}
+	}
+	if r := q(admin, connect, map[string]any{"in": input("xx", "Asia/Tokyo")}); r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != "input.language" {
+		t.Fatalf("a bad language: %+v", r.Errors)
+	}
+	if r := q(admin, connect, map[string]any{"in": input("ja", "Mars/Olympus_Mons")}); r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != "input.timeZone" {
+		t.Fatalf("a bad time zone: %+v", r.Errors)
+	}
+	r = q(admin, connect, map[string]any{"in": input("ja", "Asia/Tokyo")})
+	if len(r.Errors) > 0 {
+		t.Fatalf("connectCrmWithServiceKey: %+v", r.Errors)
+	}
+	conn := r.Data["connectCrmWithServiceKey"].(map[string]any)
+	if conn["status"] != "ACTIVE" || conn["authMethod"] != "SERVICE_KEY" || conn["language"] != "ja" ||
+		conn["timeZone"] != "Asia/Tokyo" || conn["serviceKeyAdminEmail"] != cr.UserEmail || conn["deskPortal"] == nil {
+		t.Fatalf("service-key connection: %+v", conn)
+	}
+	connID := conn["id"].(string)
+
+	runsDone := func() bool {
+		r := w.ts.query(admin, syncRunsQuery, nil)
+		runs, _ := dig(r.Data, "connections").([]any)[0].(map[string]any)["syncRuns"].([]any)
+		running := 0
+		for _, run := range runs {
+			if run.(map[string]any)["status"] == "RUNNING" {
+				running++
+			}
+		}
+		return len(runs) > 0 && running == 0
+	}
+	waitFor(t, "the first sync on the service key", runsDone)
+	countLinks := func() (n int64) {
+		if err := w.ts.srv.db.DB.Get(&n, `SELECT count(*) FROM links`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	linksBefore := countLinks()
+	firstPortal := w.sb.Desk("us")
+	firstPortalContacts := firstPortal.Counts().Contacts
+	if linksBefore == 0 || secondPortal.Counts().Contacts != 0 {
+		t.Fatalf("after the first sync: %d links, %d contacts in the second portal", linksBefore, secondPortal.Counts().Contacts)
+	}
+
+	// Switch portals.
+	switchPortal := `mutation($in: SwitchDeskPortalInput!) { switchDeskPortal(input: $in) { droppedLinks connection { deskOrgId deskPortal language timeZone } } }`
+	wantCode(t, "an agent switches", q(agent, switchPortal, map[string]any{"in": map[string]any{"id": connID, "deskOrgId": secondPortal.OrgID()}}), codeForbidden)
+	if r := q(admin, switchPortal, map[string]any{"in": map[string]any{"id": connID, "deskOrgId": "424242"}}); r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != "input.deskOrgId" {
+		t.Fatalf("an unknown portal: %+v", r.Errors)
+	}
+	r = q(admin, switchPortal, map[string]any{"in": map[string]any{"id": connID, "deskOrgId": secondPortal.OrgID(), "language": "en"}})
+	if len(r.Errors) > 0 {
+		t.Fatalf("switchDeskPortal: %+v", r.Errors)
+	}
+	sw := r.Data["switchDeskPortal"].(map[string]any)
+	if int64(sw["droppedLinks"].(float64)) != linksBefore || dig(sw, "connection", "deskOrgId") != secondPortal.OrgID() ||
+		dig(sw, "connection", "language") != "en" || dig(sw, "connection", "timeZone") != "Asia/Tokyo" {
+		t.Fatalf("switched: %+v (links before %d)", sw, linksBefore)
+	}
+	waitFor(t, "the first sync on the second portal", func() bool { return runsDone() && countLinks() > 0 })
+	var deskIDs []string
+	if err := w.ts.srv.db.DB.Select(&deskIDs, `SELECT desk_id FROM links WHERE module = 'contacts'`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range deskIDs {
+		if _, ok := secondPortal.Contact(id); !ok {
+			t.Fatalf("link to desk contact %s, which is not in the second portal", id)
+		}
+	}
+	if len(deskIDs) == 0 || secondPortal.Counts().Contacts != len(deskIDs) {
+		t.Fatalf("second portal: %d contacts, %d contact links", secondPortal.Counts().Contacts, len(deskIDs))
+	}
+	if got := firstPortal.Counts().Contacts; got != firstPortalContacts {
+		t.Fatalf("the old portal lost data: %d contacts, had %d", got, firstPortalContacts)
+	}
+	for _, a := range append(answers, w.log.String()) {
+		if strings.Contains(a, serviceKey) {
+			t.Fatalf("the service key leaked: %.300s", a)
+		}
+	}
+}
