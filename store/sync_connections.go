@@ -55,9 +55,9 @@ type Connection struct {
 	// working (A2); nil when no request is pending.
 	RequestExpiresAt *time.Time `db:"request_expires_at"`
 	// ServiceKeyEmail is the desk admin whose service key is used (A3).
-	ServiceKeyEmail *string `db:"service_key_email"`
-	CreatedAt        time.Time  `db:"created_at"`
-	UpdatedAt        time.Time  `db:"updated_at"`
+	ServiceKeyEmail *string   `db:"service_key_email"`
+	CreatedAt       time.Time `db:"created_at"`
+	UpdatedAt       time.Time `db:"updated_at"`
 }
 
 // NewConnection is what InsertConnection needs. The caller generates

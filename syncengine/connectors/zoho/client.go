@@ -53,11 +53,11 @@ type client struct {
 	timeout  time.Duration
 
 	// Vendor hooks.
-	base     func(tok Token) (string, error)                                          // base URL of requests
-	decorate func(h http.Header)                                                      // vendor headers (orgId, X-CRM-ORG)
+	base     func(tok Token) (string, error) // base URL of requests
+	decorate func(h http.Header)             // vendor headers (orgId, X-CRM-ORG)
 	// refuse, when set, fails every call before it leaves: a desk connector
 	// built without a portal can list portals and nothing else.
-	refuse error
+	refuse   error
 	classify func(status int, h http.Header, body []byte, now time.Time) *vendorError // nil = success
 }
 
