@@ -109,7 +109,6 @@ type ComplexityRoot struct {
 
 	CrmAccessRequestPayload struct {
 		ApprovalCode func(childComplexity int) int
-		ApprovalURL  func(childComplexity int) int
 		Connection   func(childComplexity int) int
 		ExpiresAt    func(childComplexity int) int
 	}
@@ -715,12 +714,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CrmAccessRequestPayload.ApprovalCode(childComplexity), true
-	case "CrmAccessRequestPayload.approvalUrl":
-		if e.ComplexityRoot.CrmAccessRequestPayload.ApprovalURL == nil {
-			break
-		}
-
-		return e.ComplexityRoot.CrmAccessRequestPayload.ApprovalURL(childComplexity), true
 	case "CrmAccessRequestPayload.connection":
 		if e.ComplexityRoot.CrmAccessRequestPayload.Connection == nil {
 			break
@@ -1950,16 +1943,14 @@ type CrmAccessRequest {
 
 """
 A sent access request and its approval code. The code is shown only here,
-once: pass it (or ` + "`" + `approvalUrl` + "`" + `) to the CRM admin. deskbridge stores only a
-hash of it and sends no email itself.
+once: pass it to the CRM admin, who approves with ` + "`" + `approveCrmAccess` + "`" + `.
+deskbridge stores only a hash of it and sends no email itself.
 """
 type CrmAccessRequestPayload {
   "The connection, PENDING_APPROVAL."
   connection: Connection!
   "The code ` + "`" + `approveCrmAccess` + "`" + ` takes."
   approvalCode: String!
-  "A link holding the code, when the gateway knows its public URL (DESKBRIDGE_PUBLIC_URL)."
-  approvalUrl: String
   "When the code stops working."
   expiresAt: DateTime!
 }
@@ -3070,8 +3061,6 @@ func (ec *executionContext) childFields_CrmAccessRequestPayload(ctx context.Cont
 		return ec.fieldContext_CrmAccessRequestPayload_connection(ctx, field)
 	case "approvalCode":
 		return ec.fieldContext_CrmAccessRequestPayload_approvalCode(ctx, field)
-	case "approvalUrl":
-		return ec.fieldContext_CrmAccessRequestPayload_approvalUrl(ctx, field)
 	case "expiresAt":
 		return ec.fieldContext_CrmAccessRequestPayload_expiresAt(ctx, field)
 	}
@@ -5480,29 +5469,6 @@ func (ec *executionContext) _CrmAccessRequestPayload_approvalCode(ctx context.Co
 	)
 }
 func (ec *executionContext) fieldContext_CrmAccessRequestPayload_approvalCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CrmAccessRequestPayload", field, false, false, errors.New("field of type String does not have child fields"))
-}
-
-func (ec *executionContext) _CrmAccessRequestPayload_approvalUrl(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequestPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_CrmAccessRequestPayload_approvalUrl(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.ApprovalURL, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
-			return ec.marshalOString2ᚖstring(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_CrmAccessRequestPayload_approvalUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CrmAccessRequestPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
@@ -11921,11 +11887,6 @@ func (ec *executionContext) _CrmAccessRequestPayload(ctx context.Context, sel as
 		case "approvalCode":
 			out.Values[i] = ec._CrmAccessRequestPayload_approvalCode(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "approvalUrl":
-			out.Values[i] = ec._CrmAccessRequestPayload_approvalUrl(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "expiresAt":

@@ -34,8 +34,7 @@ func connectionModel(c store.Connection) *model.Connection {
 }
 
 func accessRequestModel(r syncengine.AccessRequest) *model.CrmAccessRequestPayload {
-	return &model.CrmAccessRequestPayload{Connection: connectionModel(r.Connection), ApprovalCode: r.Code,
-		ApprovalURL: nonEmpty(r.URL), ExpiresAt: r.ExpiresAt}
+	return &model.CrmAccessRequestPayload{Connection: connectionModel(r.Connection), ApprovalCode: r.Code, ExpiresAt: r.ExpiresAt}
 }
 
 func serviceKeyOf(in *model.ServiceKeyInput) syncengine.ServiceKey {

@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return ""
 	}
 	connections := syncengine.NewConnectionService(syncengine.ConnectionServiceConfig{
-		DB: db.DB, Box: box, Logger: log, PublicURL: publicURL,
+		DB: db.DB, Box: box, Logger: log,
 		Vendor: zoho.NewVendor(zoho.VendorConfig{ClientID: cfg.ZohoClientID, ClientSecret: cfg.ZohoClientSecret,
 			Endpoints: cfg.ZohoEndpoints, Logger: log}),
 	})

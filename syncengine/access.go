@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -42,15 +41,12 @@ type AccessRequestInput struct {
 }
 
 // AccessRequest is a pending request and the code that approves it. The
-// code is shown once, to the requesting admin, who passes it (or the URL
-// holding it) to the CRM admin; deskbridge stores only its hash.
+// code is shown once, to the requesting admin, who passes it to the CRM
+// admin; deskbridge stores only its hash and sends no email itself.
 type AccessRequest struct {
 	Connection store.Connection
 	Code       string
-	// URL is PublicURL's approval link holding the code; "" when the
-	// gateway does not know its public URL.
-	URL       string
-	ExpiresAt time.Time
+	ExpiresAt  time.Time
 }
 
 // RequestAccess stores a PENDING_APPROVAL connection whose CRM side waits
@@ -96,7 +92,7 @@ func (s *ConnectionService) RequestAccess(ctx context.Context, v auth.Viewer, in
 		return AccessRequest{}, fmt.Errorf("requesting crm access: %w", err)
 	}
 	s.log.InfoContext(ctx, "crm access requested", "org_id", v.OrgID, "connection_id", c.ID, "expires", expires)
-	return s.accessRequest(c, code, expires), nil
+	return AccessRequest{Connection: c, Code: code, ExpiresAt: expires}, nil
 }
 
 // ResendAccessRequest issues a new approval code for a PENDING_APPROVAL
@@ -131,7 +127,7 @@ func (s *ConnectionService) ResendAccessRequest(ctx context.Context, v auth.View
 		return AccessRequest{}, connectionConflict(fmt.Errorf("re-sending access request of connection %d: %w", id, err))
 	}
 	s.log.InfoContext(ctx, "crm access request re-sent", "org_id", v.OrgID, "connection_id", id, "sent", out.RequestSentCount)
-	return s.accessRequest(out, code, expires), nil
+	return AccessRequest{Connection: out, Code: code, ExpiresAt: expires}, nil
 }
 
 // ApproveAccess is the CRM admin's answer to an access request (A2): the
@@ -255,16 +251,6 @@ func pickCRMOrg(orgs []connector.Org, id string) (connector.Org, error) {
 		return connector.Org{}, &ConnectionInputError{Field: "crmOrgId", Reason: "the account cannot reach this CRM org"}
 	}
 	return orgs[i], nil
-}
-
-func (s *ConnectionService) accessRequest(c store.Connection, code string, expires time.Time) AccessRequest {
-	r := AccessRequest{Connection: c, Code: code, ExpiresAt: expires}
-	if s.publicURL != nil {
-		if base := strings.TrimRight(s.publicURL(), "/"); base != "" {
-			r.URL = base + "/connect/approve?code=" + url.QueryEscape(code)
-		}
-	}
-	return r
 }
 
 // newAccessRequestCode makes a random approval code and its stored hash.

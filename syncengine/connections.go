@@ -166,21 +166,17 @@ type ConnectionServiceConfig struct {
 	// composition root passes Zoho's. nil refuses every vendor call.
 	Vendor connector.Vendor
 	Logger *slog.Logger
-	// PublicURL tells where the gateway is reached from outside, for the
-	// approval links of access requests (A2); nil or "" = no link.
-	PublicURL func() string
 }
 
 // ConnectionService makes, lists and changes connections: it checks
 // credentials against the vendors, seals secrets and writes each change
 // with its event in one transaction.
 type ConnectionService struct {
-	db        *sqlx.DB
-	box       *crypt.Box
-	vendor    connector.Vendor
-	log       *slog.Logger
-	publicURL func() string
-	cache     connectorCache
+	db     *sqlx.DB
+	box    *crypt.Box
+	vendor connector.Vendor
+	log    *slog.Logger
+	cache  connectorCache
 }
 
 // errNoVendor is returned by vendor calls of a service built without one.
@@ -188,7 +184,7 @@ var errNoVendor = errors.New("no vendor configured for connections")
 
 // NewConnectionService returns a service for cfg.
 func NewConnectionService(cfg ConnectionServiceConfig) *ConnectionService {
-	s := &ConnectionService{db: cfg.DB, box: cfg.Box, vendor: cfg.Vendor, log: cfg.Logger, publicURL: cfg.PublicURL}
+	s := &ConnectionService{db: cfg.DB, box: cfg.Box, vendor: cfg.Vendor, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

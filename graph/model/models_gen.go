@@ -211,15 +211,13 @@ type CrmAccessRequest struct {
 }
 
 // A sent access request and its approval code. The code is shown only here,
-// once: pass it (or `approvalUrl`) to the CRM admin. deskbridge stores only a
-// hash of it and sends no email itself.
+// once: pass it to the CRM admin, who approves with `approveCrmAccess`.
+// deskbridge stores only a hash of it and sends no email itself.
 type CrmAccessRequestPayload struct {
 	// The connection, PENDING_APPROVAL.
 	Connection *Connection `json:"connection"`
 	// The code `approveCrmAccess` takes.
 	ApprovalCode string `json:"approvalCode"`
-	// A link holding the code, when the gateway knows its public URL (DESKBRIDGE_PUBLIC_URL).
-	ApprovalURL *string `json:"approvalUrl,omitempty"`
 	// When the code stops working.
 	ExpiresAt time.Time `json:"expiresAt"`
 }
