@@ -53,10 +53,13 @@ const (
 	// list, deactivate, reactivate and remove connections, and see their
 	// events (SPEC A1: only admins of the desk portal).
 	PermManageConnections Permission = "connections.manage"
+	// PermManageProfiles: read and edit the org's permission profiles (SPEC
+	// C1), and see their events.
+	PermManageProfiles Permission = "profiles.manage"
 )
 
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageTokens, PermReadOrg, PermManageConnections},
+	RoleAdmin:           {PermManageTokens, PermReadOrg, PermManageConnections, PermManageProfiles},
 	RoleAgent:           {PermReadOrg},
 	RoleRestrictedAgent: {PermReadOrg},
 	RoleLightAgent:      {PermReadOrg},
@@ -68,6 +71,9 @@ type Viewer struct {
 	UserID  int64
 	TokenID int64
 	Role    Role
+	// Profile is the org's profile for Role as authentication read it; nil
+	// means the role's default (see EffectiveProfile).
+	Profile *Profile
 }
 
 // Can reports whether the viewer's role grants p.

@@ -96,5 +96,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Viewer
 			return Viewer{}, fmt.Errorf("authenticating: %w", err)
 		}
 	}
-	return Viewer{OrgID: tok.OrgID, UserID: tok.UserID, TokenID: tok.ID, Role: role}, nil
+	v := Viewer{OrgID: tok.OrgID, UserID: tok.UserID, TokenID: tok.ID, Role: role}
+	if tok.Profile != nil {
+		p := ProfileFromStore(*tok.Profile)
+		v.Profile = &p
+	}
+	return v, nil
 }

@@ -167,6 +167,7 @@ type ComplexityRoot struct {
 		SaveFieldMappings        func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
 		StartFirstSync           func(childComplexity int, connectionID string) int
 		SwitchDeskPortal         func(childComplexity int, input model.SwitchDeskPortalInput) int
+		UpdatePermissionProfile  func(childComplexity int, role model.Role, input model.PermissionProfileInput) int
 		UpdateSyncSettings       func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
 	}
 
@@ -184,6 +185,22 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PermissionProfile struct {
+		Calls         func(childComplexity int) int
+		ContactInfo   func(childComplexity int) int
+		CrmPanels     func(childComplexity int) int
+		CrmTickets    func(childComplexity int) int
+		Customized    func(childComplexity int) int
+		Deals         func(childComplexity int) int
+		Events        func(childComplexity int) int
+		Notes         func(childComplexity int) int
+		PanelRecord   func(childComplexity int) int
+		Role          func(childComplexity int) int
+		Tasks         func(childComplexity int) int
+		TicketActions func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
+	}
+
 	Query struct {
 		APITokens           func(childComplexity int, first *int, after *string, includeRevoked *bool) int
 		Connections         func(childComplexity int, includeRemoved *bool) int
@@ -191,6 +208,7 @@ type ComplexityRoot struct {
 		Events              func(childComplexity int, first *int, after *string, types []model.EventType) int
 		Node                func(childComplexity int, id string) int
 		Nodes               func(childComplexity int, ids []string) int
+		PermissionProfiles  func(childComplexity int) int
 		ReachableCrmOrgs    func(childComplexity int, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) int
 		ServiceKeyPortals   func(childComplexity int, deskDataCenter model.DataCenter, serviceKey model.ServiceKeyInput) int
 		Viewer              func(childComplexity int) int
@@ -323,10 +341,11 @@ type ComplexityRoot struct {
 	}
 
 	Viewer struct {
-		Org   func(childComplexity int) int
-		Role  func(childComplexity int) int
-		Token func(childComplexity int) int
-		User  func(childComplexity int) int
+		Org     func(childComplexity int) int
+		Profile func(childComplexity int) int
+		Role    func(childComplexity int) int
+		Token   func(childComplexity int) int
+		User    func(childComplexity int) int
 	}
 }
 
@@ -359,6 +378,7 @@ type MutationResolver interface {
 	SwitchDeskPortal(ctx context.Context, input model.SwitchDeskPortalInput) (*model.SwitchDeskPortalPayload, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id string) (*model.APIToken, error)
+	UpdatePermissionProfile(ctx context.Context, role model.Role, input model.PermissionProfileInput) (*model.PermissionProfile, error)
 	UpdateSyncSettings(ctx context.Context, connectionID string, input model.UpdateSyncSettingsInput) (*model.UpdateSyncSettingsPayload, error)
 	SaveFieldMappings(ctx context.Context, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) ([]*model.FieldMapping, error)
 	RetrySyncFailures(ctx context.Context, connectionID string, ids []string) (int, error)
@@ -377,6 +397,7 @@ type QueryResolver interface {
 	Events(ctx context.Context, first *int, after *string, types []model.EventType) (*model.EventConnection, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	APITokens(ctx context.Context, first *int, after *string, includeRevoked *bool) (*model.APITokenConnection, error)
+	PermissionProfiles(ctx context.Context) ([]*model.PermissionProfile, error)
 }
 type SubscriptionResolver interface {
 	Events(ctx context.Context, after *string, types []model.EventType) (<-chan *model.Event, error)
@@ -1028,6 +1049,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SwitchDeskPortal(childComplexity, args["input"].(model.SwitchDeskPortalInput)), true
+	case "Mutation.updatePermissionProfile":
+		if e.ComplexityRoot.Mutation.UpdatePermissionProfile == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updatePermissionProfile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdatePermissionProfile(childComplexity, args["role"].(model.Role), args["input"].(model.PermissionProfileInput)), true
 	case "Mutation.updateSyncSettings":
 		if e.ComplexityRoot.Mutation.UpdateSyncSettings == nil {
 			break
@@ -1089,6 +1121,85 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PermissionProfile.calls":
+		if e.ComplexityRoot.PermissionProfile.Calls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.Calls(childComplexity), true
+	case "PermissionProfile.contactInfo":
+		if e.ComplexityRoot.PermissionProfile.ContactInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.ContactInfo(childComplexity), true
+	case "PermissionProfile.crmPanels":
+		if e.ComplexityRoot.PermissionProfile.CrmPanels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.CrmPanels(childComplexity), true
+	case "PermissionProfile.crmTickets":
+		if e.ComplexityRoot.PermissionProfile.CrmTickets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.CrmTickets(childComplexity), true
+	case "PermissionProfile.customized":
+		if e.ComplexityRoot.PermissionProfile.Customized == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.Customized(childComplexity), true
+	case "PermissionProfile.deals":
+		if e.ComplexityRoot.PermissionProfile.Deals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.Deals(childComplexity), true
+	case "PermissionProfile.events":
+		if e.ComplexityRoot.PermissionProfile.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.Events(childComplexity), true
+	case "PermissionProfile.notes":
+		if e.ComplexityRoot.PermissionProfile.Notes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.Notes(childComplexity), true
+	case "PermissionProfile.panelRecord":
+		if e.ComplexityRoot.PermissionProfile.PanelRecord == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.PanelRecord(childComplexity), true
+	case "PermissionProfile.role":
+		if e.ComplexityRoot.PermissionProfile.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.Role(childComplexity), true
+	case "PermissionProfile.tasks":
+		if e.ComplexityRoot.PermissionProfile.Tasks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.Tasks(childComplexity), true
+	case "PermissionProfile.ticketActions":
+		if e.ComplexityRoot.PermissionProfile.TicketActions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.TicketActions(childComplexity), true
+	case "PermissionProfile.updatedAt":
+		if e.ComplexityRoot.PermissionProfile.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PermissionProfile.UpdatedAt(childComplexity), true
 
 	case "Query.apiTokens":
 		if e.ComplexityRoot.Query.APITokens == nil {
@@ -1152,6 +1263,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]string)), true
+	case "Query.permissionProfiles":
+		if e.ComplexityRoot.Query.PermissionProfiles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.PermissionProfiles(childComplexity), true
 	case "Query.reachableCrmOrgs":
 		if e.ComplexityRoot.Query.ReachableCrmOrgs == nil {
 			break
@@ -1693,6 +1810,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Viewer.Org(childComplexity), true
+	case "Viewer.profile":
+		if e.ComplexityRoot.Viewer.Profile == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Profile(childComplexity), true
 	case "Viewer.role":
 		if e.ComplexityRoot.Viewer.Role == nil {
 			break
@@ -1725,6 +1848,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputConnectCrmWithServiceKeyInput,
 		ec.unmarshalInputCreateApiTokenInput,
 		ec.unmarshalInputFieldMappingInput,
+		ec.unmarshalInputPermissionProfileInput,
 		ec.unmarshalInputRequestCrmAccessInput,
 		ec.unmarshalInputServiceKeyInput,
 		ec.unmarshalInputSwitchDeskPortalInput,
@@ -2174,6 +2298,8 @@ enum EventType {
   CONNECTION_CREATED
   "A connection was deactivated, reactivated, removed, or approved (A2)."
   CONNECTION_STATUS_CHANGED
+  "An admin changed a role's permission profile (payload: role)."
+  PERMISSION_PROFILE_UPDATED
   "A connection's details changed: an access request re-sent (A2) or the desk portal switched (A3)."
   CONNECTION_UPDATED
   """
@@ -2395,6 +2521,102 @@ extend type Mutation {
     "The global id of the token."
     id: ID!
   ): ApiToken!
+}
+`, BuiltIn: false},
+	{Name: "../schema/permissions.graphqls", Input: `# Permission profiles: what each desk role may see of the CRM (SPEC C1-C3).
+
+"How much of one area of CRM data a profile opens (SPEC C1)."
+enum AccessLevel {
+  "Hidden: the field is null with a FORBIDDEN error at its path; a list is empty with that error."
+  NONE
+  "Restricted access: shown, read only."
+  READ
+  "Full access: shown, and the actions on it are allowed."
+  FULL
+}
+
+"The CRM record a ticket's sidebar leads with (SPEC C1: contacts or accounts)."
+enum CrmPanelRecord {
+  "The ticket contact's CRM record."
+  CONTACT
+  "The ticket account's CRM record."
+  ACCOUNT
+}
+
+"""
+What one role may see of the CRM. Every role has one; until an admin edits
+it, it is the default: ADMIN and AGENT see everything, RESTRICTED_AGENT sees
+no deals, LIGHT_AGENT reads everything and acts on nothing.
+"""
+type PermissionProfile {
+  "The role the profile applies to."
+  role: Role!
+  "Whether the CRM panels show at all; false hides every area below."
+  crmPanels: Boolean!
+  "The CRM record the ticket sidebar leads with."
+  panelRecord: CrmPanelRecord!
+  "Merged contact and account fields from the CRM, and the customer type."
+  contactInfo: AccessLevel!
+  "CRM deals (Bigin pipeline records)."
+  deals: AccessLevel!
+  "CRM notes."
+  notes: AccessLevel!
+  "CRM calls."
+  calls: AccessLevel!
+  "CRM events (meetings)."
+  events: AccessLevel!
+  "CRM tasks."
+  tasks: AccessLevel!
+  "Whether the role sees tickets listed on CRM records (SPEC C2)."
+  crmTickets: Boolean!
+  "Whether the role may create and answer tickets from CRM records (SPEC C3)."
+  ticketActions: Boolean!
+  "Whether an admin changed it from the default."
+  customized: Boolean!
+  "When an admin last changed it; null for a default."
+  updatedAt: DateTime
+}
+
+"A role's whole profile; every field is required, so a profile is never half set."
+input PermissionProfileInput {
+  "Whether the CRM panels show at all."
+  crmPanels: Boolean!
+  "The CRM record the ticket sidebar leads with."
+  panelRecord: CrmPanelRecord!
+  "Contact and account info."
+  contactInfo: AccessLevel!
+  "Deals."
+  deals: AccessLevel!
+  "Notes."
+  notes: AccessLevel!
+  "Calls."
+  calls: AccessLevel!
+  "Events."
+  events: AccessLevel!
+  "Tasks."
+  tasks: AccessLevel!
+  "Tickets on CRM records (C2)."
+  crmTickets: Boolean!
+  "Creating and answering tickets from the CRM (C3)."
+  ticketActions: Boolean!
+}
+
+extend type Viewer {
+  "The caller's own profile: what it may see of the CRM."
+  profile: PermissionProfile!
+}
+
+extend type Query {
+  "Every role's profile in the org, ADMIN first. Admins only."
+  permissionProfiles: [PermissionProfile!]
+}
+
+extend type Mutation {
+  """
+  Replaces a role's profile. Applies to the role's very next request (and is
+  checked again for every event a subscription delivers). Admins only.
+  """
+  updatePermissionProfile(role: Role!, input: PermissionProfileInput!): PermissionProfile!
 }
 `, BuiltIn: false},
 	{Name: "../schema/schema.graphqls", Input: `# The root of deskbridge's GraphQL schema. Each domain lives in its own file
@@ -3167,6 +3389,38 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_PermissionProfile(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "role":
+		return ec.fieldContext_PermissionProfile_role(ctx, field)
+	case "crmPanels":
+		return ec.fieldContext_PermissionProfile_crmPanels(ctx, field)
+	case "panelRecord":
+		return ec.fieldContext_PermissionProfile_panelRecord(ctx, field)
+	case "contactInfo":
+		return ec.fieldContext_PermissionProfile_contactInfo(ctx, field)
+	case "deals":
+		return ec.fieldContext_PermissionProfile_deals(ctx, field)
+	case "notes":
+		return ec.fieldContext_PermissionProfile_notes(ctx, field)
+	case "calls":
+		return ec.fieldContext_PermissionProfile_calls(ctx, field)
+	case "events":
+		return ec.fieldContext_PermissionProfile_events(ctx, field)
+	case "tasks":
+		return ec.fieldContext_PermissionProfile_tasks(ctx, field)
+	case "crmTickets":
+		return ec.fieldContext_PermissionProfile_crmTickets(ctx, field)
+	case "ticketActions":
+		return ec.fieldContext_PermissionProfile_ticketActions(ctx, field)
+	case "customized":
+		return ec.fieldContext_PermissionProfile_customized(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_PermissionProfile_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PermissionProfile", field.Name)
+}
+
 func (ec *executionContext) childFields_QueueDepth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "module":
@@ -3421,6 +3675,8 @@ func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphq
 		return ec.fieldContext_Viewer_role(ctx, field)
 	case "token":
 		return ec.fieldContext_Viewer_token(ctx, field)
+	case "profile":
+		return ec.fieldContext_Viewer_profile(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Viewer", field.Name)
 }
@@ -3894,6 +4150,28 @@ func (ec *executionContext) field_Mutation_switchDeskPortal_args(ctx context.Con
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updatePermissionProfile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "role",
+		func(ctx context.Context, v any) (model.Role, error) {
+			return ec.unmarshalNRole2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRole(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["role"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PermissionProfileInput, error) {
+			return ec.unmarshalNPermissionProfileInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfileInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -6420,6 +6698,50 @@ func (ec *executionContext) fieldContext_Mutation_revokeApiToken(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_updatePermissionProfile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updatePermissionProfile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdatePermissionProfile(ctx, fc.Args["role"].(model.Role), fc.Args["input"].(model.PermissionProfileInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PermissionProfile) graphql.Marshaler {
+			return ec.marshalNPermissionProfile2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfile(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updatePermissionProfile(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PermissionProfile(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updatePermissionProfile_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_updateSyncSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6912,6 +7234,305 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _PermissionProfile_role(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Role, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Role) graphql.Marshaler {
+			return ec.marshalNRole2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRole(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type Role does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_crmPanels(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_crmPanels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmPanels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_crmPanels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_panelRecord(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_panelRecord(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PanelRecord, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CrmPanelRecord) graphql.Marshaler {
+			return ec.marshalNCrmPanelRecord2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmPanelRecord(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_panelRecord(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type CrmPanelRecord does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_contactInfo(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_contactInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContactInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AccessLevel) graphql.Marshaler {
+			return ec.marshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_contactInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type AccessLevel does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_deals(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_deals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deals, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AccessLevel) graphql.Marshaler {
+			return ec.marshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_deals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type AccessLevel does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_notes(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_notes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Notes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AccessLevel) graphql.Marshaler {
+			return ec.marshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_notes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type AccessLevel does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_calls(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_calls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Calls, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AccessLevel) graphql.Marshaler {
+			return ec.marshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_calls(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type AccessLevel does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_events(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AccessLevel) graphql.Marshaler {
+			return ec.marshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type AccessLevel does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_tasks(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_tasks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tasks, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AccessLevel) graphql.Marshaler {
+			return ec.marshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_tasks(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type AccessLevel does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_crmTickets(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_crmTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CrmTickets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_crmTickets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_ticketActions(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_ticketActions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TicketActions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_ticketActions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_customized(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_customized(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Customized, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_customized(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _PermissionProfile_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.PermissionProfile) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PermissionProfile_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PermissionProfile_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PermissionProfile", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7271,6 +7892,38 @@ func (ec *executionContext) fieldContext_Query_apiTokens(ctx context.Context, fi
 	if fc.Args, err = ec.field_Query_apiTokens_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_permissionProfiles(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_permissionProfiles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().PermissionProfiles(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PermissionProfile) graphql.Marshaler {
+			return ec.marshalOPermissionProfile2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfileᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_permissionProfiles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PermissionProfile(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -9426,6 +10079,38 @@ func (ec *executionContext) fieldContext_Viewer_token(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Viewer_profile(ctx context.Context, field graphql.CollectedField, obj *model.Viewer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_profile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Profile, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PermissionProfile) graphql.Marshaler {
+			return ec.marshalNPermissionProfile2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfile(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_profile(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Viewer",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PermissionProfile(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10784,6 +11469,99 @@ func (ec *executionContext) unmarshalInputFieldMappingInput(ctx context.Context,
 				return it, err
 			}
 			it.ValueMap = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputPermissionProfileInput(ctx context.Context, obj any) (model.PermissionProfileInput, error) {
+	var it model.PermissionProfileInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"crmPanels", "panelRecord", "contactInfo", "deals", "notes", "calls", "events", "tasks", "crmTickets", "ticketActions"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "crmPanels":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmPanels"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmPanels = data
+		case "panelRecord":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("panelRecord"))
+			data, err := ec.unmarshalNCrmPanelRecord2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmPanelRecord(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PanelRecord = data
+		case "contactInfo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactInfo"))
+			data, err := ec.unmarshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactInfo = data
+		case "deals":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deals"))
+			data, err := ec.unmarshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Deals = data
+		case "notes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notes"))
+			data, err := ec.unmarshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Notes = data
+		case "calls":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("calls"))
+			data, err := ec.unmarshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Calls = data
+		case "events":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("events"))
+			data, err := ec.unmarshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Events = data
+		case "tasks":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tasks"))
+			data, err := ec.unmarshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tasks = data
+		case "crmTickets":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmTickets"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmTickets = data
+		case "ticketActions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketActions"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketActions = data
 		}
 	}
 	return it, nil
@@ -12300,6 +13078,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updatePermissionProfile":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updatePermissionProfile(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "updateSyncSettings":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateSyncSettings(ctx, field)
@@ -12452,6 +13237,104 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var permissionProfileImplementors = []string{"PermissionProfile"}
+
+func (ec *executionContext) _PermissionProfile(ctx context.Context, sel ast.SelectionSet, obj *model.PermissionProfile) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, permissionProfileImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PermissionProfile")
+		case "role":
+			out.Values[i] = ec._PermissionProfile_role(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmPanels":
+			out.Values[i] = ec._PermissionProfile_crmPanels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "panelRecord":
+			out.Values[i] = ec._PermissionProfile_panelRecord(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contactInfo":
+			out.Values[i] = ec._PermissionProfile_contactInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deals":
+			out.Values[i] = ec._PermissionProfile_deals(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notes":
+			out.Values[i] = ec._PermissionProfile_notes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "calls":
+			out.Values[i] = ec._PermissionProfile_calls(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "events":
+			out.Values[i] = ec._PermissionProfile_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tasks":
+			out.Values[i] = ec._PermissionProfile_tasks(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "crmTickets":
+			out.Values[i] = ec._PermissionProfile_crmTickets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ticketActions":
+			out.Values[i] = ec._PermissionProfile_ticketActions(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "customized":
+			out.Values[i] = ec._PermissionProfile_customized(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._PermissionProfile_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -12682,6 +13565,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_apiTokens(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "permissionProfiles":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_permissionProfiles(ctx, field)
 				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -13742,6 +14647,11 @@ func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, o
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "profile":
+			out.Values[i] = ec._Viewer_profile(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -14155,6 +15065,16 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx context.Context, v any) (model.AccessLevel, error) {
+	var res model.AccessLevel
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAccessLevel2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAccessLevel(ctx context.Context, sel ast.SelectionSet, v model.AccessLevel) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNApiToken2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐAPIToken(ctx context.Context, sel ast.SelectionSet, v *model.APIToken) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -14295,6 +15215,16 @@ func (ec *executionContext) marshalNCrmOrg2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbr
 		return graphql.Null
 	}
 	return ec._CrmOrg(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCrmPanelRecord2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmPanelRecord(ctx context.Context, v any) (model.CrmPanelRecord, error) {
+	var res model.CrmPanelRecord
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCrmPanelRecord2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmPanelRecord(ctx context.Context, sel ast.SelectionSet, v model.CrmPanelRecord) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNCrmSystem2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmSystem(ctx context.Context, v any) (model.CrmSystem, error) {
@@ -14585,6 +15515,21 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋdeskbridgeᚋdesk
 		return graphql.Null
 	}
 	return ec._PageInfo(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPermissionProfile2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfile(ctx context.Context, sel ast.SelectionSet, v *model.PermissionProfile) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PermissionProfile(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPermissionProfileInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfileInput(ctx context.Context, v any) (model.PermissionProfileInput, error) {
+	res, err := ec.unmarshalInputPermissionProfileInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNQueueDepth2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐQueueDepth(ctx context.Context, sel ast.SelectionSet, v *model.QueueDepth) graphql.Marshaler {
@@ -15391,6 +16336,25 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋdeskbridgeᚋdeskbridge�
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOPermissionProfile2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfileᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PermissionProfile) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPermissionProfile2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPermissionProfile(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalOQueueDepth2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐQueueDepthᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.QueueDepth) graphql.Marshaler {

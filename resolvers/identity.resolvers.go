@@ -86,7 +86,8 @@ func (r *queryResolver) Viewer(ctx context.Context) (*model.Viewer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &model.Viewer{Role: roleModel(v.Role)}, nil
+	return &model.Viewer{Role: roleModel(v.Role), Profile: profileModel(auth.RoleProfile{Role: v.Role,
+		Profile: v.EffectiveProfile(), Customized: v.Profile != nil})}, nil
 }
 
 // APITokens is the resolver for the apiTokens field.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -45,12 +46,39 @@ func InsertAPIToken(ctx context.Context, q Queryer, t NewAPIToken) (APIToken, er
 	return out, classify("inserting api token", err)
 }
 
+// AuthenticatedToken is a token with its role's stored permission profile,
+// nil when the org never edited that role's profile.
+type AuthenticatedToken struct {
+	APIToken
+	Profile *PermissionProfile
+}
+
 // APITokenBySecretHash finds a token by the hash of its secret, whatever its
-// state; the caller decides whether a revoked or expired token counts.
-func APITokenBySecretHash(ctx context.Context, q Queryer, hash []byte) (APIToken, error) {
-	var out APIToken
-	err := q.GetContext(ctx, &out, `SELECT `+tokenColumns+` FROM api_tokens WHERE secret_hash = $1`, hash)
-	return out, classify("looking up api token", err)
+// state (the caller decides whether a revoked or expired token counts),
+// with its role's permission profile in the same round trip: every request
+// needs both, and reading the profile fresh means an admin's edit applies
+// to the very next request.
+func APITokenBySecretHash(ctx context.Context, q Queryer, hash []byte) (AuthenticatedToken, error) {
+	var row struct {
+		APIToken
+		ProfileJSON []byte `db:"profile"`
+	}
+	err := q.GetContext(ctx, &row, `
+		SELECT `+prefixColumns("t.", tokenColumns)+`, to_jsonb(p) AS profile
+		FROM api_tokens t LEFT JOIN permission_profiles p ON p.org_id = t.org_id AND p.role = t.role
+		WHERE t.secret_hash = $1`, hash)
+	if err != nil {
+		return AuthenticatedToken{}, classify("looking up api token", err)
+	}
+	out := AuthenticatedToken{APIToken: row.APIToken}
+	if len(row.ProfileJSON) > 0 && string(row.ProfileJSON) != "null" {
+		var p PermissionProfile
+		if err := json.Unmarshal(row.ProfileJSON, &p); err != nil {
+			return AuthenticatedToken{}, fmt.Errorf("looking up api token: decoding profile: %w", err)
+		}
+		out.Profile = &p
+	}
+	return out, nil
 }
 
 // APITokenByID returns one token of the org.

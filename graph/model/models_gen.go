@@ -325,6 +325,62 @@ type PageInfo struct {
 	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+// What one role may see of the CRM. Every role has one; until an admin edits
+// it, it is the default: ADMIN and AGENT see everything, RESTRICTED_AGENT sees
+// no deals, LIGHT_AGENT reads everything and acts on nothing.
+type PermissionProfile struct {
+	// The role the profile applies to.
+	Role Role `json:"role"`
+	// Whether the CRM panels show at all; false hides every area below.
+	CrmPanels bool `json:"crmPanels"`
+	// The CRM record the ticket sidebar leads with.
+	PanelRecord CrmPanelRecord `json:"panelRecord"`
+	// Merged contact and account fields from the CRM, and the customer type.
+	ContactInfo AccessLevel `json:"contactInfo"`
+	// CRM deals (Bigin pipeline records).
+	Deals AccessLevel `json:"deals"`
+	// CRM notes.
+	Notes AccessLevel `json:"notes"`
+	// CRM calls.
+	Calls AccessLevel `json:"calls"`
+	// CRM events (meetings).
+	Events AccessLevel `json:"events"`
+	// CRM tasks.
+	Tasks AccessLevel `json:"tasks"`
+	// Whether the role sees tickets listed on CRM records (SPEC C2).
+	CrmTickets bool `json:"crmTickets"`
+	// Whether the role may create and answer tickets from CRM records (SPEC C3).
+	TicketActions bool `json:"ticketActions"`
+	// Whether an admin changed it from the default.
+	Customized bool `json:"customized"`
+	// When an admin last changed it; null for a default.
+	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
+}
+
+// A role's whole profile; every field is required, so a profile is never half set.
+type PermissionProfileInput struct {
+	// Whether the CRM panels show at all.
+	CrmPanels bool `json:"crmPanels"`
+	// The CRM record the ticket sidebar leads with.
+	PanelRecord CrmPanelRecord `json:"panelRecord"`
+	// Contact and account info.
+	ContactInfo AccessLevel `json:"contactInfo"`
+	// Deals.
+	Deals AccessLevel `json:"deals"`
+	// Notes.
+	Notes AccessLevel `json:"notes"`
+	// Calls.
+	Calls AccessLevel `json:"calls"`
+	// Events.
+	Events AccessLevel `json:"events"`
+	// Tasks.
+	Tasks AccessLevel `json:"tasks"`
+	// Tickets on CRM records (C2).
+	CrmTickets bool `json:"crmTickets"`
+	// Creating and answering tickets from the CRM (C3).
+	TicketActions bool `json:"ticketActions"`
+}
+
 // The entry points for reading. Every field is scoped to the caller's org and
 // role: nothing of another org is ever reachable.
 type Query struct {
@@ -629,6 +685,8 @@ type Viewer struct {
 	Role Role `json:"role"`
 	// The token the caller authenticated with.
 	Token *APIToken `json:"token"`
+	// The caller's own profile: what it may see of the CRM.
+	Profile *PermissionProfile `json:"profile"`
 }
 
 // OAuth credentials of a Zoho account: exactly one of `refreshToken`, or
@@ -640,6 +698,67 @@ type ZohoCredentialsInput struct {
 	AuthorizationCode *string `json:"authorizationCode,omitempty"`
 	// The redirect URI the authorization code was issued for.
 	RedirectURI *string `json:"redirectUri,omitempty"`
+}
+
+// How much of one area of CRM data a profile opens (SPEC C1).
+type AccessLevel string
+
+const (
+	// Hidden: the field is null with a FORBIDDEN error at its path; a list is empty with that error.
+	AccessLevelNone AccessLevel = "NONE"
+	// Restricted access: shown, read only.
+	AccessLevelRead AccessLevel = "READ"
+	// Full access: shown, and the actions on it are allowed.
+	AccessLevelFull AccessLevel = "FULL"
+)
+
+var AllAccessLevel = []AccessLevel{
+	AccessLevelNone,
+	AccessLevelRead,
+	AccessLevelFull,
+}
+
+func (e AccessLevel) IsValid() bool {
+	switch e {
+	case AccessLevelNone, AccessLevelRead, AccessLevelFull:
+		return true
+	}
+	return false
+}
+
+func (e AccessLevel) String() string {
+	return string(e)
+}
+
+func (e *AccessLevel) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AccessLevel(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AccessLevel", str)
+	}
+	return nil
+}
+
+func (e AccessLevel) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AccessLevel) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AccessLevel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // How a connection was authorized.
@@ -826,6 +945,64 @@ func (e *CrmDeletePolicy) UnmarshalJSON(b []byte) error {
 }
 
 func (e CrmDeletePolicy) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The CRM record a ticket's sidebar leads with (SPEC C1: contacts or accounts).
+type CrmPanelRecord string
+
+const (
+	// The ticket contact's CRM record.
+	CrmPanelRecordContact CrmPanelRecord = "CONTACT"
+	// The ticket account's CRM record.
+	CrmPanelRecordAccount CrmPanelRecord = "ACCOUNT"
+)
+
+var AllCrmPanelRecord = []CrmPanelRecord{
+	CrmPanelRecordContact,
+	CrmPanelRecordAccount,
+}
+
+func (e CrmPanelRecord) IsValid() bool {
+	switch e {
+	case CrmPanelRecordContact, CrmPanelRecordAccount:
+		return true
+	}
+	return false
+}
+
+func (e CrmPanelRecord) String() string {
+	return string(e)
+}
+
+func (e *CrmPanelRecord) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CrmPanelRecord(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CrmPanelRecord", str)
+	}
+	return nil
+}
+
+func (e CrmPanelRecord) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CrmPanelRecord) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CrmPanelRecord) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -1038,6 +1215,8 @@ const (
 	EventTypeConnectionCreated EventType = "CONNECTION_CREATED"
 	// A connection was deactivated, reactivated, removed, or approved (A2).
 	EventTypeConnectionStatusChanged EventType = "CONNECTION_STATUS_CHANGED"
+	// An admin changed a role's permission profile (payload: role).
+	EventTypePermissionProfileUpdated EventType = "PERMISSION_PROFILE_UPDATED"
 	// A connection's details changed: an access request re-sent (A2) or the desk portal switched (A3).
 	EventTypeConnectionUpdated EventType = "CONNECTION_UPDATED"
 	// A first sync's run moved: its counters (connectionId, runId, module,
@@ -1053,6 +1232,7 @@ var AllEventType = []EventType{
 	EventTypeTokenRevoked,
 	EventTypeConnectionCreated,
 	EventTypeConnectionStatusChanged,
+	EventTypePermissionProfileUpdated,
 	EventTypeConnectionUpdated,
 	EventTypeSyncProgress,
 	EventTypeSyncRunFinished,
@@ -1060,7 +1240,7 @@ var AllEventType = []EventType{
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished:
 		return true
 	}
 	return false
