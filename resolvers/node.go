@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -58,8 +59,67 @@ func (r *Resolver) loadNode(ctx context.Context, id string) (model.Node, error) 
 			return nil, err
 		}
 		return connectionModel(c), nil
+	case "Ticket", "DeskContact", "DeskAccount", "CrmRecord", "Deal", "Note", "Activity":
+		return r.loadCustomerNode(ctx, v, id, typeName, rowID)
 	}
 	return nil, fmt.Errorf("node %q: %w", id, store.ErrNotFound)
+}
+
+// customerNodeKinds says, per customer-360 type, which mirror rows it may
+// be (system side and modules) and the profile area that must be open.
+var customerNodeKinds = map[string]struct {
+	desk    bool
+	modules []string
+	area    auth.Area // "" = desk data, open to every role
+}{
+	"Ticket":      {true, []string{"tickets"}, ""},
+	"DeskContact": {true, []string{"contacts"}, ""},
+	"DeskAccount": {true, []string{"accounts"}, ""},
+	"CrmRecord":   {false, []string{"leads", "contacts", "accounts"}, auth.AreaContactInfo},
+	"Deal":        {false, []string{"deals"}, auth.AreaDeals},
+	"Note":        {false, []string{"notes"}, auth.AreaNotes},
+	"Activity":    {false, []string{"calls", "events", "tasks"}, ""},
+}
+
+// loadCustomerNode resolves a customer-360 global id: a mirror row of the
+// caller's org and current connection, of the kind the id names, that the
+// caller's profile lets it read. A row of the wrong kind is NOT_FOUND like
+// another org's.
+func (r *Resolver) loadCustomerNode(ctx context.Context, v auth.Viewer, id, typeName string, rowID int64) (model.Node, error) {
+	conn, err := r.orgConnection(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := store.CustomerRecordByID(ctx, r.DB, v.OrgID, rowID)
+	if err != nil {
+		return nil, fmt.Errorf("node %q: %w", id, err)
+	}
+	kind := customerNodeKinds[typeName]
+	if rec.ConnectionID != conn.ID || (rec.System == deskSystem) != kind.desk || !slices.Contains(kind.modules, rec.Module) {
+		return nil, fmt.Errorf("node %q: %w", id, store.ErrNotFound)
+	}
+	area := kind.area
+	if typeName == "Activity" {
+		area = map[string]auth.Area{"calls": auth.AreaCalls, "events": auth.AreaEvents, "tasks": auth.AreaTasks}[rec.Module]
+	}
+	if area != "" && !v.CanSee(area) {
+		return nil, forbidden(string(area))
+	}
+	switch typeName {
+	case "Ticket":
+		return ticketModel(rec), nil
+	case "DeskContact":
+		return deskContactModel(rec), nil
+	case "DeskAccount":
+		return deskAccountModel(rec), nil
+	case "CrmRecord":
+		return crmRecordModel(rec), nil
+	case "Deal":
+		return dealModel(rec), nil
+	case "Note":
+		return noteModel(rec), nil
+	}
+	return activityModel(rec), nil
 }
 
 // addIndexedError reports err at the given index of the current list field,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -62,6 +63,11 @@ func newGraphQL(d graphqlDeps) (*handler.Server, *wstransport.Transport) {
 	srv.AddTransport(transport.POST{})
 
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// Each operation gets its own cache of what it read of the mirror, so
+	// a list's nested fields are served from rows fetched in one query.
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		return next(resolvers.WithRequestCache(ctx))
+	})
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	// Depth first: a deep query is refused for its depth, which says more

@@ -28,6 +28,9 @@ type MirrorRecord struct {
 	ModifiedAt   *time.Time      `db:"modified_at"`
 	DeletedAt    *time.Time      `db:"deleted_at"`
 	MirroredAt   time.Time       `db:"mirrored_at"`
+	// Refs are the typed columns customer 360 reads (written by
+	// UpsertMirror; readers load them through CustomerRecord).
+	Refs MirrorRefs `db:"-"`
 }
 
 const mirrorColumns = `org_id, connection_id, system, module, ext_id, fields, email, name,
@@ -44,6 +47,20 @@ type mirrorRow struct {
 	CreatedAt  *time.Time      `json:"created_at"`
 	ModifiedAt *time.Time      `json:"modified_at"`
 	DeletedAt  *time.Time      `json:"deleted_at"`
+
+	Title        string     `json:"title"`
+	ContactRef   string     `json:"contact_ref"`
+	AccountRef   string     `json:"account_ref"`
+	DealRef      string     `json:"deal_ref"`
+	LeadRef      string     `json:"lead_ref"`
+	Status       string     `json:"status"`
+	StatusType   string     `json:"status_type"`
+	OwnerID      string     `json:"owner_id"`
+	OwnerName    string     `json:"owner_name"`
+	DepartmentID string     `json:"department_id"`
+	Amount       *float64   `json:"amount"`
+	At           *time.Time `json:"at"`
+	Closed       *bool      `json:"closed"`
 }
 
 // UpsertMirror writes a batch of one connection's records in one statement:
@@ -80,8 +97,12 @@ func UpsertMirror(ctx context.Context, q Queryer, orgID, connID int64, records [
 		if len(fields) == 0 {
 			fields = json.RawMessage(`{}`)
 		}
+		ref := r.Refs
 		rows = append(rows, mirrorRow{System: r.System, Module: r.Module, ExtID: r.ExtID, Fields: fields,
-			Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt, ModifiedAt: r.ModifiedAt, DeletedAt: r.DeletedAt})
+			Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt, ModifiedAt: r.ModifiedAt, DeletedAt: r.DeletedAt,
+			Title: ref.Title, ContactRef: ref.ContactID, AccountRef: ref.AccountID, DealRef: ref.DealID, LeadRef: ref.LeadID,
+			Status: ref.Status, StatusType: ref.StatusType, OwnerID: ref.OwnerID, OwnerName: ref.OwnerName,
+			DepartmentID: ref.DepartmentID, Amount: ref.Amount, At: ref.At, Closed: ref.Closed})
 	}
 	slices.SortFunc(rows, func(a, b mirrorRow) int {
 		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.Module, b.Module), cmp.Compare(a.ExtID, b.ExtID))
@@ -99,16 +120,27 @@ func UpsertMirror(ctx context.Context, q Queryer, orgID, connID int64, records [
 			SELECT org_id, id FROM connections WHERE org_id = $1 AND id = $2
 		), up AS (
 			INSERT INTO mirror_records AS m (org_id, connection_id, system, module, ext_id, fields, email, name,
-				created_at, modified_at, deleted_at)
+				created_at, modified_at, deleted_at, title, contact_ref, account_ref, deal_ref, lead_ref, status,
+				status_type, owner_id, owner_name, department_id, amount, at, closed)
 			SELECT conn.org_id, conn.id, r.system, r.module, r.ext_id, r.fields,
-				NULLIF(lower(btrim(r.email)), ''), r.name, r.created_at, r.modified_at, r.deleted_at
+				NULLIF(lower(btrim(r.email)), ''), r.name, r.created_at, r.modified_at, r.deleted_at,
+				NULLIF(r.title, ''), NULLIF(r.contact_ref, ''), NULLIF(r.account_ref, ''), NULLIF(r.deal_ref, ''),
+				NULLIF(r.lead_ref, ''), NULLIF(r.status, ''), NULLIF(r.status_type, ''), NULLIF(r.owner_id, ''),
+				NULLIF(r.owner_name, ''), NULLIF(r.department_id, ''), r.amount, r.at, r.closed
 			FROM conn, jsonb_to_recordset($3::jsonb) AS r(system text, module text, ext_id text,
 				fields jsonb, email text, name text, created_at timestamptz, modified_at timestamptz,
-				deleted_at timestamptz)
+				deleted_at timestamptz, title text, contact_ref text, account_ref text, deal_ref text,
+				lead_ref text, status text, status_type text, owner_id text, owner_name text,
+				department_id text, amount numeric, at timestamptz, closed boolean)
 			ON CONFLICT (connection_id, system, module, ext_id) DO UPDATE SET
 				fields = EXCLUDED.fields,
 				email = EXCLUDED.email,
 				name = EXCLUDED.name,
+				title = EXCLUDED.title, contact_ref = EXCLUDED.contact_ref, account_ref = EXCLUDED.account_ref,
+				deal_ref = EXCLUDED.deal_ref, lead_ref = EXCLUDED.lead_ref, status = EXCLUDED.status,
+				status_type = EXCLUDED.status_type, owner_id = EXCLUDED.owner_id, owner_name = EXCLUDED.owner_name,
+				department_id = EXCLUDED.department_id, amount = EXCLUDED.amount, at = EXCLUDED.at,
+				closed = EXCLUDED.closed,
 				created_at = COALESCE(EXCLUDED.created_at, m.created_at),
 				modified_at = EXCLUDED.modified_at,
 				deleted_at = EXCLUDED.deleted_at,

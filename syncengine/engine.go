@@ -89,6 +89,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		gocron.WithName("sync-poll"), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
 		return fmt.Errorf("scheduling polling: %w", err)
 	}
+	mirror := &Mirror{DB: e.DB, Connectors: e.Connectors, Log: e.Log}
+	if _, err := sched.NewJob(gocron.DurationJob(every), gocron.NewTask(func() { e.mirrorAll(ctx, mirror) }),
+		gocron.WithName("customer-mirror"), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
+		return fmt.Errorf("scheduling the customer mirror: %w", err)
+	}
 	watchEvery := e.WatchEvery
 	if watchEvery <= 0 {
 		watchEvery = 10 * time.Minute

@@ -937,6 +937,7 @@ func mirrorOf(g *group, side Side, r connector.Record) store.MirrorRecord {
 	if side == g.source {
 		m.System = string(g.src.System())
 	}
+	m.Refs = describeRecord(connector.System(m.System), string(g.module), r)
 	if side == CRMSide {
 		emailField = "Email"
 		nameField = map[mapping.Module]string{mapping.Contacts: "Last_Name", mapping.Accounts: "Account_Name", mapping.Products: "Product_Name"}[g.module]

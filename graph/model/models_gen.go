@@ -8,12 +8,76 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/deskbridge/deskbridge/store"
 )
 
 // An object with a globally unique, opaque id (Relay's global object identification).
 // Ids are stable: clients may cache by them and pass them to `node`.
 type Node interface {
 	IsNode()
+}
+
+// A CRM call, event or task.
+type Activity struct {
+	// Global id.
+	ID string `json:"id"`
+	// The CRM's id.
+	CrmID string `json:"crmId"`
+	// Which kind.
+	Kind ActivityKind `json:"kind"`
+	// Subject or title.
+	Subject *string `json:"subject,omitempty"`
+	// Calls: the call type; tasks: the status.
+	Status *string `json:"status,omitempty"`
+	// Calls and events: when they start; tasks: the due date.
+	At *time.Time `json:"at,omitempty"`
+	// Tasks: completed.
+	Closed *bool `json:"closed,omitempty"`
+	// Owner's name.
+	OwnerName *string `json:"ownerName,omitempty"`
+	// When it was created in the CRM.
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+}
+
+func (Activity) IsNode() {}
+
+// A page of activities.
+type ActivityConnection struct {
+	// The activities with their cursors.
+	Edges []*ActivityEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// An activity and its cursor.
+type ActivityEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The activity.
+	Node *Activity `json:"node"`
+}
+
+// Which activities to list.
+type ActivityFilter struct {
+	// Only these kinds (default: every kind the profile shows).
+	Kinds []ActivityKind `json:"kinds,omitempty"`
+	// Only open (false) or completed (true) tasks; calls and events count as open.
+	Closed *bool `json:"closed,omitempty"`
+	// At or after (start or due date).
+	From *time.Time `json:"from,omitempty"`
+	// Before.
+	To *time.Time `json:"to,omitempty"`
+}
+
+// Activity counts per kind.
+type ActivityStat struct {
+	// The kind.
+	Kind ActivityKind `json:"kind"`
+	// Open (tasks not completed; calls and events always count here).
+	Open int `json:"open"`
+	// Completed tasks.
+	Closed int `json:"closed"`
 }
 
 // A bearer credential. The secret itself is shown once, by `createApiToken` or
@@ -230,6 +294,236 @@ type CrmOrg struct {
 	Name string `json:"name"`
 }
 
+// A CRM lead, contact or account.
+type CrmRecord struct {
+	// Global id.
+	ID string `json:"id"`
+	// The CRM's id of the record.
+	CrmID string `json:"crmId"`
+	// Which module it is from.
+	Module CrmModule `json:"module"`
+	// Display name: full name, account name.
+	Name *string `json:"name,omitempty"`
+	// Email, for people.
+	Email *string `json:"email,omitempty"`
+	// The record owner's name.
+	OwnerName *string `json:"ownerName,omitempty"`
+	// Every field as the CRM sent it (contact info: needs contactInfo access).
+	Fields any `json:"fields,omitempty"`
+	// The customer picture with this record as its entry point.
+	Customer *Customer `json:"customer,omitempty"`
+	// Tickets of this record (D4): for a contact or lead, those of the desk
+	// contact it is linked to or shares an email with; for an account, those of
+	// its desk account. FORBIDDEN unless the profile's crmTickets allows (C2).
+	Tickets *TicketConnection `json:"tickets,omitempty"`
+	// Counts of those tickets; FORBIDDEN like `tickets`.
+	TicketCounts *TicketCounts `json:"ticketCounts,omitempty"`
+	// the mirrored CRM record
+	Row store.CustomerRecord `json:"-"`
+}
+
+func (CrmRecord) IsNode() {}
+
+// A page of CRM records.
+type CrmRecordConnection struct {
+	// The records with their cursors.
+	Edges []*CrmRecordEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A CRM record and its cursor.
+type CrmRecordEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The record.
+	Node *CrmRecord `json:"node"`
+}
+
+// The CRM picture of one customer: their CRM contact and account, the customer
+// type, and the deals, notes and activities around them, beside their desk
+// tickets. Each area is gated by the caller's profile.
+type Customer struct {
+	// The CRM contact (contactInfo).
+	CrmContact *CrmRecord `json:"crmContact,omitempty"`
+	// The CRM account (contactInfo).
+	CrmAccount *CrmRecord `json:"crmAccount,omitempty"`
+	// The CRM customer type (the contact's Customer_Type, else the account's Account_Type) (contactInfo).
+	CustomerType *string `json:"customerType,omitempty"`
+	// Desk and CRM values side by side for every mapped field (contactInfo).
+	MergedFields []*MergedField `json:"mergedFields,omitempty"`
+	// Deals of the contact, or of the account (deals).
+	Deals *DealConnection `json:"deals,omitempty"`
+	// Notes on the contact, the account or their deals (notes).
+	Notes *NoteConnection `json:"notes,omitempty"`
+	// Calls, events and tasks of the contact or account, newest first. Kinds the
+	// profile hides are left out with a FORBIDDEN error; asking only for hidden
+	// kinds gives an empty list with that error.
+	Activities *ActivityConnection `json:"activities,omitempty"`
+	// The customer's desk tickets.
+	Tickets *TicketConnection `json:"tickets"`
+	// Counts of those tickets.
+	TicketCounts *TicketCounts `json:"ticketCounts"`
+	// whose picture this is, on both sides
+	Key store.CustomerKey `json:"-"`
+}
+
+// The CRM customer types the classification view ranks, highest first (D3).
+type CustomerTypeRank struct {
+	// The customer type (a contact's Customer_Type or an account's Account_Type).
+	CustomerType string `json:"customerType"`
+	// Its place: 1 is served first.
+	Rank int `json:"rank"`
+}
+
+// A time range on creation.
+type DateRangeFilter struct {
+	// Created at or after.
+	CreatedFrom *time.Time `json:"createdFrom,omitempty"`
+	// Created before.
+	CreatedTo *time.Time `json:"createdTo,omitempty"`
+}
+
+// A CRM deal (Bigin: pipeline record).
+type Deal struct {
+	// Global id.
+	ID string `json:"id"`
+	// The CRM's id.
+	CrmID string `json:"crmId"`
+	// Deal name.
+	Name *string `json:"name,omitempty"`
+	// Stage.
+	Stage *string `json:"stage,omitempty"`
+	// Amount in the org's currency.
+	Amount *float64 `json:"amount,omitempty"`
+	// Closing date.
+	ClosingAt *time.Time `json:"closingAt,omitempty"`
+	// Won or lost.
+	Closed *bool `json:"closed,omitempty"`
+	// Owner's name.
+	OwnerName *string `json:"ownerName,omitempty"`
+	// When it was created in the CRM.
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+}
+
+func (Deal) IsNode() {}
+
+// A page of deals.
+type DealConnection struct {
+	// The deals with their cursors.
+	Edges []*DealEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A deal and its cursor.
+type DealEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The deal.
+	Node *Deal `json:"node"`
+}
+
+// Which deals to list.
+type DealFilter struct {
+	// Only open (false) or closed (true) deals.
+	Closed *bool `json:"closed,omitempty"`
+	// Only this stage.
+	Stage *string `json:"stage,omitempty"`
+	// Closing at or after.
+	ClosingFrom *time.Time `json:"closingFrom,omitempty"`
+	// Closing before.
+	ClosingTo *time.Time `json:"closingTo,omitempty"`
+}
+
+// Deals per stage (deals).
+type DealStat struct {
+	// The stage.
+	Stage *string `json:"stage,omitempty"`
+	// Deals in it.
+	Count int `json:"count"`
+	// Their amounts added up.
+	Amount float64 `json:"amount"`
+}
+
+// A desk account.
+type DeskAccount struct {
+	// Global id.
+	ID string `json:"id"`
+	// The desk's id of the account.
+	DeskID string `json:"deskId"`
+	// Account name.
+	Name *string `json:"name,omitempty"`
+	// The CRM picture of this account (D2).
+	Customer *Customer `json:"customer,omitempty"`
+	// The account's tickets.
+	Tickets *TicketConnection `json:"tickets"`
+	// Counts of the account's tickets (E3).
+	TicketCounts *TicketCounts `json:"ticketCounts"`
+	// the mirrored desk account
+	Row store.CustomerRecord `json:"-"`
+}
+
+func (DeskAccount) IsNode() {}
+
+// A page of desk accounts.
+type DeskAccountConnection struct {
+	// The accounts with their cursors.
+	Edges []*DeskAccountEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A desk account and its cursor.
+type DeskAccountEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The account.
+	Node *DeskAccount `json:"node"`
+}
+
+// A desk contact.
+type DeskContact struct {
+	// Global id.
+	ID string `json:"id"`
+	// The desk's id of the contact.
+	DeskID string `json:"deskId"`
+	// Full name.
+	Name *string `json:"name,omitempty"`
+	// Email.
+	Email *string `json:"email,omitempty"`
+	// Phone.
+	Phone *string `json:"phone,omitempty"`
+	// The contact's desk account.
+	Account *DeskAccount `json:"account,omitempty"`
+	// The CRM picture of this contact (D2).
+	Customer *Customer `json:"customer,omitempty"`
+	// The contact's tickets.
+	Tickets *TicketConnection `json:"tickets"`
+	// Counts of the contact's tickets (E3).
+	TicketCounts *TicketCounts `json:"ticketCounts"`
+	// the mirrored desk contact
+	Row store.CustomerRecord `json:"-"`
+}
+
+func (DeskContact) IsNode() {}
+
+// A page of desk contacts.
+type DeskContactConnection struct {
+	// The contacts with their cursors.
+	Edges []*DeskContactEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A desk contact and its cursor.
+type DeskContactEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The contact.
+	Node *DeskContact `json:"node"`
+}
+
 // A desk portal a service key's admin administers.
 type DeskPortal struct {
 	// The portal's organization id at Zoho.
@@ -294,8 +588,54 @@ type FieldMappingInput struct {
 	ValueMap any `json:"valueMap,omitempty"`
 }
 
+// A desk field beside its CRM counterpart, by the connection's field mapping.
+type MergedField struct {
+	// The desk field's API name.
+	DeskField string `json:"deskField"`
+	// The CRM field's API name.
+	CrmField string `json:"crmField"`
+	// The desk's value, as JSON.
+	DeskValue any `json:"deskValue,omitempty"`
+	// The CRM's value, as JSON.
+	CrmValue any `json:"crmValue,omitempty"`
+}
+
 // The entry points for writing. Every mutation is scoped to the caller's org and checked against its role.
 type Mutation struct {
+}
+
+// A CRM note.
+type Note struct {
+	// Global id.
+	ID string `json:"id"`
+	// The CRM's id.
+	CrmID string `json:"crmId"`
+	// Title, or the start of the content.
+	Title *string `json:"title,omitempty"`
+	// The note's text.
+	Content *string `json:"content,omitempty"`
+	// Owner's name.
+	OwnerName *string `json:"ownerName,omitempty"`
+	// When it was written.
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+}
+
+func (Note) IsNode() {}
+
+// A page of notes.
+type NoteConnection struct {
+	// The notes with their cursors.
+	Edges []*NoteEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A note and its cursor.
+type NoteEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The note.
+	Node *Note `json:"node"`
 }
 
 // A tenant. Every record deskbridge keeps belongs to exactly one org.
@@ -630,6 +970,112 @@ type SyncSettings struct {
 	EffectiveFrom time.Time `json:"effectiveFrom"`
 }
 
+// A help-desk ticket as last mirrored.
+type Ticket struct {
+	// Global id.
+	ID string `json:"id"`
+	// The desk's id of the ticket.
+	DeskID string `json:"deskId"`
+	// The ticket number customers see.
+	Number *string `json:"number,omitempty"`
+	// The subject line.
+	Subject *string `json:"subject,omitempty"`
+	// The desk status, e.g. Open, On Hold, Escalated, Closed.
+	Status *string `json:"status,omitempty"`
+	// The status's group.
+	StatusType *TicketStatusType `json:"statusType,omitempty"`
+	// Priority as the desk names it (High, Medium, Low), if set.
+	Priority *string `json:"priority,omitempty"`
+	// Where the ticket came in: Email, Phone, Chat, Web...
+	Channel *string `json:"channel,omitempty"`
+	// The desk department's id.
+	DepartmentID *string `json:"departmentId,omitempty"`
+	// The assigned agent's desk id, if any.
+	AssigneeID *string `json:"assigneeId,omitempty"`
+	// When it is due.
+	DueAt *time.Time `json:"dueAt,omitempty"`
+	// Due and not closed, as of now.
+	Overdue bool `json:"overdue"`
+	// When it was created.
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+	// When the desk last changed it.
+	ModifiedAt *time.Time `json:"modifiedAt,omitempty"`
+	// The desk contact who raised it.
+	Contact *DeskContact `json:"contact,omitempty"`
+	// The contact's desk account.
+	Account *DeskAccount `json:"account,omitempty"`
+	// The CRM picture of the ticket's customer (D1): led by the contact or the
+	// account, as the caller's profile's panelRecord says. Null with FORBIDDEN
+	// when the profile hides the CRM panels.
+	Customer *Customer `json:"customer,omitempty"`
+	// the mirrored ticket
+	Row store.CustomerRecord `json:"-"`
+}
+
+func (Ticket) IsNode() {}
+
+// A page of tickets.
+type TicketConnection struct {
+	// The tickets with their cursors.
+	Edges []*TicketEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// Counts of a customer's tickets (E3).
+type TicketCounts struct {
+	// Every ticket.
+	Total int `json:"total"`
+	// Status type OPEN.
+	Open int `json:"open"`
+	// Status type ON_HOLD.
+	OnHold int `json:"onHold"`
+	// Status type CLOSED: resolved.
+	Resolved int `json:"resolved"`
+	// OPEN or ON_HOLD: unresolved.
+	Unresolved int `json:"unresolved"`
+	// Unresolved and past due.
+	Overdue int `json:"overdue"`
+}
+
+// A ticket and its cursor.
+type TicketEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The ticket.
+	Node *Ticket `json:"node"`
+}
+
+// Which tickets to list.
+type TicketFilter struct {
+	// Only these status groups.
+	StatusTypes []TicketStatusType `json:"statusTypes,omitempty"`
+	// Only this desk status name.
+	Status *string `json:"status,omitempty"`
+	// Only this department.
+	DepartmentID *string `json:"departmentId,omitempty"`
+	// Only this assignee.
+	AssigneeID *string `json:"assigneeId,omitempty"`
+	// Only overdue (true) or not overdue (false).
+	Overdue *bool `json:"overdue,omitempty"`
+	// Created at or after.
+	CreatedFrom *time.Time `json:"createdFrom,omitempty"`
+	// Created before.
+	CreatedTo *time.Time `json:"createdTo,omitempty"`
+}
+
+// Ticket counts for one group of a report.
+type TicketStat struct {
+	// The desk account's id, when grouped by account.
+	AccountID *string `json:"accountId,omitempty"`
+	// The desk status, when grouped by status.
+	Status *string `json:"status,omitempty"`
+	// The department's id, when grouped by department.
+	DepartmentID *string `json:"departmentId,omitempty"`
+	// Tickets in the group.
+	Count int `json:"count"`
+}
+
 // A change to one module group's settings. Omitted fields keep their current
 // value; for `crmViewId` and `deskDepartmentId` an empty string clears it.
 type UpdateSyncSettingsInput struct {
@@ -756,6 +1202,67 @@ func (e *AccessLevel) UnmarshalJSON(b []byte) error {
 }
 
 func (e AccessLevel) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The kinds of CRM activity, each under its own permission (C1).
+type ActivityKind string
+
+const (
+	// A logged or scheduled call.
+	ActivityKindCall ActivityKind = "CALL"
+	// A meeting.
+	ActivityKindEvent ActivityKind = "EVENT"
+	// A to-do.
+	ActivityKindTask ActivityKind = "TASK"
+)
+
+var AllActivityKind = []ActivityKind{
+	ActivityKindCall,
+	ActivityKindEvent,
+	ActivityKindTask,
+}
+
+func (e ActivityKind) IsValid() bool {
+	switch e {
+	case ActivityKindCall, ActivityKindEvent, ActivityKindTask:
+		return true
+	}
+	return false
+}
+
+func (e ActivityKind) String() string {
+	return string(e)
+}
+
+func (e *ActivityKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ActivityKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ActivityKind", str)
+	}
+	return nil
+}
+
+func (e ActivityKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ActivityKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ActivityKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -945,6 +1452,70 @@ func (e *CrmDeletePolicy) UnmarshalJSON(b []byte) error {
 }
 
 func (e CrmDeletePolicy) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The CRM modules a record of the picture can come from.
+type CrmModule string
+
+const (
+	// Zoho CRM leads (no Bigin counterpart).
+	CrmModuleLeads CrmModule = "LEADS"
+	// Contacts.
+	CrmModuleContacts CrmModule = "CONTACTS"
+	// Accounts (Bigin: companies).
+	CrmModuleAccounts CrmModule = "ACCOUNTS"
+	// Deals (Bigin: pipeline records).
+	CrmModuleDeals CrmModule = "DEALS"
+)
+
+var AllCrmModule = []CrmModule{
+	CrmModuleLeads,
+	CrmModuleContacts,
+	CrmModuleAccounts,
+	CrmModuleDeals,
+}
+
+func (e CrmModule) IsValid() bool {
+	switch e {
+	case CrmModuleLeads, CrmModuleContacts, CrmModuleAccounts, CrmModuleDeals:
+		return true
+	}
+	return false
+}
+
+func (e CrmModule) String() string {
+	return string(e)
+}
+
+func (e *CrmModule) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CrmModule(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CrmModule", str)
+	}
+	return nil
+}
+
+func (e CrmModule) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CrmModule) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CrmModule) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -1140,6 +1711,64 @@ func (e *DataCenter) UnmarshalJSON(b []byte) error {
 }
 
 func (e DataCenter) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Deal orders.
+type DealOrder string
+
+const (
+	// Latest closing date first.
+	DealOrderClosingDesc DealOrder = "CLOSING_DESC"
+	// Biggest amount first.
+	DealOrderAmountDesc DealOrder = "AMOUNT_DESC"
+)
+
+var AllDealOrder = []DealOrder{
+	DealOrderClosingDesc,
+	DealOrderAmountDesc,
+}
+
+func (e DealOrder) IsValid() bool {
+	switch e {
+	case DealOrderClosingDesc, DealOrderAmountDesc:
+		return true
+	}
+	return false
+}
+
+func (e DealOrder) String() string {
+	return string(e)
+}
+
+func (e *DealOrder) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DealOrder(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DealOrder", str)
+	}
+	return nil
+}
+
+func (e DealOrder) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DealOrder) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DealOrder) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -1757,6 +2386,189 @@ func (e *SyncType) UnmarshalJSON(b []byte) error {
 }
 
 func (e SyncType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Ticket orders.
+type TicketOrder string
+
+const (
+	// Newest first.
+	TicketOrderCreatedDesc TicketOrder = "CREATED_DESC"
+	// Oldest first.
+	TicketOrderCreatedAsc TicketOrder = "CREATED_ASC"
+	// Soonest due first; undated last.
+	TicketOrderDueAsc TicketOrder = "DUE_ASC"
+)
+
+var AllTicketOrder = []TicketOrder{
+	TicketOrderCreatedDesc,
+	TicketOrderCreatedAsc,
+	TicketOrderDueAsc,
+}
+
+func (e TicketOrder) IsValid() bool {
+	switch e {
+	case TicketOrderCreatedDesc, TicketOrderCreatedAsc, TicketOrderDueAsc:
+		return true
+	}
+	return false
+}
+
+func (e TicketOrder) String() string {
+	return string(e)
+}
+
+func (e *TicketOrder) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = TicketOrder(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid TicketOrder", str)
+	}
+	return nil
+}
+
+func (e TicketOrder) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *TicketOrder) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e TicketOrder) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What tickets are grouped by in `ticketStats`.
+type TicketStatGroup string
+
+const (
+	// By desk account.
+	TicketStatGroupAccount TicketStatGroup = "ACCOUNT"
+	// By desk status.
+	TicketStatGroupStatus TicketStatGroup = "STATUS"
+	// By department.
+	TicketStatGroupDepartment TicketStatGroup = "DEPARTMENT"
+)
+
+var AllTicketStatGroup = []TicketStatGroup{
+	TicketStatGroupAccount,
+	TicketStatGroupStatus,
+	TicketStatGroupDepartment,
+}
+
+func (e TicketStatGroup) IsValid() bool {
+	switch e {
+	case TicketStatGroupAccount, TicketStatGroupStatus, TicketStatGroupDepartment:
+		return true
+	}
+	return false
+}
+
+func (e TicketStatGroup) String() string {
+	return string(e)
+}
+
+func (e *TicketStatGroup) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = TicketStatGroup(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid TicketStatGroup", str)
+	}
+	return nil
+}
+
+func (e TicketStatGroup) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *TicketStatGroup) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e TicketStatGroup) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How the desk groups ticket statuses.
+type TicketStatusType string
+
+const (
+	// Open: someone has to act.
+	TicketStatusTypeOpen TicketStatusType = "OPEN"
+	// On hold: waiting on someone outside the desk.
+	TicketStatusTypeOnHold TicketStatusType = "ON_HOLD"
+	// Closed: resolved.
+	TicketStatusTypeClosed TicketStatusType = "CLOSED"
+)
+
+var AllTicketStatusType = []TicketStatusType{
+	TicketStatusTypeOpen,
+	TicketStatusTypeOnHold,
+	TicketStatusTypeClosed,
+}
+
+func (e TicketStatusType) IsValid() bool {
+	switch e {
+	case TicketStatusTypeOpen, TicketStatusTypeOnHold, TicketStatusTypeClosed:
+		return true
+	}
+	return false
+}
+
+func (e TicketStatusType) String() string {
+	return string(e)
+}
+
+func (e *TicketStatusType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = TicketStatusType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid TicketStatusType", str)
+	}
+	return nil
+}
+
+func (e TicketStatusType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *TicketStatusType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e TicketStatusType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

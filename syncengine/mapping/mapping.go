@@ -91,6 +91,13 @@ var standardPairs = map[Module][][2]string{
 	},
 }
 
+// StandardPairs are a module's pre-mapped pairs (desk field, CRM field)
+// before any metadata is consulted, for readers that show both sides of a
+// record without calling the vendors.
+func StandardPairs(m Module) [][2]string {
+	return slices.Clone(standardPairs[m])
+}
+
 // Standard returns the standard mappings of a module that both systems'
 // metadata actually have (an org may have removed or renamed a field).
 func Standard(m Module, desk, crm []connector.Field) []Mapping {

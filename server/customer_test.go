@@ -1,0 +1,215 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/deskbridge/deskbridge/auth"
+)
+
+const sidebarQuery = `query($deskId: String!) {
+  ticket(deskId: $deskId) {
+    id subject statusType overdue
+    contact { deskId name email }
+    customer {
+      crmContact { crmId name }
+      customerType
+      deals(first: 100) { edges { node { crmId name stage amount } } pageInfo { hasNextPage } }
+      notes(first: 100) { edges { node { crmId title } } }
+      activities(first: 100) { edges { node { crmId kind subject } } }
+      tickets(first: 100) { edges { node { deskId } } }
+      ticketCounts { total open onHold resolved unresolved overdue }
+    }
+  }
+}`
+
+// The customer picture next to a ticket (D1) holds exactly what the vendors
+// hold for that customer, and each role sees what its profile opens: the
+// rest of the answer comes back beside a FORBIDDEN error at the hidden
+// field's path.
+func TestCustomerSidebarOverGraphQL(t *testing.T) {
+	t.Parallel()
+	w, admin, pick := startCustomerWorld(t)
+	agent := w.ts.token("acme", auth.RoleAgent)
+	restricted := w.ts.token("acme", auth.RoleRestrictedAgent)
+	stranger := w.ts.token("globex", auth.RoleAdmin)
+	t.Logf("ticket %s: desk contact %s = CRM contact %s with %d deals, %d notes, %d activities, %d tickets",
+		pick.TicketID, pick.DeskID, pick.CRMID, pick.Deals, pick.Notes, pick.Acts, pick.Tickets)
+
+	// The truth, from the CRM sandbox itself.
+	crmSide := w.sb.CRM("us")
+	related := func(module, field string) map[string]bool {
+		out := map[string]bool{}
+		for _, id := range crmSide.IDs(module) {
+			rec, _ := crmSide.Record(module, id)
+			if ref, _ := rec[field].(map[string]any); ref != nil && fmt.Sprint(ref["id"]) == pick.CRMID {
+				out[id] = true
+			}
+		}
+		return out
+	}
+	wantDeals, wantNotes := related("Deals", "Contact_Name"), related("Notes", "Parent_Id")
+	wantActs := related("Calls", "Who_Id")
+	for id := range related("Events", "Who_Id") {
+		wantActs[id] = true
+	}
+	for id := range related("Tasks", "Who_Id") {
+		wantActs[id] = true
+	}
+
+	ids := func(conn any) map[string]bool {
+		out := map[string]bool{}
+		edges, _ := dig(conn.(map[string]any), "edges").([]any)
+		for _, e := range edges {
+			node := e.(map[string]any)["node"].(map[string]any)
+			id, _ := node["crmId"].(string)
+			if id == "" {
+				id, _ = node["deskId"].(string)
+			}
+			out[id] = true
+		}
+		return out
+	}
+	same := func(what string, got, want map[string]bool) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: got %d, want %d (%v vs %v)", what, len(got), len(want), got, want)
+		}
+		for id := range want {
+			if !got[id] {
+				t.Fatalf("%s: %s missing", what, id)
+			}
+		}
+	}
+
+	r := w.ts.query(agent, sidebarQuery, map[string]any{"deskId": pick.TicketID})
+	if len(r.Errors) > 0 {
+		t.Fatalf("agent sidebar: %+v", r.Errors)
+	}
+	cust := dig(r.Data, "ticket", "customer").(map[string]any)
+	if dig(cust, "crmContact", "crmId") != pick.CRMID || dig(r.Data, "ticket", "contact", "deskId") != pick.DeskID {
+		t.Fatalf("sidebar people: %+v", r.Data)
+	}
+	same("deals", ids(cust["deals"]), wantDeals)
+	same("notes", ids(cust["notes"]), wantNotes)
+	same("activities", ids(cust["activities"]), wantActs)
+	if got := ids(cust["tickets"]); len(got) != pick.Tickets || !got[pick.TicketID] {
+		t.Fatalf("tickets: %v, want %d including %s", got, pick.Tickets, pick.TicketID)
+	}
+	counts := cust["ticketCounts"].(map[string]any)
+	if int(counts["total"].(float64)) != pick.Tickets || counts["open"].(float64)+counts["onHold"].(float64) != counts["unresolved"].(float64) ||
+		counts["unresolved"].(float64)+counts["resolved"].(float64) != counts["total"].(float64) {
+		t.Fatalf("ticketCounts: %+v (want total %d)", counts, pick.Tickets)
+	}
+
+	// A restricted agent gets everything but the deals: an empty list and a
+	// FORBIDDEN error at customer.deals.
+	r = w.ts.query(restricted, sidebarQuery, map[string]any{"deskId": pick.TicketID})
+	if len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != codeForbidden || fmt.Sprint(r.Errors[0].Path) != "[ticket customer deals]" {
+		t.Fatalf("restricted agent errors: %+v", r.Errors)
+	}
+	rcust := dig(r.Data, "ticket", "customer").(map[string]any)
+	if len(ids(rcust["deals"])) != 0 || len(ids(rcust["notes"])) != len(wantNotes) || len(ids(rcust["activities"])) != len(wantActs) {
+		t.Fatalf("restricted agent picture: %+v", rcust)
+	}
+	raw, _ := json.Marshal(r.Data)
+	for id := range wantDeals {
+		if strings.Contains(string(raw), id) {
+			t.Fatalf("a deal id reached a restricted agent: %s", id)
+		}
+	}
+
+	// An admin hides the calls from agents: the calls leave the list, the
+	// events and tasks stay, and the error names what was hidden.
+	in := map[string]any{"crmPanels": true, "panelRecord": "CONTACT", "contactInfo": "FULL", "deals": "FULL", "notes": "FULL",
+		"calls": "NONE", "events": "FULL", "tasks": "FULL", "crmTickets": true, "ticketActions": true}
+	if r := w.ts.query(admin, `mutation($in: PermissionProfileInput!) { updatePermissionProfile(role: AGENT, input: $in) { calls } }`, map[string]any{"in": in}); len(r.Errors) > 0 {
+		t.Fatalf("updatePermissionProfile: %+v", r.Errors)
+	}
+	r = w.ts.query(agent, sidebarQuery, map[string]any{"deskId": pick.TicketID})
+	if len(r.Errors) != 1 || fmt.Sprint(r.Errors[0].Path) != "[ticket customer activities]" {
+		t.Fatalf("agent without calls: %+v", r.Errors)
+	}
+	wantNoCalls := related("Events", "Who_Id")
+	for id := range related("Tasks", "Who_Id") {
+		wantNoCalls[id] = true
+	}
+	same("activities without calls", ids(dig(r.Data, "ticket", "customer").(map[string]any)["activities"]), wantNoCalls)
+
+	// The same customer from the CRM side (D4) and by email.
+	r = w.ts.query(admin, `query($id: String!) { crmRecord(module: CONTACTS, crmId: $id) { name ticketCounts { total } tickets(first: 100) { edges { node { deskId } } } } }`,
+		map[string]any{"id": pick.CRMID})
+	if len(r.Errors) > 0 || int(dig(r.Data, "crmRecord", "ticketCounts", "total").(float64)) != pick.Tickets {
+		t.Fatalf("crmRecord: %+v %+v", r.Errors, r.Data)
+	}
+	email, _ := dig(w.ts.query(admin, sidebarQuery, map[string]any{"deskId": pick.TicketID}).Data, "ticket", "contact", "email").(string)
+	if email != "" {
+		r = w.ts.query(admin, `query($e: String!) { customerByEmail(email: $e) { crmContact { crmId } } }`, map[string]any{"e": email})
+		if len(r.Errors) > 0 || dig(r.Data, "customerByEmail", "crmContact", "crmId") != pick.CRMID {
+			t.Fatalf("customerByEmail(%s): %+v %+v", email, r.Errors, r.Data)
+		}
+	}
+
+	// Another org reaches none of it, by desk id or by global id.
+	ticketID := dig(w.ts.query(admin, sidebarQuery, map[string]any{"deskId": pick.TicketID}).Data, "ticket", "id").(string)
+	if r := w.ts.query(stranger, sidebarQuery, map[string]any{"deskId": pick.TicketID}); r.code(0) != "NOT_FOUND" || dig(r.Data, "ticket") != nil {
+		t.Fatalf("another org's ticket by desk id: %+v", r)
+	}
+	if r := w.ts.query(stranger, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": ticketID}); r.code(0) != "NOT_FOUND" {
+		t.Fatalf("another org's ticket by global id: %+v", r)
+	}
+	if r := w.ts.query(agent, `query($id: ID!) { node(id: $id) { ... on Ticket { deskId } } }`, map[string]any{"id": ticketID}); len(r.Errors) > 0 || dig(r.Data, "node", "deskId") != pick.TicketID {
+		t.Fatalf("node(ticket): %+v", r)
+	}
+}
+
+// customerPick is a ticket whose desk contact is linked to a CRM contact
+// with deals, notes and activities, and what the mirror holds around it.
+type customerPick struct {
+	TicketID  string `db:"ticket_id"`
+	DeskID    string `db:"desk_id"`
+	CRMID     string `db:"crm_id"`
+	Deals     int    `db:"deals"`
+	Notes     int    `db:"notes"`
+	Acts      int    `db:"acts"`
+	Tickets   int    `db:"tickets"`
+	AccountID string `db:"account_id"`
+}
+
+// startCustomerWorld connects the acme org and waits until the first sync
+// linked the people and the mirror read both sides' records, then picks the
+// ticket with the richest CRM picture. It returns an admin token of acme.
+func startCustomerWorld(t *testing.T) (*connectionWorld, string, customerPick) {
+	t.Helper()
+	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(dig(orgs.Data, "reachableCrmOrgs").([]any)[0].(map[string]any)["id"].(string))}); len(r.Errors) > 0 {
+		t.Fatalf("connectCrm: %+v", r.Errors)
+	}
+
+	// A ticket whose contact is linked to a CRM contact with deals, notes
+	// and activities, once the first sync linked them and the mirror read
+	// the CRM's and the desk's records.
+	var pick customerPick
+	waitFor(t, "a linked ticket contact with deals, notes and activities in the mirror", func() bool {
+		err := w.ts.srv.db.DB.Get(&pick, `
+			SELECT t.ext_id AS ticket_id, l.desk_id, l.crm_id,
+				(SELECT count(*) FROM mirror_records d WHERE d.system = 'zoho_crm' AND d.module = 'deals' AND d.contact_ref = l.crm_id AND d.deleted_at IS NULL) AS deals,
+				(SELECT count(*) FROM mirror_records d WHERE d.system = 'zoho_crm' AND d.module = 'notes' AND d.contact_ref = l.crm_id AND d.deleted_at IS NULL) AS notes,
+				(SELECT count(*) FROM mirror_records d WHERE d.system = 'zoho_crm' AND d.module IN ('calls', 'events', 'tasks') AND d.contact_ref = l.crm_id AND d.deleted_at IS NULL) AS acts,
+				(SELECT count(*) FROM mirror_records d WHERE d.system = 'zoho_desk' AND d.module = 'tickets' AND d.contact_ref = l.desk_id AND d.deleted_at IS NULL) AS tickets,
+				COALESCE(c.account_ref, '') AS account_id
+			FROM mirror_records t
+			JOIN links l ON l.module = 'contacts' AND l.desk_id = t.contact_ref
+			JOIN mirror_records c ON c.system = 'zoho_crm' AND c.module = 'contacts' AND c.ext_id = l.crm_id
+			WHERE t.system = 'zoho_desk' AND t.module = 'tickets'
+			ORDER BY 4 DESC, 5 DESC, 6 DESC LIMIT 1`)
+		return err == nil && pick.Deals > 0 && pick.Notes > 0 && pick.Acts > 0
+	})
+
+	return w, admin, pick
+}

@@ -1,0 +1,232 @@
+package syncengine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/deskbridge/deskbridge/store"
+	"github.com/deskbridge/deskbridge/syncengine/connector"
+)
+
+// ReadModules are what customer 360 reads from the mirror, per system:
+// mirror module name -> the vendor's module. The synced modules (contacts,
+// accounts) are here too: the sync engine mirrors only what it syncs, and
+// the picture needs every contact and account, whatever the first sync's
+// window or the sync type.
+var ReadModules = map[connector.System]map[string]connector.Module{
+	connector.CRM: {"leads": "Leads", "contacts": "Contacts", "accounts": "Accounts", "deals": "Deals",
+		"notes": "Notes", "calls": "Calls", "events": "Events", "tasks": "Tasks"},
+	// Bigin has no leads; its deals are pipeline records.
+	connector.Bigin: {"contacts": "Contacts", "accounts": "Accounts", "deals": "Pipelines", "notes": "Notes",
+		"calls": "Calls", "events": "Events", "tasks": "Tasks"},
+	connector.Desk: {"contacts": "contacts", "accounts": "accounts", "tickets": "tickets"},
+}
+
+// mirrorCursorPrefix keeps the read mirror's cursors apart from the sync
+// poller's, which share the table and track the same vendor modules.
+const mirrorCursorPrefix = "mirror:"
+
+// Mirror keeps the read modules of each connection in the mirror: it walks
+// every module from the beginning once, then what changed since its cursor,
+// and marks what the deleted feeds report. It writes the mirror only; it
+// never queues a change for the other side.
+type Mirror struct {
+	DB         *sqlx.DB
+	Connectors Connectors
+	Log        *slog.Logger
+	PageSize   int // default 200
+	MaxPages   int // pages per module per pass; default 50
+}
+
+// MirrorConnection brings one connection's read modules up to date and
+// returns how many records it wrote.
+func (m *Mirror) MirrorConnection(ctx context.Context, conn store.Connection) (int, error) {
+	desk, crm, err := m.Connectors.For(ctx, conn)
+	if err != nil {
+		return 0, fmt.Errorf("mirroring connection %d: %w", conn.ID, err)
+	}
+	total := 0
+	for _, c := range []connector.Connector{crm, desk} {
+		modules := ReadModules[c.System()]
+		names := make([]string, 0, len(modules))
+		for name := range modules {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			n, err := m.mirrorModule(ctx, conn, c, name, modules[name])
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if err := m.mirrorDeleted(ctx, conn, c, name, modules[name]); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+func (m *Mirror) mirrorModule(ctx context.Context, conn store.Connection, c connector.Connector, name string, vm connector.Module) (int, error) {
+	size, pages := m.PageSize, m.MaxPages
+	if size <= 0 {
+		size = 200
+	}
+	if pages <= 0 {
+		pages = 50
+	}
+	system := string(c.System())
+	key := mirrorCursorPrefix + name
+	raw, err := store.GetCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorPoll)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	cursor := connector.Cursor(raw)
+	if cursor == "" {
+		cursor = c.StartAt(vm, time.Time{})
+	}
+	total := 0
+	for range pages {
+		page, err := c.ListChanged(ctx, vm, cursor, size)
+		if err != nil {
+			return total, fmt.Errorf("mirroring %s %s: %w", system, vm, err)
+		}
+		records, err := mirrorRecords(c.System(), name, page.Records)
+		if err != nil {
+			return total, err
+		}
+		// The records and the cursor past them commit together.
+		err = store.InTx(ctx, m.DB, func(tx *sqlx.Tx) error {
+			if _, err := store.UpsertMirror(ctx, tx, conn.OrgID, conn.ID, records); err != nil {
+				return err
+			}
+			return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorPoll, string(page.Next))
+		})
+		if err != nil {
+			return total, err
+		}
+		total += len(records)
+		cursor = page.Next
+		if page.Done {
+			break
+		}
+	}
+	return total, nil
+}
+
+// mirrorDeleted marks what a module's deleted feed reports since its
+// stored point. A first call only records "now": before it, the walk from
+// the beginning saw only live records.
+func (m *Mirror) mirrorDeleted(ctx context.Context, conn store.Connection, c connector.Connector, name string, vm connector.Module) error {
+	system := string(c.System())
+	key := mirrorCursorPrefix + name
+	raw, err := store.GetCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	since, perr := time.Parse(time.RFC3339Nano, raw)
+	if raw == "" || perr != nil {
+		now := time.Now().UTC().Format(time.RFC3339Nano)
+		return store.PutCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed, now)
+	}
+	dels, err := c.Deleted(ctx, vm, since.Add(-deletedOverlap))
+	if err != nil {
+		return fmt.Errorf("reading %s %s deleted feed for the mirror: %w", system, vm, err)
+	}
+	newest := since
+	byTime := map[time.Time][]string{}
+	for _, d := range dels {
+		byTime[d.DeletedAt] = append(byTime[d.DeletedAt], d.ID)
+		if d.DeletedAt.After(newest) {
+			newest = d.DeletedAt
+		}
+	}
+	return store.InTx(ctx, m.DB, func(tx *sqlx.Tx) error {
+		for at, ids := range byTime {
+			if _, err := store.MarkMirrorDeleted(ctx, tx, conn.OrgID, conn.ID, system, name, ids, at); err != nil {
+				return err
+			}
+		}
+		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed, newest.UTC().Format(time.RFC3339Nano))
+	})
+}
+
+// mirrorRecords turns vendor records of a read module into mirror rows
+// with their typed columns.
+func mirrorRecords(system connector.System, module string, recs []connector.Record) ([]store.MirrorRecord, error) {
+	out := make([]store.MirrorRecord, 0, len(recs))
+	for _, r := range recs {
+		raw, err := json.Marshal(r.Fields)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s %s %s for the mirror: %w", system, module, r.ID, err)
+		}
+		rec := store.MirrorRecord{System: string(system), Module: module, ExtID: r.ID, Fields: raw,
+			CreatedAt: timePtr(r.CreatedAt), ModifiedAt: timePtr(r.ModifiedAt), Refs: describeRecord(system, module, r)}
+		if email := str(r.Fields[emailFieldOf(system)]); email != "" {
+			e := strings.ToLower(email)
+			rec.Email = &e
+		}
+		if name := displayName(system, module, r.Fields); name != "" {
+			rec.Name = &name
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+func emailFieldOf(system connector.System) string {
+	if system == connector.Desk {
+		return "email"
+	}
+	return "Email"
+}
+
+// displayName is the mirror's name column: what the sync engine stores
+// for the same modules (last names, account and product names), so
+// matching by name sees one convention; resolvers build full names from
+// the fields.
+func displayName(system connector.System, module string, f map[string]any) string {
+	if system == connector.Desk {
+		switch module {
+		case "contacts":
+			return str(f["lastName"])
+		case "accounts":
+			return str(f["accountName"])
+		}
+		return str(f["subject"])
+	}
+	switch module {
+	case "accounts":
+		return str(f["Account_Name"])
+	case "deals":
+		return str(f["Deal_Name"])
+	case "contacts", "leads":
+		return str(f["Last_Name"])
+	}
+	return ""
+}
+
+// mirrorAll keeps the read modules of every ACTIVE or PAUSED connection
+// current (pausing stops applying changes, not reading them).
+func (e *Engine) mirrorAll(ctx context.Context, m *Mirror) {
+	conns, err := store.ConnectionsInStatus(ctx, e.DB, store.ConnectionActive, store.ConnectionPaused)
+	if err != nil {
+		e.Log.Error("listing connections to mirror", "err", err)
+		return
+	}
+	for _, c := range conns {
+		if n, err := m.MirrorConnection(ctx, c); err != nil {
+			e.Log.Warn("mirroring a connection's read modules; the next run tries again", "connection", c.ID, "err", err)
+		} else if n > 0 {
+			e.Log.Debug("mirrored records", "connection", c.ID, "records", n)
+		}
+	}
+}
