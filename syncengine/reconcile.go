@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/deskbridge/deskbridge/syncengine/connector"
@@ -90,6 +92,9 @@ type Plan struct {
 	// Deferred lists source fields not synced now (a lookup to a record
 	// that is not linked yet); they count as changed again next time.
 	Deferred []string
+	// RequeueTarget asks for the target record to be applied again: it won
+	// a conflict, and its value has to travel back to the source.
+	RequeueTarget bool
 }
 
 // Reconcile decides, field by field, what a change on one side means for
@@ -144,10 +149,17 @@ func Reconcile(in ReconcileInput) (Plan, error) {
 				c := conflict(in, mp, sv, cur)
 				p.Conflicts = append(p.Conflicts, c)
 				if c.Winner != in.Source {
-					// The target's value flows back when its own change is
-					// applied; marking the source value seen keeps that pass
-					// from calling it a conflict again.
-					p.SourceLast[sf] = sv
+					// The target's value has to flow back to the source. The
+					// link records the losing value as last synced on both
+					// sides, so the target's value counts as its change
+					// whenever the target is applied next, even if it was set
+					// back meanwhile to what the link held for it; and the
+					// target is queued, so that happens now, not at its next
+					// edit. Recording only the source side left the link with
+					// two "last synced" values, and a target set back to its
+					// own stayed different for good (server/storm_test.go).
+					p.SourceLast[sf], p.TargetLast[tf] = sv, tv
+					p.RequeueTarget = true
 					continue
 				}
 			}
@@ -220,7 +232,26 @@ func clone(m map[string]any) map[string]any {
 // CRM's offset form and the desk's UTC form of one moment are equal),
 // lookups by the id they point at, empty strings like null.
 func Same(a, b any) bool {
-	return reflect.DeepEqual(canonical(a), canonical(b))
+	ca, cb := canonical(a), canonical(b)
+	// One vendor sends a currency as "347.73", the other as 347.73: a
+	// number equals a string that reads as the same number. Two strings are
+	// still compared as text (a phone "0312" is not "312").
+	if fa, ok := ca.(float64); ok {
+		if sb, ok := cb.(string); ok {
+			return numericString(sb, fa)
+		}
+	}
+	if fb, ok := cb.(float64); ok {
+		if sa, ok := ca.(string); ok {
+			return numericString(sa, fb)
+		}
+	}
+	return reflect.DeepEqual(ca, cb)
+}
+
+func numericString(s string, f float64) bool {
+	n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	return err == nil && n == f
 }
 
 func canonical(v any) any {

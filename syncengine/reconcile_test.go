@@ -130,6 +130,20 @@ func TestConflictNewerWinsFieldByField(t *testing.T) {
 	if len(p.Write) != 0 || len(p.Conflicts) != 1 || p.Conflicts[0].Winner != syncengine.CRMSide || p.SourceLast["phone"] != "080-DESK" {
 		t.Fatalf("desk older: wrote %s, conflicts %+v, source last %v", writes(p), p.Conflicts, p.SourceLast)
 	}
+	// The link then holds the losing value for both sides, and the CRM is
+	// applied again: its 090-CRM differs from what the link holds for it, so
+	// it flows to the desk, even if the CRM had been set back to its old
+	// last-synced value meanwhile (the storm test's stuck case).
+	if p.TargetLast["Phone"] != "080-DESK" || !p.RequeueTarget {
+		t.Fatalf("desk older: target last %v, requeue %v", p.TargetLast, p.RequeueTarget)
+	}
+	back := mustPlan(t, input(syncengine.CRMSide,
+		map[string]any{"Last_Name": "Sato", "Phone": "03-1111"}, t0.Add(3*time.Hour),
+		map[string]any{"lastName": "Sato", "phone": "080-DESK"}, t0.Add(time.Hour),
+		map[string]any{"Last_Name": "Sato", "Phone": "080-DESK"}, map[string]any{"lastName": "Sato", "phone": "080-DESK"}))
+	if writes(back) != `{"phone":"03-1111"}` {
+		t.Fatalf("the CRM set back after winning: wrote %s, want its value on the desk", writes(back))
+	}
 	// Both changed to the same value: nothing to write, no conflict.
 	p = mustPlan(t, input(syncengine.DeskSide,
 		map[string]any{"lastName": "Sato", "phone": "070-SAME"}, t0.Add(time.Hour),
@@ -242,7 +256,12 @@ func TestSame(t *testing.T) {
 		{map[string]any{"name": "A", "id": "1"}, map[string]any{"id": "1"}, true},
 		{"", nil, true},
 		{"a", "A", false},
-		{json.Number("1"), "1", false},
+		// A currency the desk sends as text equals the CRM's number...
+		{json.Number("347.73"), "347.73", true},
+		{"347.73", 347.73, true},
+		{json.Number("1"), "one", false},
+		// ...but two strings stay text: phone numbers keep their zeros.
+		{"0312", "312", false},
 	} {
 		if got := syncengine.Same(c.a, c.b); got != c.want {
 			t.Errorf("Same(%#v, %#v) = %v", c.a, c.b, got)
