@@ -3482,7 +3482,7 @@ extend type Mutation {
   sync of contacts, accounts and products). Admins only. CONFLICT when the CRM
   org is already joined to a portal or the org already has a live connection.
   """
-  connectCrm(input: ConnectCrmInput!): Connection!
+  connectCrm("The mutation's input." input: ConnectCrmInput!): Connection!
   "Stops an ACTIVE or PAUSED connection; nothing syncs until it is reactivated. Admins only."
   deactivateConnection("The connection's global id." id: ID!): Connection!
   "Restarts an INACTIVE connection. Admins only."
@@ -3500,7 +3500,7 @@ extend type Mutation {
   (valid 7 days). Admins only. CONFLICT when the org already has a live
   connection.
   """
-  requestCrmAccess(input: RequestCrmAccessInput!): CrmAccessRequestPayload!
+  requestCrmAccess("The mutation's input." input: RequestCrmAccessInput!): CrmAccessRequestPayload!
   """
   Re-sends an access request (A2): a new approval code, valid 7 days from
   now; the previous one stops working. Admins only. CONFLICT unless the
@@ -3513,13 +3513,13 @@ extend type Mutation {
   the invited CRM administrator's own (BAD_USER_INPUT on ` + "`" + `credentials` + "`" + `
   otherwise). The connection becomes ACTIVE and its first sync starts.
   """
-  approveCrmAccess(input: ApproveCrmAccessInput!): Connection!
+  approveCrmAccess("The mutation's input." input: ApproveCrmAccessInput!): Connection!
   """
   Joins a CRM or Bigin org to a desk portal through a portal admin's service
   key (A3), with the portal's language and time zone. Admins only. CONFLICT
   when the CRM org already has a portal.
   """
-  connectCrmWithServiceKey(input: ConnectCrmWithServiceKeyInput!): Connection!
+  connectCrmWithServiceKey("The mutation's input." input: ConnectCrmWithServiceKeyInput!): Connection!
   """
   Moves a connection to another desk portal (A3). The links between CRM
   records and the old portal's records are dropped (the old portal keeps its
@@ -3527,7 +3527,7 @@ extend type Mutation {
   CRM's records with the new portal's. Admins only; not for PENDING_APPROVAL
   or REMOVED connections.
   """
-  switchDeskPortal(input: SwitchDeskPortalInput!): SwitchDeskPortalPayload!
+  switchDeskPortal("The mutation's input." input: SwitchDeskPortalInput!): SwitchDeskPortalPayload!
 }
 `, BuiltIn: false},
 	{Name: "../schema/customer.graphqls", Input: `# Customer 360 (SPEC C1-C3, D1-D4, G3): the CRM picture beside help-desk
@@ -3626,7 +3626,7 @@ type DeskContact implements Node {
   "The CRM picture of this contact (D2)."
   customer: Customer
   "The contact's tickets."
-  tickets(first: Int = 20, after: String, filter: TicketFilter, orderBy: TicketOrder = CREATED_DESC): TicketConnection!
+  tickets("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: TicketFilter, "The order of the items." orderBy: TicketOrder = CREATED_DESC): TicketConnection!
   "Counts of the contact's tickets (E3)."
   ticketCounts: TicketCounts!
 }
@@ -3642,7 +3642,7 @@ type DeskAccount implements Node {
   "The CRM picture of this account (D2)."
   customer: Customer
   "The account's tickets."
-  tickets(first: Int = 20, after: String, filter: TicketFilter, orderBy: TicketOrder = CREATED_DESC): TicketConnection!
+  tickets("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: TicketFilter, "The order of the items." orderBy: TicketOrder = CREATED_DESC): TicketConnection!
   "Counts of the account's tickets (E3)."
   ticketCounts: TicketCounts!
 }
@@ -3670,7 +3670,7 @@ type CrmRecord implements Node {
   contact it is linked to or shares an email with; for an account, those of
   its desk account. FORBIDDEN unless the profile's crmTickets allows (C2).
   """
-  tickets(first: Int = 20, after: String, filter: TicketFilter, orderBy: TicketOrder = CREATED_DESC): TicketConnection
+  tickets("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: TicketFilter, "The order of the items." orderBy: TicketOrder = CREATED_DESC): TicketConnection
   "Counts of those tickets; FORBIDDEN like ` + "`" + `tickets` + "`" + `."
   ticketCounts: TicketCounts
 }
@@ -3702,17 +3702,17 @@ type Customer {
   "Desk and CRM values side by side for every mapped field (contactInfo)."
   mergedFields: [MergedField!]
   "Deals of the contact, or of the account (deals)."
-  deals(first: Int = 20, after: String, filter: DealFilter, orderBy: DealOrder = CLOSING_DESC): DealConnection
+  deals("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: DealFilter, "The order of the items." orderBy: DealOrder = CLOSING_DESC): DealConnection
   "Notes on the contact, the account or their deals (notes)."
-  notes(first: Int = 20, after: String, filter: DateRangeFilter): NoteConnection
+  notes("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: DateRangeFilter): NoteConnection
   """
   Calls, events and tasks of the contact or account, newest first. Kinds the
   profile hides are left out with a FORBIDDEN error; asking only for hidden
   kinds gives an empty list with that error.
   """
-  activities(first: Int = 20, after: String, filter: ActivityFilter): ActivityConnection
+  activities("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: ActivityFilter): ActivityConnection
   "The customer's desk tickets."
-  tickets(first: Int = 20, after: String, filter: TicketFilter, orderBy: TicketOrder = CREATED_DESC): TicketConnection!
+  tickets("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: TicketFilter, "The order of the items." orderBy: TicketOrder = CREATED_DESC): TicketConnection!
   "Counts of those tickets."
   ticketCounts: TicketCounts!
 }
@@ -3927,11 +3927,11 @@ type ActivityEdge {
 
 extend type Query {
   "A ticket by its global id or its desk id (D1)."
-  ticket(id: ID, deskId: String): Ticket
+  ticket("The global id." id: ID, "The desk's id of the record." deskId: String): Ticket
   "The customer picture of whoever has this email, on the desk or in the CRM."
-  customerByEmail(email: String!): Customer
+  customerByEmail("An email address, compared case-insensitively." email: String!): Customer
   "A CRM lead, contact or account by its CRM id (D4)."
-  crmRecord(module: CrmModule!, crmId: String!): CrmRecord
+  crmRecord("The CRM module." module: CrmModule!, "The CRM's id of the record." crmId: String!): CrmRecord
 }
 
 "The CRM customer types the classification view ranks, highest first (D3)."
@@ -4040,7 +4040,7 @@ extend type Query {
   department or the whole org. The cursor is a position in the view, which
   moves as tickets change: use it to page a work queue, not to copy data.
   """
-  classifiedTickets(departmentId: String, first: Int = 20, after: String): TicketConnection
+  classifiedTickets("Only this desk department's tickets; all departments when left out." departmentId: String, "How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String): TicketConnection
   "The customer-type order the classification view uses."
   customerTypeRanks: [CustomerTypeRank!]!
 
@@ -4049,22 +4049,22 @@ extend type Query {
   by when deskbridge last saw each change, so a tool that remembers the time
   of its last copy reads only what changed. Deleted tickets leave the list.
   """
-  tickets(first: Int = 100, after: String, updatedSince: DateTime, filter: TicketFilter): TicketConnection!
+  tickets("How many items at most." first: Int = 100, "Start after this cursor (the endCursor of the previous page)." after: String, "Only what deskbridge saw change at or after this time; pages then follow that order." updatedSince: DateTime, "Which items to include." filter: TicketFilter): TicketConnection!
   "Every desk contact (BI), like ` + "`" + `tickets` + "`" + `."
-  deskContacts(first: Int = 100, after: String, updatedSince: DateTime): DeskContactConnection!
+  deskContacts("How many items at most." first: Int = 100, "Start after this cursor (the endCursor of the previous page)." after: String, "Only what deskbridge saw change at or after this time; pages then follow that order." updatedSince: DateTime): DeskContactConnection!
   "Every desk account (BI), like ` + "`" + `tickets` + "`" + `."
-  deskAccounts(first: Int = 100, after: String, updatedSince: DateTime): DeskAccountConnection!
+  deskAccounts("How many items at most." first: Int = 100, "Start after this cursor (the endCursor of the previous page)." after: String, "Only what deskbridge saw change at or after this time; pages then follow that order." updatedSince: DateTime): DeskAccountConnection!
   "Every CRM lead, contact or account (BI), like ` + "`" + `tickets` + "`" + `. Needs contactInfo access."
-  crmRecords(module: CrmModule!, first: Int = 100, after: String, updatedSince: DateTime): CrmRecordConnection
+  crmRecords("The CRM module." module: CrmModule!, "How many items at most." first: Int = 100, "Start after this cursor (the endCursor of the previous page)." after: String, "Only what deskbridge saw change at or after this time; pages then follow that order." updatedSince: DateTime): CrmRecordConnection
   "Every deal (BI), like ` + "`" + `tickets` + "`" + `. Needs deals access."
-  deals(first: Int = 100, after: String, updatedSince: DateTime): DealConnection
+  deals("How many items at most." first: Int = 100, "Start after this cursor (the endCursor of the previous page)." after: String, "Only what deskbridge saw change at or after this time; pages then follow that order." updatedSince: DateTime): DealConnection
   "Every note (BI), like ` + "`" + `tickets` + "`" + `. Needs notes access."
-  notes(first: Int = 100, after: String, updatedSince: DateTime): NoteConnection
+  notes("How many items at most." first: Int = 100, "Start after this cursor (the endCursor of the previous page)." after: String, "Only what deskbridge saw change at or after this time; pages then follow that order." updatedSince: DateTime): NoteConnection
   "Every call, event and task the profile shows (BI), like ` + "`" + `tickets` + "`" + `."
-  activities(kinds: [ActivityKind!], first: Int = 100, after: String, updatedSince: DateTime): ActivityConnection
+  activities("Only these kinds." kinds: [ActivityKind!], "How many items at most." first: Int = 100, "Start after this cursor (the endCursor of the previous page)." after: String, "Only what deskbridge saw change at or after this time; pages then follow that order." updatedSince: DateTime): ActivityConnection
 
   "Ticket counts grouped as asked (computed in SQL), e.g. per account and status."
-  ticketStats(groupBy: [TicketStatGroup!]!): [TicketStat!]!
+  ticketStats("The groups to count by; none counts everything." groupBy: [TicketStatGroup!]!): [TicketStat!]!
   "Deals and their amounts per stage. Needs deals access."
   dealStats: [DealStat!]
   "Activities per kind, for the kinds the profile shows."
@@ -4296,7 +4296,7 @@ type CreateApiTokenPayload {
 
 extend type Mutation {
   "Creates an API token in the caller's org. Admins only. Emits TOKEN_CREATED."
-  createApiToken(input: CreateApiTokenInput!): CreateApiTokenPayload!
+  createApiToken("The mutation's input." input: CreateApiTokenInput!): CreateApiTokenPayload!
   """
   Revokes a token; it stops authenticating at once, and open WebSocket
   connections made with it are closed. Admins only. Revoking a revoked token
@@ -4401,7 +4401,7 @@ extend type Mutation {
   Replaces a role's profile. Applies to the role's very next request (and is
   checked again for every event a subscription delivers). Admins only.
   """
-  updatePermissionProfile(role: Role!, input: PermissionProfileInput!): PermissionProfile!
+  updatePermissionProfile("The role whose profile this is." role: Role!, "The mutation's input." input: PermissionProfileInput!): PermissionProfile!
 }
 `, BuiltIn: false},
 	{Name: "../schema/schema.graphqls", Input: `# The root of deskbridge's GraphQL schema. Each domain lives in its own file
@@ -4450,12 +4450,12 @@ type Query {
   Fetches an object by its global id. An id that does not exist in the caller's
   org, or does not parse, yields null with a NOT_FOUND error.
   """
-  node(id: ID!): Node
+  node("The global id." id: ID!): Node
   """
   Fetches several objects by global id, in the order given; each missing id
   yields null with a NOT_FOUND error at its index. At most 100 ids.
   """
-  nodes(ids: [ID!]!): [Node]!
+  nodes("Global ids." ids: [ID!]!): [Node]!
 }
 
 "The entry points for writing. Every mutation is scoped to the caller's org and checked against its role."
