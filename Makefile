@@ -6,7 +6,7 @@ STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 JS_DIR    = test/js
 BIN       = bin/deskbridge
 
-.PHONY: run build generate check-generated test test-go js-deps lint bench clean
+.PHONY: run build generate check-generated test test-go js-deps lint bench bench-firstsync clean
 
 ## run: start the gateway on the embedded PostgreSQL with a demo org; prints the GraphiQL URL and an admin token
 run:
@@ -50,8 +50,12 @@ lint:
 	$(STATICCHECK) ./...
 
 ## bench: benchmarks that print throughput and latency (numbers for the closing notes; never timed assertions)
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 5s -benchmem ./...
+bench: bench-firstsync
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkFirstSync$$' -benchtime 5s -benchmem ./...
+
+## bench-firstsync: the first sync of a 10k and a 100k world through the gateway binary (minutes; one run each)
+bench-firstsync:
+	$(GO) test -run '^$$' -bench '^BenchmarkFirstSync$$' -benchtime 1x -timeout 90m ./cmd/deskbridge
 
 ## clean: remove build output (not the embedded database in .deskbridge/)
 clean:

@@ -304,21 +304,23 @@ func ConnectionByRequestToken(ctx context.Context, q Queryer, hash []byte) (Conn
 
 // ForgetDeskSide drops what a connection knows of its desk portal: the
 // links (so no record pairs with a record of another portal), the desk's
-// mirror rows, queued desk changes, polling cursors and the webhook
-// subscription row. The portal keeps its data; the CRM side is untouched.
+// mirror rows and the first sync's match index over them, queued desk
+// changes, polling cursors and the webhook subscription row. The portal
+// keeps its data; the CRM side is untouched.
 // It is the data half of switching portals (A3) and returns how many links
 // were dropped.
 func ForgetDeskSide(ctx context.Context, q Queryer, orgID, connID int64, deskSystem string) (int64, error) {
 	const action = "forgetting the desk side of a connection"
 	var links int64
 	// Data-modifying CTEs run to completion whether or not the outer
-	// query reads them, so one statement does all five deletes.
+	// query reads them, so one statement does all six deletes.
 	err := q.GetContext(ctx, &links, `
 		WITH l AS (DELETE FROM links WHERE org_id = $1 AND connection_id = $2 RETURNING 1),
 		     m AS (DELETE FROM mirror_records WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1),
 		     q AS (DELETE FROM change_queue WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1),
 		     c AS (DELETE FROM sync_cursors WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1),
-		     w AS (DELETE FROM connection_watches WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1)
+		     w AS (DELETE FROM connection_watches WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1),
+		     x AS (DELETE FROM match_indexes WHERE org_id = $1 AND connection_id = $2 AND system = $3 RETURNING 1)
 		SELECT count(*) FROM l`, orgID, connID, deskSystem)
 	return links, classify(action, err)
 }

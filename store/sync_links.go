@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lib/pq"
@@ -134,6 +136,122 @@ func InsertLink(ctx context.Context, q Queryer, l NewLink) (Link, error) {
 		})
 	}
 	return Link{}, fmt.Errorf("%s: %w (links kept changing)", action, ErrConflict)
+}
+
+// linkRow is how InsertLinks and UpdateLinksValues ship a link to
+// jsonb_to_recordset.
+type linkRow struct {
+	ID             int64           `json:"id,omitempty"`
+	DeskID         string          `json:"desk_id,omitempty"`
+	CRMID          string          `json:"crm_id,omitempty"`
+	DeskValues     json.RawMessage `json:"desk_values,omitempty"`
+	CRMValues      json.RawMessage `json:"crm_values,omitempty"`
+	DeskModifiedAt *time.Time      `json:"desk_modified_at,omitempty"`
+	CRMModifiedAt  *time.Time      `json:"crm_modified_at,omitempty"`
+}
+
+// LinkPair names a link by its two records.
+type LinkPair struct{ DeskID, CRMID string }
+
+// InsertLinks links a batch of record pairs of one connection and module in
+// one statement (a first sync links thousands; one round trip each would
+// be most of a batch's database time). It returns the links it inserted,
+// by pair. A pair missing from the answer was not linked because one of its
+// records already was (or the batch repeats it): ask InsertLink about that
+// pair for the *LinkConflict, which is rare. Each NewLink's OrgID,
+// ConnectionID and Module are ignored; nil values are stored as {}. Rows go
+// in in CRM id order, so concurrent batches lock the same keys alike.
+func InsertLinks(ctx context.Context, q Queryer, orgID, connID int64, module string, links []NewLink) (map[LinkPair]Link, error) {
+	const action = "inserting links"
+	out := map[LinkPair]Link{}
+	if len(links) == 0 {
+		return out, nil
+	}
+	rows := make([]linkRow, len(links))
+	for i, l := range links {
+		rows[i] = linkRow{DeskID: l.DeskID, CRMID: l.CRMID, DeskValues: l.DeskValues, CRMValues: l.CRMValues,
+			DeskModifiedAt: l.DeskModifiedAt, CRMModifiedAt: l.CRMModifiedAt}
+	}
+	slices.SortFunc(rows, func(a, b linkRow) int { return cmp.Or(cmp.Compare(a.CRMID, b.CRMID), cmp.Compare(a.DeskID, b.DeskID)) })
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encoding: %w", action, err)
+	}
+	var inserted []Link
+	err = q.SelectContext(ctx, &inserted, `
+		INSERT INTO links (org_id, connection_id, module, desk_id, crm_id, desk_values, crm_values,
+			desk_modified_at, crm_modified_at)
+		SELECT c.org_id, c.id, $3, r.desk_id, r.crm_id, COALESCE(r.desk_values, '{}'), COALESCE(r.crm_values, '{}'),
+			r.desk_modified_at, r.crm_modified_at
+		FROM connections c, jsonb_to_recordset($4::jsonb) AS r(desk_id text, crm_id text, desk_values jsonb,
+			crm_values jsonb, desk_modified_at timestamptz, crm_modified_at timestamptz)
+		WHERE c.org_id = $1 AND c.id = $2
+		ON CONFLICT DO NOTHING
+		RETURNING `+linkColumns, orgID, connID, module, batch)
+	if err != nil {
+		return nil, classify(action, err)
+	}
+	for _, l := range inserted {
+		out[LinkPair{l.DeskID, l.CRMID}] = l
+	}
+	return out, nil
+}
+
+// LinkUpdate is one link's new values for UpdateLinksValues.
+type LinkUpdate struct {
+	LinkID int64
+	LinkValues
+}
+
+// UpdateLinksValues is UpdateLinkValues for a batch of links of the org, in
+// one statement. It is ErrNotFound when any of them is gone (or not the
+// org's), like UpdateLinkValues; the caller's transaction should then roll
+// back, as the others were updated.
+func UpdateLinksValues(ctx context.Context, q Queryer, orgID int64, updates []LinkUpdate) error {
+	const action = "updating link values"
+	if len(updates) == 0 {
+		return nil
+	}
+	rows := make([]linkRow, len(updates))
+	want := map[int64]bool{}
+	for i, u := range updates {
+		rows[i] = linkRow{ID: u.LinkID, DeskValues: u.DeskValues, CRMValues: u.CRMValues,
+			DeskModifiedAt: u.DeskModifiedAt, CRMModifiedAt: u.CRMModifiedAt}
+		want[u.LinkID] = true
+	}
+	slices.SortFunc(rows, func(a, b linkRow) int { return cmp.Compare(a.ID, b.ID) })
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("%s: encoding: %w", action, err)
+	}
+	// A link repeated in the batch is updated once, with its last values,
+	// as one UpdateLinkValues after another would leave it.
+	var n int
+	err = q.GetContext(ctx, &n, `
+		WITH up AS (
+			UPDATE links l SET
+				desk_values = COALESCE(r.desk_values, l.desk_values),
+				crm_values = COALESCE(r.crm_values, l.crm_values),
+				desk_modified_at = COALESCE(r.desk_modified_at, l.desk_modified_at),
+				crm_modified_at = COALESCE(r.crm_modified_at, l.crm_modified_at),
+				synced_at = now()
+			FROM (
+				SELECT DISTINCT ON (id) * FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (id bigint, desk_values jsonb,
+					crm_values jsonb, desk_modified_at timestamptz, crm_modified_at timestamptz)) WITH ORDINALITY
+					AS x(id, desk_values, crm_values, desk_modified_at, crm_modified_at, ord)
+				ORDER BY id, ord DESC
+			) r
+			WHERE l.org_id = $1 AND l.id = r.id
+			RETURNING 1
+		)
+		SELECT count(*) FROM up`, orgID, batch)
+	if err != nil {
+		return classify(action, err)
+	}
+	if n != len(want) {
+		return fmt.Errorf("%s: %d of %d links: %w", action, len(want)-n, len(want), ErrNotFound)
+	}
+	return nil
 }
 
 // LinkByID returns one link of the org.

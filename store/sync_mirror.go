@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -72,9 +73,13 @@ type mirrorRow struct {
 //
 // A row whose stored modified time is newer than the incoming one is kept:
 // two workers may mirror the same record from reads taken at different
-// moments, and the older read must not win. A record repeated in the batch
-// counts once (the last copy). It returns how many rows were written, and
-// ErrNotFound when the connection is not the org's.
+// moments, and the older read must not win. A copy equal to the stored one
+// (same modified time, fields and deletion) is not written again: the sync
+// reads most records more than once (the first sync's index, the fresh
+// read before applying), and every update of a row rewrites all of the
+// mirror's indexes. A record repeated in the batch counts once (the last
+// copy). It returns how many rows were written, and ErrNotFound when the
+// connection is not the org's.
 func UpsertMirror(ctx context.Context, q Queryer, orgID, connID int64, records []MirrorRecord) (int64, error) {
 	const action = "upserting mirror records"
 	if len(records) == 0 {
@@ -145,7 +150,9 @@ func UpsertMirror(ctx context.Context, q Queryer, orgID, connID int64, records [
 				modified_at = EXCLUDED.modified_at,
 				deleted_at = EXCLUDED.deleted_at,
 				mirrored_at = now()
-			WHERE m.modified_at IS NULL OR EXCLUDED.modified_at IS NULL OR EXCLUDED.modified_at >= m.modified_at
+			WHERE m.modified_at IS NULL OR EXCLUDED.modified_at IS NULL OR EXCLUDED.modified_at > m.modified_at
+				OR (EXCLUDED.modified_at = m.modified_at AND (EXCLUDED.fields IS DISTINCT FROM m.fields
+					OR EXCLUDED.deleted_at IS DISTINCT FROM m.deleted_at))
 			RETURNING 1
 		)
 		SELECT EXISTS (SELECT 1 FROM conn) AS found, (SELECT count(*) FROM up) AS written`,
@@ -224,6 +231,118 @@ func MirrorFindByName(ctx context.Context, q Queryer, orgID, connID int64, syste
 		orgID, connID, system, module, name, limit)
 	if err != nil {
 		return nil, fmt.Errorf("finding mirror records by name: %w", err)
+	}
+	return out, nil
+}
+
+// AnalyzeMirror refreshes the planner's statistics of the mirror. A first
+// sync's match index loads a whole module at once, usually into a table
+// that had few rows when autovacuum last looked at it: with those
+// statistics the planner takes any index of the connection for
+// MirrorMatches and filters thousands of rows per value.
+func AnalyzeMirror(ctx context.Context, db *sqlx.DB) error {
+	return analyzeQuickly(ctx, db, "mirror_records")
+}
+
+// syncTables are the tables a first sync grows from nothing, whose lookups
+// (links by ids, the queue's claim, mirror matches) the planner gets wrong
+// on statistics taken when they were small.
+var syncTables = []string{"change_queue", "links", "mirror_records"}
+
+// AnalyzeGrowing refreshes the statistics of the sync tables that changed
+// by more than a fifth (and 1,000 rows) since they were last analyzed. A
+// first sync outgrows autovacuum, which looks once a minute: meanwhile a
+// links lookup by 100 ids walks every link of the module. It returns the
+// tables it analyzed.
+func AnalyzeGrowing(ctx context.Context, db *sqlx.DB) ([]string, error) {
+	var stale []string
+	err := db.SelectContext(ctx, &stale, `
+		SELECT relname FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND relname = ANY($1)
+		  AND n_mod_since_analyze > GREATEST(1000, n_live_tup / 5)
+		ORDER BY relname`, pq.Array(syncTables))
+	if err != nil {
+		return nil, fmt.Errorf("finding sync tables to analyze: %w", err)
+	}
+	for _, t := range stale {
+		if err := analyzeQuickly(ctx, db, t); err != nil {
+			return nil, err
+		}
+	}
+	return stale, nil
+}
+
+// analyzeQuickly analyzes a table from a small sample (3,000 rows instead
+// of 30,000): enough to know how many rows a connection and module has and
+// that emails and ids are distinct, at a tenth of the cost on wide jsonb
+// rows. Autovacuum's next analyze takes the full sample again.
+func analyzeQuickly(ctx context.Context, db *sqlx.DB, table string) error {
+	err := InTx(ctx, db, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL default_statistics_target = 10`); err != nil {
+			return err
+		}
+		// The name is one of ours, never input.
+		_, err := tx.ExecContext(ctx, `ANALYZE `+pq.QuoteIdentifier(table))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("analyzing %s: %w", table, err)
+	}
+	return nil
+}
+
+// MatchKey is how MirrorMatches compares: a record's email (lower-cased and
+// trimmed, as the mirror stores it) or its name (case-insensitively).
+type MatchKey int
+
+// Match keys.
+const (
+	MatchByEmail MatchKey = iota + 1
+	MatchByName
+)
+
+// MirrorMatches finds, for each of a batch of values, the live mirrored
+// records of one system and module holding it: up to perValue record ids
+// per value, oldest created first, keyed by the value exactly as given.
+// Values without a match are absent. One statement for the whole batch,
+// each value an index lookup: the first sync matches (B8) thousands of
+// records against the target side's index this way.
+func MirrorMatches(ctx context.Context, q Queryer, orgID, connID int64, system, module string, key MatchKey, values []string, perValue int) (map[string][]string, error) {
+	const action = "matching mirror records"
+	out := map[string][]string{}
+	if len(values) == 0 {
+		return out, nil
+	}
+	var cond string
+	switch key {
+	case MatchByEmail:
+		cond = `m.email IS NOT NULL AND m.email = lower(btrim(v.value))` // the email index is partial
+	case MatchByName:
+		cond = `lower(m.name) = lower(v.value)`
+	default:
+		return nil, fmt.Errorf("%s: unknown key %d", action, key)
+	}
+	var rows []struct {
+		Value string `db:"value"`
+		ExtID string `db:"ext_id"`
+	}
+	err := q.SelectContext(ctx, &rows, `
+		SELECT v.value, m.ext_id
+		FROM (SELECT DISTINCT value FROM unnest($5::text[]) AS u(value)) v
+		CROSS JOIN LATERAL (
+			SELECT m.ext_id, m.created_at FROM mirror_records m
+			WHERE m.connection_id = $2 AND m.system = $3 AND m.module = $4 AND m.org_id = $1
+			  AND m.deleted_at IS NULL AND `+cond+`
+			ORDER BY m.created_at NULLS LAST, m.ext_id
+			LIMIT $6
+		) m
+		ORDER BY v.value, m.created_at NULLS LAST, m.ext_id`,
+		orgID, connID, system, module, pq.Array(values), perValue)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", action, err)
+	}
+	for _, r := range rows {
+		out[r.Value] = append(out[r.Value], r.ExtID)
 	}
 	return out, nil
 }

@@ -183,13 +183,17 @@ func Claim(ctx context.Context, q Queryer, o ClaimOptions) ([]QueueItem, error) 
 	out := []QueueItem{}
 	// The CTE is MATERIALIZED so the locked pick runs exactly once; a
 	// subquery inlined into the UPDATE could be re-run and exceed LIMIT.
+	// The active connections are read once into an array rather than
+	// joined: joined, the planner starts from the connection and sorts all
+	// its due rows (a first sync queues thousands) on every claim, instead
+	// of walking change_queue_claim in order and stopping at LIMIT.
 	err := q.SelectContext(ctx, &out, `
 		WITH picked AS MATERIALIZED (
 			SELECT cq.id FROM change_queue cq
 			WHERE cq.available_at <= now()
 			  AND (cq.lease_until IS NULL OR cq.lease_until <= now())
 			  AND ($1::bigint[] IS NULL OR cq.connection_id = ANY($1::bigint[]))
-			  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = cq.connection_id AND c.status = 'ACTIVE')
+			  AND cq.connection_id = ANY(ARRAY(SELECT c.id FROM connections c WHERE c.status = 'ACTIVE'))
 			ORDER BY cq.available_at, cq.id
 			LIMIT $2
 			FOR UPDATE OF cq SKIP LOCKED
@@ -312,6 +316,17 @@ func Release(ctx context.Context, q Queryer, items []QueueItem) error {
 		WHERE cq.id = d.id AND cq.leased_by = d.leased_by AND cq.lease_until = d.lease_until`,
 		pq.Array(ids), pq.Array(holders), pq.Array(leases))
 	return classify(action, err)
+}
+
+// QueuedForRun counts the rows of a first-sync run still in the queue, so
+// its walk can pause while the workers catch up.
+func QueuedForRun(ctx context.Context, q Queryer, runID int64) (int64, error) {
+	var n int64
+	err := q.GetContext(ctx, &n, `SELECT count(*) FROM change_queue WHERE run_id = $1`, runID)
+	if err != nil {
+		return 0, fmt.Errorf("counting queued rows of sync run %d: %w", runID, err)
+	}
+	return n, nil
 }
 
 // ClearQueue drops every queued change of a connection, for removal (A6:

@@ -34,8 +34,11 @@ type Engine struct {
 	// HistoryRetention is how long sync history is kept (B13: at least 7
 	// days); the leader prunes older hours daily. Default 7 days.
 	HistoryRetention time.Duration
-	// FirstSyncEvery is how often the leader advances the running first
-	// syncs (a few pages per run each time); default 5s.
+	// FirstSyncEvery is how often the leader's first-sync job is started,
+	// default 5s. Once started it advances the runs every firstSyncPause
+	// while this replica leads, so a walk keeps pace with the workers and
+	// a run is picked up and finished at once; this interval only matters
+	// after an error or a change of leader.
 	FirstSyncEvery time.Duration
 
 	wakeOnce sync.Once
@@ -158,16 +161,56 @@ func (e *Engine) pollAll(ctx context.Context, p *Poller) {
 	}
 }
 
-// firstSync advances the running first syncs (B7) and wakes this process's
-// workers when it queued records.
+// firstSyncPause is the pause between two passes of the first-sync driver:
+// about what the workers need to drain a few batches. analyzeEvery is how
+// often the driver looks for sync tables whose statistics a first sync has
+// outgrown (store.AnalyzeGrowing).
+const (
+	firstSyncPause = 200 * time.Millisecond
+	analyzeEvery   = 5 * time.Second
+)
+
+// firstSync advances the running first syncs (B7), waking this process's
+// workers when it queued records. It passes again every firstSyncPause for
+// as long as this replica leads: a walk paced by the job's interval would
+// leave the workers idle most of the time, and a run just started
+// (connectCrm) or just drained is seen at once. A pass without runs is one
+// query. An error ends the job run; the next start tries again.
 func (e *Engine) firstSync(ctx context.Context, f *FirstSync) {
-	n, err := f.Tick(ctx)
-	if err != nil && ctx.Err() == nil {
-		e.Log.Warn("advancing first syncs; the next run tries again", "err", err)
-	}
-	if n > 0 {
-		e.Log.Debug("first sync enqueued records", "enqueued", n)
-		e.Wake()
+	var nextAnalyze time.Time
+	for {
+		if time.Now().After(nextAnalyze) {
+			nextAnalyze = time.Now().Add(analyzeEvery)
+			if tables, err := store.AnalyzeGrowing(ctx, e.DB); err != nil && ctx.Err() == nil {
+				// Most likely a role that does not own the tables: autovacuum
+				// still does it, later; ask again in an hour, not every pass.
+				e.Log.Warn("refreshing the sync tables' statistics; trying again in an hour", "err", err)
+				nextAnalyze = time.Now().Add(time.Hour)
+			} else if len(tables) > 0 {
+				e.Log.Debug("refreshed the sync tables' statistics", "tables", tables)
+			}
+		}
+		n, err := f.Tick(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.Log.Warn("advancing first syncs; the next run tries again", "err", err)
+		}
+		if n > 0 {
+			e.Log.Debug("first sync enqueued records", "enqueued", n)
+			e.Wake()
+		}
+		if err != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(firstSyncPause):
+		}
+		// The scheduler asks the elector before each start only; a job that
+		// keeps going asks it itself, so a replica that lost the lead stops.
+		if e.Elector != nil && e.Elector.IsLeader(ctx) != nil {
+			return
+		}
 	}
 }
 

@@ -118,21 +118,41 @@ func (s *ConnectionService) SyncRuns(ctx context.Context, v auth.Viewer, id int6
 	return store.Runs(ctx, s.db, v.OrgID, id)
 }
 
-// FirstSync is the first-sync driver. The leader calls Tick every few
-// seconds (Engine.FirstSyncEvery); each tick advances every RUNNING run a
-// few pages, reports its progress once, and finishes the runs whose walk
-// is done and whose records were all applied. It keeps nothing that a
+// FirstSync is the first-sync driver. The leader calls Tick often
+// (Engine.FirstSyncEvery, and between its ticks while runs are RUNNING);
+// each tick advances every RUNNING run until the run has MaxBacklog records
+// waiting in the queue, reports its progress, and finishes the runs whose
+// walk is done and whose records were all applied. It keeps nothing that a
 // restart needs: the checkpoint, counters and status are the run's row.
 type FirstSync struct {
 	DB         *sqlx.DB
 	Connectors Connectors
 	Log        *slog.Logger
 	PageSize   int // records per page; default 200
-	MaxPages   int // pages per run per tick; default 5
+	// MaxPages caps the pages per run per tick; 0 = as many as MaxBacklog
+	// and the tick's time allow.
+	MaxPages int
+	// MaxBacklog is how many of a run's records may wait in the queue
+	// before its walk pauses; default 4000. The walk keeps ahead of the
+	// workers without filling the queue with a whole org: changes captured
+	// meanwhile are not stuck behind it, and what was enqueued is applied
+	// soon after it was read.
+	MaxBacklog int
+	// ProgressEvery spaces a run's SYNC_PROGRESS events; default 1s.
+	ProgressEvery time.Duration
 
 	mu       sync.Mutex
 	reported map[int64]store.Run // the counters last sent as SYNC_PROGRESS, per run
+	sentAt   map[int64]time.Time // when they were sent
 }
+
+// Pacing defaults of the walk.
+const (
+	defaultMaxBacklog = 4000
+	// walkBudget bounds one run's walk in one tick, so every run advances
+	// and reports within a tick however far a walk could go.
+	walkBudget = time.Second
+)
 
 // Tick advances every RUNNING run once; it returns how many records it
 // enqueued, so the caller can wake its workers.
@@ -184,10 +204,17 @@ func (f *FirstSync) advance(ctx context.Context, c store.Connection, r store.Run
 		return 0, nil // paused or inactive: the walk waits with the workers
 	}
 	n := 0
-	if !r.WalkDone && !hold {
-		var err error
-		if r, n, err = f.walk(ctx, c, r); err != nil {
-			return n, err
+	if !r.WalkDone {
+		// The walk enqueues once the target's match index caught up
+		// (matchindex.go); a held walk reads it meanwhile.
+		ready, err := f.indexTarget(ctx, c, r)
+		if err != nil {
+			return 0, err
+		}
+		if ready && !hold {
+			if r, n, err = f.walk(ctx, c, r); err != nil {
+				return n, err
+			}
 		}
 	}
 	return n, f.report(ctx, r)
@@ -197,13 +224,14 @@ func (f *FirstSync) advance(ctx context.Context, c store.Connection, r store.Run
 // and enqueues the records created since the run's Since, committing each
 // page's rows with the new checkpoint.
 func (f *FirstSync) walk(ctx context.Context, c store.Connection, r store.Run) (store.Run, int, error) {
-	size, pages := f.PageSize, f.MaxPages
+	size, backlog := f.PageSize, f.MaxBacklog
 	if size <= 0 {
 		size = 200
 	}
-	if pages <= 0 {
-		pages = 5
+	if backlog <= 0 {
+		backlog = defaultMaxBacklog
 	}
+	deadline := time.Now().Add(walkBudget)
 	desk, crm, err := f.Connectors.For(ctx, c)
 	if err != nil {
 		return r, 0, err
@@ -219,7 +247,13 @@ func (f *FirstSync) walk(ctx context.Context, c store.Connection, r store.Run) (
 		cursor = src.StartAt(vm, r.Since)
 	}
 	total := 0
-	for range pages {
+	for pages := 0; f.MaxPages <= 0 || pages < f.MaxPages; pages++ {
+		if pages > 0 && time.Now().After(deadline) {
+			break
+		}
+		if full, err := f.backlogFull(ctx, r, backlog); err != nil || full {
+			return r, total, err
+		}
 		page, err := src.ListChanged(ctx, vm, cursor, size)
 		if err != nil {
 			return r, total, fmt.Errorf("walking %s %s: %w", system, vm, err)
@@ -273,6 +307,18 @@ func (f *FirstSync) walk(ctx context.Context, c store.Connection, r store.Run) (
 	return r, total, nil
 }
 
+// backlogFull says whether the run has backlog records waiting in the
+// queue. The counters tell without a query while they are below it; at it,
+// the queue is counted, since rows coalesced or taken over by another run
+// never reach done and would hold the walk forever.
+func (f *FirstSync) backlogFull(ctx context.Context, r store.Run, backlog int) (bool, error) {
+	if r.Enqueued-r.Done < int64(backlog) {
+		return false, nil
+	}
+	n, err := store.QueuedForRun(ctx, f.DB, r.ID)
+	return n >= int64(backlog), err
+}
+
 // report finishes a run whose walk is done and whose records were all
 // applied, with SYNC_RUN_FINISHED; otherwise it sends SYNC_PROGRESS when
 // the counters moved since the last report. Either happens in one
@@ -311,10 +357,15 @@ func (f *FirstSync) report(ctx context.Context, r store.Run) error {
 				return nil
 			}
 		}
+		every := f.ProgressEvery
+		if every <= 0 {
+			every = time.Second
+		}
 		f.mu.Lock()
 		last, ok := f.reported[cur.ID]
+		at := f.sentAt[cur.ID]
 		f.mu.Unlock()
-		if ok && sameCounters(last, cur) {
+		if ok && (sameCounters(last, cur) || time.Since(at) < every) {
 			return nil
 		}
 		if _, err := store.InsertEvent(ctx, tx, runEvent(SyncEventProgress, cur)); err != nil {
@@ -332,12 +383,13 @@ func (f *FirstSync) report(ctx context.Context, r store.Run) error {
 	if sent != nil {
 		f.mu.Lock()
 		if f.reported == nil {
-			f.reported = map[int64]store.Run{}
+			f.reported, f.sentAt = map[int64]store.Run{}, map[int64]time.Time{}
 		}
 		if sent.Status == store.RunRunning {
-			f.reported[sent.ID] = *sent
+			f.reported[sent.ID], f.sentAt[sent.ID] = *sent, time.Now()
 		} else {
 			delete(f.reported, sent.ID)
+			delete(f.sentAt, sent.ID)
 			if f.Log != nil {
 				f.Log.Info("first sync run finished", "org_id", sent.OrgID, "connection_id", sent.ConnectionID,
 					"run_id", sent.ID, "module", sent.Module, "direction", sent.Direction, "enqueued", sent.Enqueued,

@@ -117,24 +117,15 @@ func (g *group) direction() string {
 
 func (g *group) sourceSystem() string { return string(g.src.System()) }
 
-// moduleBusyDelay is how long rows wait when another worker is applying
-// their connection and module.
-const moduleBusyDelay = 200 * time.Millisecond
+// moduleBusyDelay is how long rows wait when another worker kept applying
+// their connection and module for all of moduleLockWait (lockModule).
+const (
+	moduleBusyDelay = 200 * time.Millisecond
+	moduleLockWait  = 5 * time.Second
+)
 
 func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error {
 	first := items[0]
-	// One worker at a time per connection and module, across replicas:
-	// otherwise the echo of a record this worker is creating could be
-	// applied by another worker before the link is committed, and a record
-	// without a matching key (a contact without email) created twice.
-	unlock, ok, err := w.lockModule(ctx, first.ConnectionID, first.Module)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return store.Postpone(ctx, w.DB, items, moduleBusyDelay)
-	}
-	defer unlock()
 	conn, err := store.ConnectionByID(ctx, w.DB, first.OrgID, first.ConnectionID)
 	if err != nil {
 		return err
@@ -175,8 +166,24 @@ func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error 
 			upserts = append(upserts, it)
 		}
 	}
-	out, err := w.applyUpserts(ctx, g, upserts)
+	// The fresh read of the changed records needs no lock (a record that
+	// changes after it is captured again), so it overlaps the apply of
+	// another worker holding the module.
+	out := &outcome{gone: map[string][]string{}}
+	recs := w.readSources(ctx, g, out, upserts)
+	// One worker at a time per connection and module, across replicas:
+	// otherwise the echo of a record this worker is creating could be
+	// applied by another worker before the link is committed, and a record
+	// without a matching key (a contact without email) created twice.
+	unlock, ok, err := w.lockModule(ctx, first.ConnectionID, first.Module)
 	if err != nil {
+		return err
+	}
+	if !ok {
+		return store.Postpone(ctx, w.DB, items, moduleBusyDelay)
+	}
+	defer unlock()
+	if err := w.applyUpserts(ctx, g, out, recs); err != nil {
 		return err
 	}
 	if err := w.applyDeletes(ctx, g, deletes, out); err != nil {
@@ -308,37 +315,56 @@ type pending struct {
 	plan   Plan
 }
 
-func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.QueueItem) (*outcome, error) {
-	out := &outcome{gone: map[string][]string{}}
+// readSources reads the changed records fresh from their source (the
+// queue is a hint, the vendor is truth) and mirrors them. Items whose
+// record is gone are done (its deletion arrives through the deleted feed
+// or a webhook); a failed read is sorted into out for every item.
+func (w *Worker) readSources(ctx context.Context, g *group, out *outcome, items []store.QueueItem) []connector.Record {
 	if len(items) == 0 {
-		return out, nil
+		return nil
 	}
 	ids := make([]string, len(items))
-	byID := map[string]store.QueueItem{}
 	for i, it := range items {
-		ids[i], byID[it.ExtID] = it.ExtID, it
+		ids[i] = it.ExtID
 	}
 	recs, err := g.src.GetMany(ctx, w.vendorModule(g, g.source), ids)
 	if err != nil {
 		w.failAll(g, out, items, err)
-		return out, nil
+		return nil
 	}
-	found := map[string]connector.Record{}
+	found := map[string]bool{}
 	for _, r := range recs {
-		found[r.ID] = r
+		found[r.ID] = true
 		out.mirror = append(out.mirror, mirrorOf(g, g.source, r))
 	}
 	for _, it := range items {
-		if _, ok := found[it.ExtID]; !ok {
-			out.done = append(out.done, it) // gone since: its deletion arrives through the deleted feed or a webhook
+		if !found[it.ExtID] {
+			out.done = append(out.done, it)
 		}
+	}
+	return recs
+}
+
+// applyUpserts reconciles the records read with their linked or matched
+// counterparts and writes the other side.
+func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs []connector.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(recs))
+	byID := map[string]store.QueueItem{}
+	for _, it := range g.items {
+		byID[it.ExtID] = it
+	}
+	for i, r := range recs {
+		ids[i] = r.ID
 	}
 	links, err := w.links(ctx, g, g.module, g.source, ids)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := w.prefetchLookups(ctx, g, recs); err != nil {
-		return nil, err
+		return err
 	}
 	var work []*pending
 	var targetIDs []string
@@ -350,6 +376,17 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.Queue
 		}
 		work = append(work, p)
 	}
+	// Matched counterparts are read fresh with the linked ones: the index
+	// says which record, the vendor what it holds (and whether it is gone).
+	indexed, err := w.indexedMatches(ctx, g, work)
+	if err != nil {
+		return err
+	}
+	for _, candidates := range indexed {
+		targetIDs = append(targetIDs, candidates...)
+	}
+	slices.Sort(targetIDs)
+	targetIDs = slices.Compact(targetIDs)
 	targets := map[string]connector.Record{}
 	if len(targetIDs) > 0 {
 		trecs, err := g.tgt.GetMany(ctx, w.vendorModule(g, g.source.Other()), targetIDs)
@@ -357,7 +394,7 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.Queue
 			for _, p := range work { // the items not already settled above
 				w.fail(g, out, p.item, p.rec.ID, "", err)
 			}
-			return out, nil
+			return nil
 		}
 		for _, r := range trecs {
 			targets[r.ID] = r
@@ -374,6 +411,13 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.Queue
 				// is handled by the delete policy; do not resurrect it.
 				out.done = append(out.done, p.item)
 				continue
+			}
+		} else if candidates, ok := indexed[p.rec.ID]; ok {
+			for _, id := range candidates {
+				if t, ok := targets[id]; ok {
+					p.target = &t
+					break
+				}
 			}
 		} else if t, err := w.match(ctx, g, p.rec); err != nil {
 			w.fail(g, out, p.item, p.rec.ID, "", err)
@@ -400,7 +444,7 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, items []store.Queue
 		writes = append(writes, wr)
 		writing = append(writing, p)
 	}
-	return out, w.writeTargets(ctx, g, out, writes, writing)
+	return w.writeTargets(ctx, g, out, writes, writing)
 }
 
 // writeTargets sends the writes in the connector's batch size and sorts the
@@ -558,32 +602,12 @@ func (g *group) resolveLookup(m mapping.Module, from Side, id string) (string, b
 // CRM's primary or secondary email, B2), accounts and products by name.
 // Contacts without an email are never matched: they are created.
 func (w *Worker) match(ctx context.Context, g *group, r connector.Record) (*connector.Record, error) {
-	crmEmail := "Email"
-	if g.settings.MatchEmail == "SECONDARY" {
-		crmEmail = "Secondary_Email"
-	}
-	var srcField, tgtField string
-	switch g.module {
-	case mapping.Contacts:
-		srcField, tgtField = "email", crmEmail
-		if g.source == CRMSide {
-			srcField, tgtField = crmEmail, "email"
-		}
-	case mapping.Accounts:
-		srcField, tgtField = "accountName", "Account_Name"
-		if g.source == CRMSide {
-			srcField, tgtField = tgtField, srcField
-		}
-	case mapping.Products:
-		srcField, tgtField = "productName", "Product_Name"
-		if g.source == CRMSide {
-			srcField, tgtField = tgtField, srcField
-		}
-	default:
+	srcField, tgtField := matchFields(g)
+	if srcField == "" {
 		return nil, nil
 	}
 	value, _ := r.Fields[srcField].(string)
-	if strings.TrimSpace(value) == "" {
+	if !isMatchValue(value) {
 		return nil, nil
 	}
 	found, err := g.tgt.Find(ctx, w.vendorModule(g, g.source.Other()), connector.Query{Field: tgtField, Value: value})
@@ -597,6 +621,35 @@ func (w *Worker) match(ctx context.Context, g *group, r connector.Record) (*conn
 	}
 	return nil, nil
 }
+
+// matchFields are the source and target fields the group's records are
+// matched on (B8): the CRM's primary or secondary email (B2) and the
+// desk's email for contacts, names for accounts and products; "" for a
+// module that is not matched.
+func matchFields(g *group) (srcField, tgtField string) {
+	crmEmail := "Email"
+	if g.settings.MatchEmail == "SECONDARY" {
+		crmEmail = "Secondary_Email"
+	}
+	switch g.module {
+	case mapping.Contacts:
+		srcField, tgtField = "email", crmEmail
+	case mapping.Accounts:
+		srcField, tgtField = "accountName", "Account_Name"
+	case mapping.Products:
+		srcField, tgtField = "productName", "Product_Name"
+	default:
+		return "", ""
+	}
+	if g.source == CRMSide {
+		srcField, tgtField = tgtField, srcField
+	}
+	return srcField, tgtField
+}
+
+// isMatchValue says whether a value can match: a blank one never does (a
+// contact without email is created).
+func isMatchValue(v string) bool { return strings.TrimSpace(v) != "" }
 
 func (w *Worker) vendorModule(g *group, side Side) connector.Module {
 	if side == DeskSide {
@@ -813,10 +866,8 @@ func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
 				return err
 			}
 		}
-		for i := range out.links {
-			if err := w.saveLink(ctx, tx, g, out, i); err != nil {
-				return err
-			}
+		if err := w.saveLinks(ctx, tx, g, out); err != nil {
+			return err
 		}
 		for _, f := range out.failures {
 			if _, err := store.RecordFailure(ctx, tx, f); err != nil {
@@ -863,84 +914,113 @@ func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
 	return nil
 }
 
-// saveLink inserts a new link or updates an existing one with the values
-// both sides now hold, then records the batch's conflicts against it. A
-// record already linked to another one is a failure (B14 already_linked).
-func (w *Worker) saveLink(ctx context.Context, tx *sqlx.Tx, g *group, out *outcome, index int) error {
-	lw := &out.links[index]
-	deskVals, crmVals := lw.plan.TargetLast, lw.plan.SourceLast
-	if lw.source == DeskSide {
-		deskVals, crmVals = lw.plan.SourceLast, lw.plan.TargetLast
-	}
-	deskAt, crmAt := lw.tgtAt, lw.srcAt
-	if lw.source == DeskSide {
-		deskAt, crmAt = lw.srcAt, lw.tgtAt
-	}
-	values := store.LinkValues{DeskValues: encode(deskVals), CRMValues: encode(crmVals), DeskModifiedAt: timePtr(deskAt), CRMModifiedAt: timePtr(crmAt)}
-	var linkID int64
-	if lw.existing != nil {
-		l, err := store.UpdateLinkValues(ctx, tx, g.conn.OrgID, lw.existing.ID, values)
-		if err != nil {
-			return err
+// saveLinks inserts the batch's new links and updates its existing ones
+// with the values both sides now hold, a statement for each kind, then
+// records the batch's conflicts against them in one more. A record already
+// linked to another one is a failure (B14 already_linked).
+func (w *Worker) saveLinks(ctx context.Context, tx *sqlx.Tx, g *group, out *outcome) error {
+	ids := make([]int64, len(out.links)) // the link of each write; 0 = none
+	var updates []store.LinkUpdate
+	var inserts []store.NewLink
+	var inserting []int
+	for i := range out.links {
+		lw := &out.links[i]
+		values := linkValues(lw)
+		if lw.existing != nil {
+			updates = append(updates, store.LinkUpdate{LinkID: lw.existing.ID, LinkValues: values})
+			ids[i] = lw.existing.ID
+			continue
 		}
-		linkID = l.ID
-	} else {
 		if lw.deskID == "" || lw.crmID == "" {
-			return nil // nothing on the other side yet (an echo of an unmatched record)
+			continue // nothing on the other side yet (an echo of an unmatched record)
 		}
-		l, err := store.InsertLink(ctx, tx, store.NewLink{OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module),
+		inserts = append(inserts, store.NewLink{OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module),
 			DeskID: lw.deskID, CRMID: lw.crmID, DeskValues: values.DeskValues, CRMValues: values.CRMValues,
 			DeskModifiedAt: values.DeskModifiedAt, CRMModifiedAt: values.CRMModifiedAt})
+		inserting = append(inserting, i)
+	}
+	if err := store.UpdateLinksValues(ctx, tx, g.conn.OrgID, updates); err != nil {
+		return err
+	}
+	inserted, err := store.InsertLinks(ctx, tx, g.conn.OrgID, g.conn.ID, string(g.module), inserts)
+	if err != nil {
+		return err
+	}
+	for k, i := range inserting {
+		nl := inserts[k]
+		if l, ok := inserted[store.LinkPair{DeskID: nl.DeskID, CRMID: nl.CRMID}]; ok {
+			ids[i] = l.ID
+			continue
+		}
+		// Not inserted: one of the records is linked already. InsertLink
+		// says to what; the same pair (linked meanwhile) is no failure.
+		l, err := store.InsertLink(ctx, tx, nl)
 		var lc *store.LinkConflict
-		if errors.As(err, &lc) {
-			if lc.ExistingDeskID == lw.deskID && lc.ExistingCRMID == lw.crmID {
-				linkID = lc.ExistingLinkID
-			} else {
-				_, ferr := store.RecordFailure(ctx, tx, store.NewFailure{
-					OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), Direction: g.direction(),
-					SourceSystem: g.sourceSystem(), SourceID: lw.item.ExtID, Reason: string(connector.ReasonAlreadyLinked),
-					Message: lc.Error(),
-				})
-				return ferr
+		switch {
+		case errors.As(err, &lc) && lc.ExistingDeskID == nl.DeskID && lc.ExistingCRMID == nl.CRMID:
+			ids[i] = lc.ExistingLinkID
+		case errors.As(err, &lc):
+			if _, err := store.RecordFailure(ctx, tx, store.NewFailure{
+				OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), Direction: g.direction(),
+				SourceSystem: g.sourceSystem(), SourceID: out.links[i].item.ExtID, Reason: string(connector.ReasonAlreadyLinked),
+				Message: lc.Error(),
+			}); err != nil {
+				return err
 			}
-		} else if err != nil {
+		case err != nil:
 			return err
-		} else {
-			linkID = l.ID
+		default: // the other link went away between the two statements
+			ids[i] = l.ID
 		}
 	}
+	var conflicts []store.NewConflict
 	for _, cw := range out.conflicts {
-		if cw.link != index {
+		if ids[cw.link] == 0 {
 			continue
 		}
 		winner := store.SideCRM
 		if cw.c.Winner == DeskSide {
 			winner = store.SideDesk
 		}
-		if _, err := store.RecordConflict(ctx, tx, store.NewConflict{
-			OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, LinkID: linkID, DeskField: cw.c.DeskField, CRMField: cw.c.CRMField,
+		conflicts = append(conflicts, store.NewConflict{
+			OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, LinkID: ids[cw.link], DeskField: cw.c.DeskField, CRMField: cw.c.CRMField,
 			DeskValue: encode(cw.c.DeskValue), CRMValue: encode(cw.c.CRMValue),
 			DeskModifiedAt: timePtr(cw.c.DeskModifiedAt), CRMModifiedAt: timePtr(cw.c.CRMModifiedAt), Winner: winner,
-		}); err != nil {
-			return err
-		}
+		})
 	}
-	return nil
+	return store.RecordConflicts(ctx, tx, g.conn.OrgID, g.conn.ID, conflicts)
+}
+
+// linkValues are the values both sides hold after a link write, and when.
+func linkValues(lw *linkWrite) store.LinkValues {
+	deskVals, crmVals := lw.plan.TargetLast, lw.plan.SourceLast
+	deskAt, crmAt := lw.tgtAt, lw.srcAt
+	if lw.source == DeskSide {
+		deskVals, crmVals = lw.plan.SourceLast, lw.plan.TargetLast
+		deskAt, crmAt = lw.srcAt, lw.tgtAt
+	}
+	return store.LinkValues{DeskValues: encode(deskVals), CRMValues: encode(crmVals), DeskModifiedAt: timePtr(deskAt), CRMModifiedAt: timePtr(crmAt)}
 }
 
 func mirrorOf(g *group, side Side, r connector.Record) store.MirrorRecord {
-	raw, _ := json.Marshal(r.Fields)
-	m := store.MirrorRecord{OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), ExtID: r.ID, Fields: raw,
-		CreatedAt: timePtr(r.CreatedAt), ModifiedAt: timePtr(r.ModifiedAt)}
-	emailField, nameField := "email", map[mapping.Module]string{mapping.Contacts: "lastName", mapping.Accounts: "accountName", mapping.Products: "productName"}[g.module]
-	m.System = string(g.tgt.System())
+	system := g.tgt.System()
 	if side == g.source {
-		m.System = string(g.src.System())
+		system = g.src.System()
 	}
-	m.Refs = describeRecord(connector.System(m.System), string(g.module), r)
+	return mirrorRecord(g.conn.OrgID, g.conn.ID, g.module, system, side, r)
+}
+
+// mirrorRecord is the mirror row of a record of one side, with the email
+// and name that matching and Customer 360 filter on lifted out.
+func mirrorRecord(orgID, connID int64, module mapping.Module, system connector.System, side Side, r connector.Record) store.MirrorRecord {
+	raw, _ := json.Marshal(r.Fields)
+	m := store.MirrorRecord{OrgID: orgID, ConnectionID: connID, Module: string(module), System: string(system), ExtID: r.ID,
+		Fields: raw, CreatedAt: timePtr(r.CreatedAt), ModifiedAt: timePtr(r.ModifiedAt),
+		Refs: describeRecord(system, string(module), r)}
+	emailField, nameField := "email", map[mapping.Module]string{mapping.Contacts: "lastName", mapping.Accounts: "accountName", mapping.Products: "productName"}[module]
 	if side == CRMSide {
 		emailField = "Email"
-		nameField = map[mapping.Module]string{mapping.Contacts: "Last_Name", mapping.Accounts: "Account_Name", mapping.Products: "Product_Name"}[g.module]
+		nameField = map[mapping.Module]string{mapping.Contacts: "Last_Name", mapping.Accounts: "Account_Name", mapping.Products: "Product_Name"}[module]
 	}
 	if s, ok := r.Fields[emailField].(string); ok && s != "" {
 		m.Email = &s
@@ -1033,16 +1113,32 @@ func addRunProgress(ctx context.Context, tx *sqlx.Tx, items []store.QueueItem, r
 }
 
 // lockModule takes the session advisory lock of a connection's module on a
-// dedicated connection; ok is false when another worker holds it.
+// dedicated connection, waiting up to moduleLockWait for the worker that
+// holds it; ok is false when it is still held then. Waiting, rather than
+// handing the rows back at once, keeps a second worker from claiming and
+// postponing batch after batch of the module while the first applies one:
+// the lock is handed over when that batch commits.
 func (w *Worker) lockModule(ctx context.Context, connID int64, module string) (unlock func(), ok bool, err error) {
 	conn, err := w.DB.Conn(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("locking %s of connection %d: %w", module, connID, err)
 	}
 	key := fmt.Sprintf("deskbridge.apply:%d:%s", connID, module)
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil || !ok {
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
 		conn.Close()
 		return nil, false, err
+	}
+	if !ok {
+		wait, cancel := context.WithTimeout(ctx, moduleLockWait)
+		_, err := conn.ExecContext(wait, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key)
+		cancel()
+		if err != nil {
+			// Timed out (or ctx ended). The cancel may have crossed the
+			// grant, so the session is dropped, not trusted to be free.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			conn.Close()
+			return nil, false, ctx.Err()
+		}
 	}
 	return func() {
 		// A fresh context: the unlock must happen even when ctx ended, or
