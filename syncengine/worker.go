@@ -268,6 +268,9 @@ type outcome struct {
 	gone      map[string][]string // ids deleted, by system, for the mirror
 	resolved  []string            // source ids that synced: their open failures are resolved
 	results   map[int64]string    // queue item id -> resultAdded, resultUpdated or resultFailed
+	// requeue are target records to apply again: they won a conflict and
+	// their values have to travel back (Plan.RequeueTarget).
+	requeue []store.NewQueueItem
 }
 
 // What applying a queue item did, for the progress of its first-sync run.
@@ -432,8 +435,10 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs 
 		}
 		p.plan = plan
 		if len(plan.Write) == 0 {
-			// Echo, or nothing new for the other side: record what was seen.
+			// Echo, or nothing new for the other side (or a conflict the
+			// other side won): record what was seen and what was decided.
 			out.links = append(out.links, w.linkWrite(g, p, ""))
+			w.noteDecisions(g, out, p)
 			out.done = append(out.done, p.item)
 			continue
 		}
@@ -445,6 +450,20 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs 
 		writing = append(writing, p)
 	}
 	return w.writeTargets(ctx, g, out, writes, writing)
+}
+
+// noteDecisions records the conflicts a record's plan decided, against
+// the link just added for it, and queues the target again when it won one:
+// its value has to travel back, and a pass that wrote nothing must not
+// lose the decision either.
+func (w *Worker) noteDecisions(g *group, out *outcome, p *pending) {
+	for _, c := range p.plan.Conflicts {
+		out.conflicts = append(out.conflicts, conflictWrite{link: len(out.links) - 1, c: c})
+	}
+	if p.plan.RequeueTarget && p.target != nil {
+		out.requeue = append(out.requeue, store.NewQueueItem{System: string(g.tgt.System()), Module: string(g.module),
+			ExtID: p.target.ID, Kind: store.KindUpsert, Origin: store.OriginPoll})
+	}
 }
 
 // writeTargets sends the writes in the connector's batch size and sorts the
@@ -477,11 +496,8 @@ func (w *Worker) writeTargets(ctx context.Context, g *group, out *outcome, write
 				out.updated++
 				out.result(p.item, resultUpdated)
 			}
-			lw := w.linkWrite(g, p, res.ID)
-			out.links = append(out.links, lw)
-			for _, c := range p.plan.Conflicts {
-				out.conflicts = append(out.conflicts, conflictWrite{link: len(out.links) - 1, c: c})
-			}
+			out.links = append(out.links, w.linkWrite(g, p, res.ID))
+			w.noteDecisions(g, out, p)
 			fields := map[string]any{}
 			if p.target != nil {
 				for k, v := range p.target.Fields {
@@ -868,6 +884,11 @@ func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
 		}
 		if err := w.saveLinks(ctx, tx, g, out); err != nil {
 			return err
+		}
+		if len(out.requeue) > 0 {
+			if err := store.Enqueue(ctx, tx, g.conn.OrgID, g.conn.ID, out.requeue); err != nil {
+				return err
+			}
 		}
 		for _, f := range out.failures {
 			if _, err := store.RecordFailure(ctx, tx, f); err != nil {

@@ -286,3 +286,42 @@ func TestWorkerCarriesLookupsThroughLinks(t *testing.T) {
 		t.Fatalf("desk contact accountId = %q (found %v), want the linked desk account %s", rec.Str("accountId"), ok, accLink.DeskID)
 	}
 }
+
+// A conflict the source loses writes nothing, yet is recorded, and the
+// winning target is applied again at once: its value reaches the source
+// without waiting for its next edit (the edit storm's stuck case).
+func TestWorkerCarriesTheWinnerBackAfterALostConflict(t *testing.T) {
+	f := newEngineFixture(t)
+	crmSide, deskSide := f.sb.CRM("us"), f.sb.Desk("us")
+	crmID, err := crmSide.Create("Contacts", map[string]any{"Last_Name": "Mori", "Email": "mori@conflict.example", "Phone": "03-0000-0000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "contacts", crmID)
+	f.drain(t)
+	deskRec, ok := deskSide.ContactByEmail("mori@conflict.example")
+	if !ok {
+		t.Fatal("the contact never reached the desk")
+	}
+	// Both sides change the phone; the desk's edit is the newer one. Only
+	// the CRM's change is queued.
+	if err := crmSide.Edit("Contacts", crmID, map[string]any{"Phone": "03-1111-1111"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // CRM modified times have second precision
+	if _, err := deskSide.UpdateContact(deskRec.ID(), map[string]any{"phone": "090-2222-2222"}); err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "contacts", crmID)
+	f.drain(t)
+	if rec, _ := crmSide.Record("Contacts", crmID); rec["Phone"] != "090-2222-2222" {
+		t.Fatalf("CRM phone = %v, want the desk's winning 090-2222-2222", rec["Phone"])
+	}
+	if got, _ := deskSide.Contact(deskRec.ID()); got.Str("phone") != "090-2222-2222" {
+		t.Fatalf("desk phone = %v", got.Str("phone"))
+	}
+	conflicts, err := store.ListConflicts(f.ctx, f.db, f.conn.OrgID, f.conn.ID, 10, 0)
+	if err != nil || len(conflicts) != 1 || conflicts[0].Winner != "DESK" {
+		t.Fatalf("conflicts = %+v, %v; want one, won by the desk", conflicts, err)
+	}
+}
