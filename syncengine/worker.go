@@ -439,6 +439,9 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs 
 			// other side won): record what was seen and what was decided.
 			out.links = append(out.links, w.linkWrite(g, p, ""))
 			w.noteDecisions(g, out, p)
+			// In step with the other side: an open failure of this record
+			// is over, whichever pass wrote the values.
+			out.resolved = append(out.resolved, p.rec.ID)
 			out.done = append(out.done, p.item)
 			continue
 		}
