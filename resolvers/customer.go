@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,13 +28,27 @@ const (
 // requestCache holds what one GraphQL operation has read of the mirror, so
 // nested fields of a list (each ticket's contact, each record's customer)
 // are answered from rows a parent fetched in one query, and the org's
-// connection is read once.
+// connection is read once. Reads are single-flight: a goroutine that needs
+// a record or link another one is reading waits for that read instead of
+// repeating it (gqlgen resolves sibling fields concurrently), so the
+// statements an operation costs never depend on goroutine timing.
 type requestCache struct {
 	mu      sync.Mutex
 	conn    *store.Connection
 	connErr error
 	records map[recordKey]*store.CustomerRecord // nil value: known to be missing
 	links   map[linkKey]string
+	loading map[any]chan struct{} // recordKey or linkKey being read; closed when read
+	// Pages and ticket counts a parent read ahead for its children, by
+	// the exact query (listKey) each child will make.
+	pages  map[string]store.CustomerPage
+	counts map[string]store.TicketCounts
+	// The caller, as authentication left it in the operation's context:
+	// read here, a field deep in a list does not walk its whole context
+	// chain for it.
+	viewer    auth.Viewer
+	viewerErr error
+	hasViewer bool
 }
 
 type recordKey struct{ system, module, extID string }
@@ -44,10 +59,26 @@ type linkKey struct {
 
 type requestCacheKey struct{}
 
+func newRequestCache() *requestCache {
+	return &requestCache{records: map[recordKey]*store.CustomerRecord{}, links: map[linkKey]string{},
+		loading: map[any]chan struct{}{}, pages: map[string]store.CustomerPage{}, counts: map[string]store.TicketCounts{}}
+}
+
 // WithRequestCache gives one operation its cache; the server wraps every
 // operation with it.
 func WithRequestCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, requestCacheKey{}, &requestCache{records: map[recordKey]*store.CustomerRecord{}, links: map[linkKey]string{}})
+	c := newRequestCache()
+	c.viewer, c.viewerErr = auth.FromContext(ctx)
+	c.hasViewer = true
+	return context.WithValue(ctx, requestCacheKey{}, c)
+}
+
+// viewerOf is the operation's caller (auth.FromContext).
+func (c *requestCache) viewerOf(ctx context.Context) (auth.Viewer, error) {
+	if c.hasViewer {
+		return c.viewer, c.viewerErr
+	}
+	return auth.FromContext(ctx)
 }
 
 func cacheOf(ctx context.Context) *requestCache {
@@ -55,7 +86,62 @@ func cacheOf(ctx context.Context) *requestCache {
 		return c
 	}
 	// Outside an operation (tests calling resolvers directly): a throwaway.
-	return &requestCache{records: map[recordKey]*store.CustomerRecord{}, links: map[linkKey]string{}}
+	return newRequestCache()
+}
+
+// claim sorts keys (under c.mu) into those known, those another goroutine
+// is reading (their channels, to wait on), and the rest, which the caller
+// now reads: they are marked as loading under done.
+func (c *requestCache) claim(keys []any, known func(any) bool, done chan struct{}) (mine []any, wait []chan struct{}) {
+	for _, k := range keys {
+		if known(k) {
+			continue
+		}
+		if ch, ok := c.loading[k]; ok {
+			if ch != done && !slices.Contains(wait, ch) {
+				wait = append(wait, ch)
+			}
+			continue
+		}
+		c.loading[k] = done
+		mine = append(mine, k)
+	}
+	return mine, wait
+}
+
+// release ends a read claimed with claim; the caller holds c.mu.
+func (c *requestCache) release(mine []any, done chan struct{}) {
+	for _, k := range mine {
+		delete(c.loading, k)
+	}
+	close(done)
+}
+
+// await waits for other goroutines' reads.
+func await(ctx context.Context, wait []chan struct{}) error {
+	for _, ch := range wait {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// preparedReads holds each pool's store.PreparedReads: customer 360 runs a
+// few statement shapes very often, and preparing them spares PostgreSQL
+// planning each one again (and lib/pq a round trip). One per pool for the
+// life of the process; a server has one pool.
+var preparedReads sync.Map // *sqlx.DB -> *store.PreparedReads
+
+// reads is the pool customer 360 reads through.
+func (r *Resolver) reads() *store.PreparedReads {
+	if p, ok := preparedReads.Load(r.DB); ok {
+		return p.(*store.PreparedReads)
+	}
+	p, _ := preparedReads.LoadOrStore(r.DB, store.NewPreparedReads(r.DB))
+	return p.(*store.PreparedReads)
 }
 
 // errNoConnection is the answer of every customer-360 field in an org that
@@ -65,11 +151,14 @@ var errNoConnection = fmt.Errorf("the org has no CRM connection: %w", store.ErrN
 // orgConnection is the connection customer 360 reads: the org's live or
 // deactivated one (a removed connection shows nothing, A6).
 func (r *Resolver) orgConnection(ctx context.Context, v auth.Viewer) (store.Connection, error) {
-	c := cacheOf(ctx)
+	return r.connectionIn(ctx, cacheOf(ctx), v)
+}
+
+func (r *Resolver) connectionIn(ctx context.Context, c *requestCache, v auth.Viewer) (store.Connection, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn == nil && c.connErr == nil {
-		conn, err := store.CurrentConnection(ctx, r.DB, v.OrgID)
+		conn, err := store.CurrentConnection(ctx, r.reads(), v.OrgID)
 		if errors.Is(err, store.ErrNotFound) {
 			err = errNoConnection
 		}
@@ -79,36 +168,64 @@ func (r *Resolver) orgConnection(ctx context.Context, v auth.Viewer) (store.Conn
 }
 
 // prefetch loads records of one module by vendor id into the cache, in one
-// query, skipping those already known.
+// query, skipping those already known and waiting for those another
+// goroutine is reading.
 func (r *Resolver) prefetch(ctx context.Context, v auth.Viewer, conn store.Connection, system, module string, ids []string) error {
-	c := cacheOf(ctx)
+	return r.prefetchIn(ctx, cacheOf(ctx), v, conn, system, module, ids)
+}
+
+func (r *Resolver) prefetchIn(ctx context.Context, c *requestCache, v auth.Viewer, conn store.Connection, system, module string, ids []string) error {
 	c.mu.Lock()
-	var missing []string
-	seen := map[string]bool{}
+	var keys []any
 	for _, id := range ids {
-		if _, ok := c.records[recordKey{system, module, id}]; !ok && id != "" && !seen[id] {
-			missing = append(missing, id)
-			seen[id] = true
+		if _, ok := c.records[recordKey{system, module, id}]; !ok && id != "" {
+			keys = append(keys, recordKey{system, module, id})
 		}
 	}
 	c.mu.Unlock()
-	if len(missing) == 0 {
-		return nil
+	if len(keys) == 0 {
+		return nil // the common case in a list: every record is known
 	}
-	found, err := store.CustomerRecordsByExtIDs(ctx, r.DB, v.OrgID, conn.ID, system, module, missing)
-	if err != nil {
-		return err
+	known := func(k any) bool {
+		_, ok := c.records[k.(recordKey)]
+		return ok
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, id := range missing {
-		if rec, ok := found[id]; ok {
-			c.records[recordKey{system, module, id}] = &rec
-		} else {
-			c.records[recordKey{system, module, id}] = nil
+	for {
+		done := make(chan struct{})
+		c.mu.Lock()
+		mine, wait := c.claim(keys, known, done)
+		c.mu.Unlock()
+		if len(mine) == 0 && len(wait) == 0 {
+			return nil
+		}
+		if len(mine) > 0 {
+			missing := make([]string, len(mine))
+			for i, k := range mine {
+				missing[i] = k.(recordKey).extID
+			}
+			found, err := store.CustomerRecordsByExtIDs(ctx, r.reads(), v.OrgID, conn.ID, system, module, missing)
+			c.mu.Lock()
+			if err == nil {
+				for _, id := range missing {
+					if rec, ok := found[id]; ok {
+						c.records[recordKey{system, module, id}] = &rec
+					} else {
+						c.records[recordKey{system, module, id}] = nil
+					}
+				}
+			}
+			c.release(mine, done)
+			c.mu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+		// What others were reading is known now, unless their read failed:
+		// then the next round reads it here.
+		if err := await(ctx, wait); err != nil {
+			return err
 		}
 	}
-	return nil
 }
 
 // record returns one mirrored record by vendor id (nil when it is not
@@ -117,13 +234,20 @@ func (r *Resolver) record(ctx context.Context, v auth.Viewer, conn store.Connect
 	if id == "" {
 		return nil, nil
 	}
-	if err := r.prefetch(ctx, v, conn, system, module, []string{id}); err != nil {
+	c := cacheOf(ctx)
+	k := recordKey{system, module, id}
+	c.mu.Lock()
+	rec, ok := c.records[k]
+	c.mu.Unlock()
+	if ok {
+		return rec, nil
+	}
+	if err := r.prefetchIn(ctx, c, v, conn, system, module, []string{id}); err != nil {
 		return nil, err
 	}
-	c := cacheOf(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.records[recordKey{system, module, id}], nil
+	return c.records[k], nil
 }
 
 // linked returns the record linked to id on the other side ("" if none):
@@ -134,32 +258,139 @@ func (r *Resolver) linked(ctx context.Context, v auth.Viewer, conn store.Connect
 	}
 	c := cacheOf(ctx)
 	k := linkKey{module, side, id}
-	c.mu.Lock()
-	if other, ok := c.links[k]; ok {
+	known := func(k any) bool {
+		_, ok := c.links[k.(linkKey)]
+		return ok
+	}
+	for {
+		done := make(chan struct{})
+		c.mu.Lock()
+		if other, ok := c.links[k]; ok {
+			c.mu.Unlock()
+			return other, nil
+		}
+		mine, wait := c.claim([]any{k}, known, done)
 		c.mu.Unlock()
-		return other, nil
+		if len(mine) == 0 {
+			if err := await(ctx, wait); err != nil {
+				return "", err
+			}
+			continue
+		}
+		var l store.Link
+		var err error
+		if side == "desk" {
+			l, err = store.LinkByDesk(ctx, r.reads(), v.OrgID, conn.ID, module, id)
+		} else {
+			l, err = store.LinkByCRM(ctx, r.reads(), v.OrgID, conn.ID, module, id)
+		}
+		other := ""
+		switch {
+		case err == nil && side == "desk":
+			other = l.CRMID
+		case err == nil:
+			other = l.DeskID
+		case errors.Is(err, store.ErrNotFound):
+			err = nil
+		}
+		c.mu.Lock()
+		if err == nil {
+			c.links[k] = other
+		}
+		c.release(mine, done)
+		c.mu.Unlock()
+		return other, err
 	}
-	c.mu.Unlock()
-	var l store.Link
-	var err error
-	if side == "desk" {
-		l, err = store.LinkByDesk(ctx, r.DB, v.OrgID, conn.ID, module, id)
-	} else {
-		l, err = store.LinkByCRM(ctx, r.DB, v.OrgID, conn.ID, module, id)
-	}
-	other := ""
-	switch {
-	case err == nil && side == "desk":
-		other = l.CRMID
-	case err == nil:
-		other = l.DeskID
-	case !errors.Is(err, store.ErrNotFound):
-		return "", err
-	}
+}
+
+// loadNeighbourhood reads into the cache, in one statement, what the
+// customer pictures of these desk tickets, contacts and accounts are made
+// of (store.CustomerNeighbourhood): the records, the links of the desk
+// contacts and accounts, and the CRM records they link to. Ids whose
+// record and link are known already are left out; with none left, it
+// costs nothing.
+func (r *Resolver) loadNeighbourhood(ctx context.Context, v auth.Viewer, conn store.Connection, tickets, contacts, accounts []string) error {
+	c := cacheOf(ctx)
 	c.mu.Lock()
-	c.links[k] = other
+	unknown := func(module string, ids []string, withLink bool) []string {
+		var out []string
+		for _, id := range ids {
+			if id == "" || slices.Contains(out, id) {
+				continue
+			}
+			_, haveRecord := c.records[recordKey{deskSystem, module, id}]
+			_, haveLink := c.links[linkKey{module, "desk", id}]
+			if !haveRecord || withLink && !haveLink {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	tickets, contacts, accounts = unknown("tickets", tickets, false), unknown("contacts", contacts, true), unknown("accounts", accounts, true)
 	c.mu.Unlock()
-	return other, nil
+	if len(tickets)+len(contacts)+len(accounts) == 0 {
+		return nil
+	}
+	rows, err := store.CustomerNeighbourhood(ctx, r.reads(), v.OrgID, conn.ID, deskSystem, conn.CRMSystem, tickets, contacts, accounts)
+	if err != nil {
+		return err
+	}
+	found := map[recordKey]*store.CustomerRecord{}
+	for i := range rows {
+		rec := &rows[i].CustomerRecord
+		found[recordKey{rec.System, rec.Module, rec.ExtID}] = rec
+	}
+	// Every id looked for is now known: found, or missing. Follow the same
+	// steps as the statement did.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	settle := func(system, module string, ids []string) []*store.CustomerRecord {
+		var out []*store.CustomerRecord
+		for _, id := range ids {
+			if id == "" {
+				continue
+			}
+			k := recordKey{system, module, id}
+			rec := found[k]
+			c.records[k] = rec
+			if rec != nil {
+				out = append(out, rec)
+			}
+		}
+		return out
+	}
+	refs := func(recs []*store.CustomerRecord, ref func(*store.CustomerRecord) *string) []string {
+		var out []string
+		for _, rec := range recs {
+			out = append(out, deref(ref(rec)))
+		}
+		return out
+	}
+	contactRef := func(rec *store.CustomerRecord) *string { return rec.ContactRef }
+	accountRef := func(rec *store.CustomerRecord) *string { return rec.AccountRef }
+	foundTickets := settle(deskSystem, "tickets", tickets)
+	foundContacts := settle(deskSystem, "contacts", append(contacts, refs(foundTickets, contactRef)...))
+	settle(deskSystem, "accounts", append(append(accounts, refs(foundTickets, accountRef)...), refs(foundContacts, accountRef)...))
+	var crmContacts, crmAccounts []string
+	for _, row := range rows {
+		if row.System != deskSystem || (row.Module != "contacts" && row.Module != "accounts") {
+			continue
+		}
+		other := deref(row.LinkedID)
+		c.links[linkKey{row.Module, "desk", row.ExtID}] = other
+		if other == "" {
+			continue
+		}
+		c.links[linkKey{row.Module, "crm", other}] = row.ExtID
+		if row.Module == "contacts" {
+			crmContacts = append(crmContacts, other)
+		} else {
+			crmAccounts = append(crmAccounts, other)
+		}
+	}
+	foundCRMContacts := settle(conn.CRMSystem, "contacts", crmContacts)
+	settle(conn.CRMSystem, "accounts", append(crmAccounts, refs(foundCRMContacts, accountRef)...))
+	return nil
 }
 
 // customerOfDesk builds the customer key of a desk contact and/or account:
@@ -181,7 +412,7 @@ func (r *Resolver) customerOfDesk(ctx context.Context, v auth.Viewer, conn store
 			return nil, err
 		}
 		if crmID == "" && contact.Email != nil {
-			byEmail, err := store.CustomerRecordsByEmail(ctx, r.DB, v.OrgID, conn.ID, conn.CRMSystem, "contacts", *contact.Email, 1)
+			byEmail, err := store.CustomerRecordsByEmail(ctx, r.reads(), v.OrgID, conn.ID, conn.CRMSystem, "contacts", *contact.Email, 1)
 			if err != nil {
 				return nil, err
 			}
@@ -292,11 +523,57 @@ func customerPageInfo(p store.CustomerPage, after string) *model.PageInfo {
 	return info
 }
 
-// wrapCursors turns a page's store cursors into client cursors in place.
+// wrapCursors turns a page's store cursors into client cursors (in a new
+// slice: a page read ahead may serve two fields).
 func wrapCursors(kind string, p *store.CustomerPage) {
+	wrapped := make([]string, len(p.Cursors))
 	for i, c := range p.Cursors {
-		p.Cursors[i] = listCursor(kind, c)
+		wrapped[i] = listCursor(kind, c)
 	}
+	p.Cursors = wrapped
+}
+
+// The keys each model reads of a record's vendor fields. Lists read only
+// these (store.CustomerListQuery.Fields), not whole vendor records: keep
+// each in step with its model function below. Records a list read this
+// way never enter the request cache, whose records are whole.
+var (
+	ticketFieldKeys  = []string{"ticketNumber", "priority", "channel"}
+	contactFieldKeys = []string{"firstName", "lastName", "phone"}
+	noteFieldKeys    = []string{"Note_Content"}
+	noFieldKeys      = []string{} // deals, activities, desk accounts: typed columns only
+)
+
+// fieldKeysOf is what a list of these modules reads of its records'
+// fields: nil (everything) unless every module's model is listed above.
+func fieldKeysOf(system string, modules []string) []string {
+	var out []string
+	for _, m := range modules {
+		var keys []string
+		switch {
+		case system == deskSystem && m == "tickets":
+			keys = ticketFieldKeys
+		case system == deskSystem && m == "contacts":
+			keys = contactFieldKeys
+		case system == deskSystem && m == "accounts":
+			keys = noFieldKeys
+		case system != deskSystem && m == "notes":
+			keys = noteFieldKeys
+		case system != deskSystem && (m == "deals" || m == "calls" || m == "events" || m == "tasks"):
+			keys = noFieldKeys
+		default:
+			return nil // CRM contacts, accounts, leads: their fields are shown whole
+		}
+		for _, k := range keys {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	if out == nil {
+		out = noFieldKeys
+	}
+	return out
 }
 
 func ticketModel(rec store.CustomerRecord) *model.Ticket {
@@ -382,11 +659,12 @@ func textField(f map[string]any, name string) *string {
 // customerContext is the caller and the org's connection, which every
 // customer-360 field needs.
 func (r *Resolver) customerContext(ctx context.Context) (auth.Viewer, store.Connection, error) {
-	v, err := auth.FromContext(ctx)
+	c := cacheOf(ctx)
+	v, err := c.viewerOf(ctx)
 	if err != nil {
 		return auth.Viewer{}, store.Connection{}, err
 	}
-	conn, err := r.orgConnection(ctx, v)
+	conn, err := r.connectionIn(ctx, c, v)
 	return v, conn, err
 }
 
@@ -427,7 +705,7 @@ func (r *Resolver) mergedFields(ctx context.Context, v auth.Viewer, conn store.C
 	if desk == nil && crm == nil {
 		return out, nil
 	}
-	saved, err := store.Mappings(ctx, r.DB, v.OrgID, conn.ID, module)
+	saved, err := store.Mappings(ctx, r.reads(), v.OrgID, conn.ID, module)
 	if err != nil {
 		return nil, err
 	}

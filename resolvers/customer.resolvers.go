@@ -36,7 +36,8 @@ func (r *crmRecordResolver) Customer(ctx context.Context, obj *model.CrmRecord) 
 	if !v.CanSeeCRM() {
 		return nil, forbidden("the CRM panels")
 	}
-	return r.customerOfCRM(ctx, v, conn, obj.Row)
+	cust, err := r.customerOfCRM(ctx, v, conn, obj.Row)
+	return r.customerAnswer(ctx, v, conn, cust, err)
 }
 
 func (r *crmRecordResolver) Tickets(ctx context.Context, obj *model.CrmRecord, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
@@ -126,15 +127,8 @@ func (r *customerResolver) Deals(ctx context.Context, obj *model.Customer, first
 		addFieldError(ctx, forbidden("deals"))
 		return out, nil
 	}
-	order := store.OrderAtDesc
-	if orderBy != nil && *orderBy == model.DealOrderAmountDesc {
-		order = store.OrderAmountDesc
-	}
-	page, cursor, err := r.crmList(ctx, v, obj.Key, "deals", []string{"deals"}, first, after, order, func(q *store.CustomerListQuery) {
-		if filter != nil {
-			q.Closed, q.Status, q.AtFrom, q.AtTo = filter.Closed, deref(filter.Stage), filter.ClosingFrom, filter.ClosingTo
-		}
-	})
+	order, narrow := dealListArgs(filter, orderBy)
+	page, cursor, err := r.crmList(ctx, v, obj.Key, "deals", []string{"deals"}, first, after, order, narrow)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +146,7 @@ func (r *customerResolver) Notes(ctx context.Context, obj *model.Customer, first
 		addFieldError(ctx, forbidden("notes"))
 		return out, nil
 	}
-	page, cursor, err := r.crmList(ctx, v, obj.Key, "notes", []string{"notes"}, first, after, store.OrderCreatedDesc, func(q *store.CustomerListQuery) {
-		if filter != nil {
-			q.CreatedFrom, q.CreatedTo = filter.CreatedFrom, filter.CreatedTo
-		}
-	})
+	page, cursor, err := r.crmList(ctx, v, obj.Key, "notes", []string{"notes"}, first, after, store.OrderCreatedDesc, noteListNarrow(filter))
 	if err != nil {
 		return nil, err
 	}
@@ -181,11 +171,7 @@ func (r *customerResolver) Activities(ctx context.Context, obj *model.Customer, 
 	if len(modules) == 0 {
 		return out, nil
 	}
-	page, cursor, err := r.crmList(ctx, v, obj.Key, "activities", modules, first, after, store.OrderCreatedDesc, func(q *store.CustomerListQuery) {
-		if filter != nil {
-			q.Closed, q.AtFrom, q.AtTo = filter.Closed, filter.From, filter.To
-		}
-	})
+	page, cursor, err := r.crmList(ctx, v, obj.Key, "activities", modules, first, after, store.OrderCreatedDesc, activityListNarrow(filter))
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +215,7 @@ func (r *deskAccountResolver) Customer(ctx context.Context, obj *model.DeskAccou
 	if c != nil {
 		c.Key.Lead = "ACCOUNT"
 	}
-	return c, err
+	return r.customerAnswer(ctx, v, conn, c, err)
 }
 
 func (r *deskAccountResolver) Tickets(ctx context.Context, obj *model.DeskAccount, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
@@ -272,7 +258,7 @@ func (r *deskContactResolver) Customer(ctx context.Context, obj *model.DeskConta
 	if c != nil {
 		c.Key.Lead = "CONTACT"
 	}
-	return c, err
+	return r.customerAnswer(ctx, v, conn, c, err)
 }
 
 func (r *deskContactResolver) Tickets(ctx context.Context, obj *model.DeskContact, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
@@ -296,6 +282,10 @@ func (r *queryResolver) Ticket(ctx context.Context, id *string, deskID *string) 
 	if err != nil {
 		return nil, err
 	}
+	// What the ticket's fields will read (its contact, account, customer
+	// picture) comes in one statement with the ticket.
+	asked := selected(ctx, nil, "contact", "account", "customer")
+	around := asked["contact"] || asked["account"] || asked["customer"]
 	var rec *store.CustomerRecord
 	switch {
 	case id != nil && deskID == nil:
@@ -303,7 +293,7 @@ func (r *queryResolver) Ticket(ctx context.Context, id *string, deskID *string) 
 		if err != nil {
 			return nil, err
 		}
-		row, err := store.CustomerRecordByID(ctx, r.DB, v.OrgID, rowID)
+		row, err := store.CustomerRecordByID(ctx, r.reads(), v.OrgID, rowID)
 		if err != nil {
 			return nil, err
 		}
@@ -311,7 +301,17 @@ func (r *queryResolver) Ticket(ctx context.Context, id *string, deskID *string) 
 			return nil, badInput("id", "not a Ticket id")
 		}
 		rec = &row
+		if around {
+			if err := r.loadNeighbourhood(ctx, v, conn, nil, []string{deref(row.ContactRef)}, []string{deref(row.AccountRef)}); err != nil {
+				return nil, err
+			}
+		}
 	case deskID != nil && id == nil:
+		if around {
+			if err := r.loadNeighbourhood(ctx, v, conn, []string{*deskID}, nil, nil); err != nil {
+				return nil, err
+			}
+		}
 		if rec, err = r.record(ctx, v, conn, deskSystem, "tickets", *deskID); err != nil {
 			return nil, err
 		}
@@ -320,9 +320,6 @@ func (r *queryResolver) Ticket(ctx context.Context, id *string, deskID *string) 
 		}
 	default:
 		return nil, badInput("id", "give exactly one of id and deskId")
-	}
-	if err := r.prefetch(ctx, v, conn, deskSystem, "contacts", []string{deref(rec.ContactRef)}); err != nil {
-		return nil, err
 	}
 	return ticketModel(*rec), nil
 }
@@ -339,18 +336,20 @@ func (r *queryResolver) CustomerByEmail(ctx context.Context, email string) (*mod
 	if email == "" || len(email) > 254 {
 		return nil, badInput("email", "must be an email address")
 	}
-	if desk, err := store.CustomerRecordsByEmail(ctx, r.DB, v.OrgID, conn.ID, deskSystem, "contacts", email, 1); err != nil {
+	if desk, err := store.CustomerRecordsByEmail(ctx, r.reads(), v.OrgID, conn.ID, deskSystem, "contacts", email, 1); err != nil {
 		return nil, err
 	} else if len(desk) > 0 {
-		return r.customerOfDesk(ctx, v, conn, &desk[0], nil)
+		cust, err := r.customerOfDesk(ctx, v, conn, &desk[0], nil)
+		return r.customerAnswer(ctx, v, conn, cust, err)
 	}
 	for _, module := range []string{"contacts", "leads"} {
-		crm, err := store.CustomerRecordsByEmail(ctx, r.DB, v.OrgID, conn.ID, conn.CRMSystem, module, email, 1)
+		crm, err := store.CustomerRecordsByEmail(ctx, r.reads(), v.OrgID, conn.ID, conn.CRMSystem, module, email, 1)
 		if err != nil {
 			return nil, err
 		}
 		if len(crm) > 0 {
-			return r.customerOfCRM(ctx, v, conn, crm[0])
+			cust, err := r.customerOfCRM(ctx, v, conn, crm[0])
+			return r.customerAnswer(ctx, v, conn, cust, err)
 		}
 	}
 	return nil, nil
@@ -394,8 +393,11 @@ func (r *queryResolver) ClassifiedTickets(ctx context.Context, departmentID *str
 	if err != nil {
 		return nil, err
 	}
-	rows, more, err := store.ClassifiedTickets(ctx, r.DB, v.OrgID, conn.ID, conn.CRMSystem, deskSystem, deref(departmentID), int(offset), limit)
+	rows, more, err := store.ClassifiedTickets(ctx, r.reads(), v.OrgID, conn.ID, conn.CRMSystem, deskSystem, deref(departmentID), int(offset), limit)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.prefetchTicketRefs(ctx, v, conn, rows); err != nil {
 		return nil, err
 	}
 	page := store.CustomerPage{Records: rows, HasNext: more}
@@ -426,6 +428,9 @@ func (r *queryResolver) Tickets(ctx context.Context, first *int, after *string, 
 	if err != nil {
 		return nil, err
 	}
+	if err := r.prefetchTicketRefs(ctx, v, conn, page.Records); err != nil {
+		return nil, err
+	}
 	return &model.TicketConnection{Edges: edgesOf(page, ticketEdge), PageInfo: customerPageInfo(page, cursor)}, nil
 }
 
@@ -436,6 +441,9 @@ func (r *queryResolver) DeskContacts(ctx context.Context, first *int, after *str
 	}
 	page, cursor, err := r.biPage(ctx, v, conn, deskSystem, []string{"contacts"}, "desk-contacts", first, after, updatedSince, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.prefetchContactRefs(ctx, v, conn, page.Records); err != nil {
 		return nil, err
 	}
 	return &model.DeskContactConnection{PageInfo: customerPageInfo(page, cursor), Edges: edgesOf(page,
@@ -451,6 +459,9 @@ func (r *queryResolver) DeskAccounts(ctx context.Context, first *int, after *str
 	}
 	page, cursor, err := r.biPage(ctx, v, conn, deskSystem, []string{"accounts"}, "desk-accounts", first, after, updatedSince, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.prefetchAccountRefs(ctx, v, conn, page.Records); err != nil {
 		return nil, err
 	}
 	return &model.DeskAccountConnection{PageInfo: customerPageInfo(page, cursor), Edges: edgesOf(page,
@@ -544,7 +555,7 @@ func (r *queryResolver) TicketStats(ctx context.Context, groupBy []model.TicketS
 			groups = append(groups, name)
 		}
 	}
-	stats, err := store.TicketStats(ctx, r.DB, v.OrgID, conn.ID, deskSystem, groups)
+	stats, err := store.TicketStats(ctx, r.reads(), v.OrgID, conn.ID, deskSystem, groups)
 	if err != nil {
 		return nil, err
 	}
@@ -563,7 +574,7 @@ func (r *queryResolver) DealStats(ctx context.Context) ([]*model.DealStat, error
 	if !v.CanSee(auth.AreaDeals) {
 		return nil, forbidden("deals")
 	}
-	stats, err := store.DealStats(ctx, r.DB, v.OrgID, conn.ID, conn.CRMSystem)
+	stats, err := store.DealStats(ctx, r.reads(), v.OrgID, conn.ID, conn.CRMSystem)
 	if err != nil {
 		return nil, err
 	}
@@ -587,7 +598,7 @@ func (r *queryResolver) ActivityStats(ctx context.Context) ([]*model.ActivitySta
 	if len(modules) == 0 {
 		return out, nil
 	}
-	stats, err := store.ActivityStats(ctx, r.DB, v.OrgID, conn.ID, conn.CRMSystem, modules)
+	stats, err := store.ActivityStats(ctx, r.reads(), v.OrgID, conn.ID, conn.CRMSystem, modules)
 	if err != nil {
 		return nil, err
 	}
@@ -637,7 +648,8 @@ func (r *ticketResolver) Customer(ctx context.Context, obj *model.Ticket) (*mode
 	if err != nil {
 		return nil, err
 	}
-	return r.customerOfDesk(ctx, v, conn, contact, account)
+	cust, err := r.customerOfDesk(ctx, v, conn, contact, account)
+	return r.customerAnswer(ctx, v, conn, cust, err)
 }
 
 func (r *Resolver) CrmRecord() graph.CrmRecordResolver { return &crmRecordResolver{r} }

@@ -27,45 +27,42 @@ type ticketScope struct {
 // picture is led by a contact (or a lead, through the desk contacts that
 // share its email), its desk account's when led by an account.
 func (r *Resolver) ticketScopeOf(ctx context.Context, v auth.Viewer, conn store.Connection, k store.CustomerKey) (ticketScope, error) {
-	switch k.Lead {
-	case "ACCOUNT":
-		return ticketScope{accounts: nonEmptyIDs(k.DeskAccountID)}, nil
-	case "LEAD":
-		if k.Email == "" {
-			return ticketScope{}, nil
-		}
-		people, err := store.CustomerRecordsByEmail(ctx, r.DB, v.OrgID, conn.ID, deskSystem, "contacts", k.Email, 20)
-		if err != nil {
-			return ticketScope{}, err
-		}
-		var s ticketScope
-		for _, p := range people {
-			s.contacts = append(s.contacts, p.ExtID)
-		}
-		return s, nil
+	if scope, known := knownTicketScope(k); known {
+		return scope, nil
 	}
-	return ticketScope{contacts: nonEmptyIDs(k.DeskContactID)}, nil
+	// Led by a lead: the desk contacts that share its email.
+	if k.Email == "" {
+		return ticketScope{}, nil
+	}
+	people, err := store.CustomerRecordsByEmail(ctx, r.reads(), v.OrgID, conn.ID, deskSystem, "contacts", k.Email, 20)
+	if err != nil {
+		return ticketScope{}, err
+	}
+	var s ticketScope
+	for _, p := range people {
+		s.contacts = append(s.contacts, p.ExtID)
+	}
+	return s, nil
 }
 
 func nonEmptyIDs(ids ...string) []string {
 	return slices.DeleteFunc(ids, func(s string) bool { return s == "" })
 }
 
-// tickets lists the tickets of a scope, then loads every listed ticket's
-// contact and account in one query each, so the page's nested fields cost
-// no further round trips.
-func (r *Resolver) tickets(ctx context.Context, v auth.Viewer, conn store.Connection, scope ticketScope, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
+// ticketListQuery is the query of a scope's ticket list, and the store
+// cursor it starts after.
+func ticketListQuery(v auth.Viewer, conn store.Connection, scope ticketScope, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (store.CustomerListQuery, string, error) {
 	limit, err := pageSize(first, customerPageDefault, customerPageMax)
 	if err != nil {
-		return nil, err
+		return store.CustomerListQuery{}, "", err
 	}
 	cursor, err := parseListCursor("after", "tickets", after)
 	if err != nil {
-		return nil, err
+		return store.CustomerListQuery{}, "", err
 	}
 	q := store.CustomerListQuery{OrgID: v.OrgID, ConnectionID: conn.ID, System: deskSystem, Modules: []string{"tickets"},
 		ContactRefs: scope.contacts, AccountRefs: scope.accounts, RefsGiven: true, Order: store.OrderCreatedDesc,
-		After: cursor, Limit: limit}
+		After: cursor, Limit: limit, Fields: ticketFieldKeys}
 	if orderBy != nil {
 		switch *orderBy {
 		case model.TicketOrderCreatedAsc:
@@ -75,23 +72,52 @@ func (r *Resolver) tickets(ctx context.Context, v auth.Viewer, conn store.Connec
 		}
 	}
 	applyTicketFilter(&q, filter)
-	page, err := store.ListCustomerRecords(ctx, r.DB, q)
+	return q, cursor, nil
+}
+
+// tickets lists the tickets of a scope, then loads what the page's nested
+// fields ask of every listed ticket in one query (prefetchTicketRefs).
+func (r *Resolver) tickets(ctx context.Context, v auth.Viewer, conn store.Connection, scope ticketScope, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
+	q, cursor, err := ticketListQuery(v, conn, scope, first, after, filter, orderBy)
 	if err != nil {
 		return nil, err
 	}
-	var contacts, accounts []string
-	for _, t := range page.Records {
-		contacts = append(contacts, deref(t.ContactRef))
-		accounts = append(accounts, deref(t.AccountRef))
-	}
-	if err := r.prefetch(ctx, v, conn, deskSystem, "contacts", contacts); err != nil {
+	page, err := r.customerPage(ctx, q)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.prefetch(ctx, v, conn, deskSystem, "accounts", accounts); err != nil {
+	if err := r.prefetchTicketRefs(ctx, v, conn, page.Records); err != nil {
 		return nil, err
 	}
 	wrapCursors("tickets", &page)
 	return &model.TicketConnection{PageInfo: customerPageInfo(page, cursor), Edges: edgesOf(page, ticketEdge)}, nil
+}
+
+// prefetchTicketRefs loads, for a list of tickets, what its nodes' fields
+// will read, in one query: with `customer`, the whole neighbourhood of the
+// tickets' contacts and accounts; else their contacts and/or accounts.
+func (r *Resolver) prefetchTicketRefs(ctx context.Context, v auth.Viewer, conn store.Connection, tickets []store.CustomerRecord) error {
+	if len(tickets) == 0 {
+		return nil
+	}
+	asked := selected(ctx, []string{"edges", "node"}, "contact", "account", "customer")
+	var contacts, accounts []string
+	for _, t := range tickets {
+		contacts = append(contacts, deref(t.ContactRef))
+		accounts = append(accounts, deref(t.AccountRef))
+	}
+	if asked["customer"] {
+		return r.loadNeighbourhood(ctx, v, conn, nil, contacts, accounts)
+	}
+	if asked["contact"] {
+		if err := r.prefetch(ctx, v, conn, deskSystem, "contacts", contacts); err != nil {
+			return err
+		}
+	}
+	if asked["account"] {
+		return r.prefetch(ctx, v, conn, deskSystem, "accounts", accounts)
+	}
+	return nil
 }
 
 func applyTicketFilter(q *store.CustomerListQuery, f *model.TicketFilter) {
@@ -106,9 +132,15 @@ func applyTicketFilter(q *store.CustomerListQuery, f *model.TicketFilter) {
 	q.Overdue, q.CreatedFrom, q.CreatedTo = f.Overdue, f.CreatedFrom, f.CreatedTo
 }
 
+// ticketCountQuery is the count of a scope's tickets.
+func ticketCountQuery(v auth.Viewer, conn store.Connection, scope ticketScope) store.TicketCountQuery {
+	return store.TicketCountQuery{OrgID: v.OrgID, ConnectionID: conn.ID, DeskSystem: deskSystem,
+		ContactRefs: scope.contacts, AccountRefs: scope.accounts}
+}
+
 // ticketCounts counts a scope's tickets in one aggregate.
 func (r *Resolver) ticketCounts(ctx context.Context, v auth.Viewer, conn store.Connection, scope ticketScope) (*model.TicketCounts, error) {
-	c, err := store.CountTickets(ctx, r.DB, v.OrgID, conn.ID, deskSystem, scope.contacts, scope.accounts)
+	c, err := r.customerCounts(ctx, ticketCountQuery(v, conn, scope))
 	if err != nil {
 		return nil, err
 	}
@@ -132,30 +164,74 @@ func crmScope(k store.CustomerKey, q *store.CustomerListQuery) (ok bool) {
 	return len(q.AccountRefs)+len(q.LeadRefs)+len(q.ContactRefs) > 0
 }
 
-// crmList pages one or more CRM modules of a customer.
-func (r *Resolver) crmList(ctx context.Context, v auth.Viewer, k store.CustomerKey, kind string, modules []string, first *int, after *string, order store.CustomerOrder, narrow func(*store.CustomerListQuery)) (store.CustomerPage, string, error) {
+// crmListQuery is the query of a list of one or more CRM modules of a
+// customer, and the store cursor it starts after; ok is false when the
+// customer has no record to list around (an empty list, no query).
+func crmListQuery(v auth.Viewer, k store.CustomerKey, kind string, modules []string, first *int, after *string, order store.CustomerOrder, narrow func(*store.CustomerListQuery)) (q store.CustomerListQuery, cursor string, ok bool, err error) {
 	limit, err := pageSize(first, customerPageDefault, customerPageMax)
 	if err != nil {
-		return store.CustomerPage{}, "", err
+		return q, "", false, err
 	}
-	cursor, err := parseListCursor("after", kind, after)
+	cursor, err = parseListCursor("after", kind, after)
 	if err != nil {
-		return store.CustomerPage{}, "", err
+		return q, "", false, err
 	}
-	q := store.CustomerListQuery{OrgID: v.OrgID, ConnectionID: k.ConnectionID, System: k.CRMSystem, Modules: modules,
-		Order: order, After: cursor, Limit: limit}
+	q = store.CustomerListQuery{OrgID: v.OrgID, ConnectionID: k.ConnectionID, System: k.CRMSystem, Modules: modules,
+		Order: order, After: cursor, Limit: limit, Fields: fieldKeysOf(k.CRMSystem, modules)}
 	if !crmScope(k, &q) {
-		return store.CustomerPage{}, cursor, nil
+		return q, cursor, false, nil
 	}
 	if narrow != nil {
 		narrow(&q)
 	}
-	page, err := store.ListCustomerRecords(ctx, r.DB, q)
+	return q, cursor, true, nil
+}
+
+// crmList pages one or more CRM modules of a customer.
+func (r *Resolver) crmList(ctx context.Context, v auth.Viewer, k store.CustomerKey, kind string, modules []string, first *int, after *string, order store.CustomerOrder, narrow func(*store.CustomerListQuery)) (store.CustomerPage, string, error) {
+	q, cursor, ok, err := crmListQuery(v, k, kind, modules, first, after, order, narrow)
+	if err != nil {
+		return store.CustomerPage{}, "", err
+	}
+	if !ok {
+		return store.CustomerPage{}, cursor, nil
+	}
+	page, err := r.customerPage(ctx, q)
 	if err != nil {
 		return store.CustomerPage{}, "", err
 	}
 	wrapCursors(kind, &page)
 	return page, cursor, nil
+}
+
+// dealListArgs, noteListNarrow and activityListNarrow turn the customer
+// lists' arguments into their query's order and filters.
+func dealListArgs(filter *model.DealFilter, orderBy *model.DealOrder) (store.CustomerOrder, func(*store.CustomerListQuery)) {
+	order := store.OrderAtDesc
+	if orderBy != nil && *orderBy == model.DealOrderAmountDesc {
+		order = store.OrderAmountDesc
+	}
+	return order, func(q *store.CustomerListQuery) {
+		if filter != nil {
+			q.Closed, q.Status, q.AtFrom, q.AtTo = filter.Closed, deref(filter.Stage), filter.ClosingFrom, filter.ClosingTo
+		}
+	}
+}
+
+func noteListNarrow(filter *model.DateRangeFilter) func(*store.CustomerListQuery) {
+	return func(q *store.CustomerListQuery) {
+		if filter != nil {
+			q.CreatedFrom, q.CreatedTo = filter.CreatedFrom, filter.CreatedTo
+		}
+	}
+}
+
+func activityListNarrow(filter *model.ActivityFilter) func(*store.CustomerListQuery) {
+	return func(q *store.CustomerListQuery) {
+		if filter != nil {
+			q.Closed, q.AtFrom, q.AtTo = filter.Closed, filter.From, filter.To
+		}
+	}
 }
 
 // activityModules are the activity kinds asked for that the profile
@@ -227,14 +303,14 @@ func (r *Resolver) biPage(ctx context.Context, v auth.Viewer, conn store.Connect
 		return store.CustomerPage{}, "", err
 	}
 	q := store.CustomerListQuery{OrgID: v.OrgID, ConnectionID: conn.ID, System: system, Modules: modules,
-		Order: store.OrderID, After: cursor, Limit: limit}
+		Order: store.OrderID, After: cursor, Limit: limit, Fields: fieldKeysOf(system, modules)}
 	if updatedSince != nil {
 		q.Order, q.MirroredFrom = store.OrderMirrored, updatedSince
 	}
 	if narrow != nil {
 		narrow(&q)
 	}
-	page, err := store.ListCustomerRecords(ctx, r.DB, q)
+	page, err := store.ListCustomerRecords(ctx, r.reads(), q)
 	if err != nil {
 		return store.CustomerPage{}, "", err
 	}
