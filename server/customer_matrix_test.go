@@ -205,4 +205,10 @@ func TestBIReadsOverGraphQL(t *testing.T) {
 	if deals != w.sb.CRM("us").Count("Deals") || len(r.Data["activityStats"].([]any)) != 3 {
 		t.Fatalf("dealStats count %d, CRM has %d; activityStats %+v", deals, w.sb.CRM("us").Count("Deals"), r.Data["activityStats"])
 	}
+	// A page of 500 whose items each open a page of 100 costs their
+	// product, and is refused before it runs.
+	r = w.ts.query(admin, `{ deskContacts(first: 500) { edges { node { customer { deals(first: 100) { edges { node { name stage amount } } } } } } } }`, nil)
+	if r.code(0) != "COMPLEXITY_LIMIT_EXCEEDED" {
+		t.Fatalf("a 500 x 100 read: %+v", r.Errors)
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -24,6 +25,27 @@ func listComplexity(c *graph.ComplexityRoot) {
 	c.Query.APITokens = func(child int, first *int, _ *string, _ *bool) int { return 1 + pageOf(first, 50)*child }
 	c.Query.Events = func(child int, first *int, _ *string, _ []model.EventType) int { return 1 + pageOf(first, 100)*child }
 	c.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
+
+	// Customer 360: the sidebar's lists (default 20) and the BI lists
+	// (default 100, up to 500 a page).
+	tickets := func(child int, first *int, _ *string, _ *model.TicketFilter, _ *model.TicketOrder) int {
+		return 1 + pageOf(first, 20)*child
+	}
+	c.CrmRecord.Tickets, c.DeskContact.Tickets, c.DeskAccount.Tickets, c.Customer.Tickets = tickets, tickets, tickets, tickets
+	c.Customer.Deals = func(child int, first *int, _ *string, _ *model.DealFilter, _ *model.DealOrder) int {
+		return 1 + pageOf(first, 20)*child
+	}
+	c.Customer.Notes = func(child int, first *int, _ *string, _ *model.DateRangeFilter) int { return 1 + pageOf(first, 20)*child }
+	c.Customer.Activities = func(child int, first *int, _ *string, _ *model.ActivityFilter) int { return 1 + pageOf(first, 20)*child }
+	c.Query.ClassifiedTickets = func(child int, _ *string, first *int, _ *string) int { return 1 + pageOf(first, 20)*child }
+	bi := func(child int, first *int) int { return 1 + pageOf(first, 100)*child }
+	c.Query.Tickets = func(child int, first *int, _ *string, _ *time.Time, _ *model.TicketFilter) int { return bi(child, first) }
+	c.Query.DeskContacts = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
+	c.Query.DeskAccounts = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
+	c.Query.Deals = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
+	c.Query.Notes = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
+	c.Query.CrmRecords = func(child int, _ model.CrmModule, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
+	c.Query.Activities = func(child int, _ []model.ActivityKind, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
 }
 
 // depthLimit refuses operations nested deeper than max levels, counting
