@@ -35,17 +35,25 @@ func listComplexity(c *graph.ComplexityRoot) {
 	c.Customer.Deals = func(child int, first *int, _ *string, _ *model.DealFilter, _ *model.DealOrder) int {
 		return 1 + pageOf(first, 20)*child
 	}
-	c.Customer.Notes = func(child int, first *int, _ *string, _ *model.DateRangeFilter) int { return 1 + pageOf(first, 20)*child }
-	c.Customer.Activities = func(child int, first *int, _ *string, _ *model.ActivityFilter) int { return 1 + pageOf(first, 20)*child }
+	c.Customer.Notes = func(child int, first *int, _ *string, _ *model.DateRangeFilter) int {
+		return 1 + pageOf(first, 20)*child
+	}
+	c.Customer.Activities = func(child int, first *int, _ *string, _ *model.ActivityFilter) int {
+		return 1 + pageOf(first, 20)*child
+	}
 	c.Query.ClassifiedTickets = func(child int, _ *string, first *int, _ *string) int { return 1 + pageOf(first, 20)*child }
 	bi := func(child int, first *int) int { return 1 + pageOf(first, 100)*child }
-	c.Query.Tickets = func(child int, first *int, _ *string, _ *time.Time, _ *model.TicketFilter) int { return bi(child, first) }
+	c.Query.Tickets = func(child int, first *int, _ *string, _ *time.Time, _ *model.TicketFilter) int {
+		return bi(child, first)
+	}
 	c.Query.DeskContacts = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
 	c.Query.DeskAccounts = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
 	c.Query.Deals = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
 	c.Query.Notes = func(child int, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
 	c.Query.CrmRecords = func(child int, _ model.CrmModule, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
-	c.Query.Activities = func(child int, _ []model.ActivityKind, first *int, _ *string, _ *time.Time) int { return bi(child, first) }
+	c.Query.Activities = func(child int, _ []model.ActivityKind, first *int, _ *string, _ *time.Time) int {
+		return bi(child, first)
+	}
 }
 
 // depthLimit refuses operations nested deeper than max levels, counting
