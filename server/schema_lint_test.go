@@ -62,13 +62,3 @@ func TestEverySchemaElementIsDescribed(t *testing.T) {
 		t.Fatalf("%d schema elements without a description, e.g. %v", len(missing), missing[:min(len(missing), 30)])
 	}
 }
-
-// commonArgument names the paging and filter arguments every list takes
-// the same way; the schema's conventions section documents them once.
-func commonArgument(name string) bool {
-	switch name {
-	case "first", "after", "filter", "orderBy", "updatedSince":
-		return true
-	}
-	return false
-}
