@@ -7,6 +7,7 @@ import (
 
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
+	"github.com/deskbridge/deskbridge/syncengine/mapping"
 )
 
 // describeRecord lifts the fields customer-360 queries use out of a
@@ -98,12 +99,10 @@ func str(v any) string {
 	return ""
 }
 
-// lookupID is the id of a lookup field ({"id": ..., "name": ...}).
+// lookupID is the id a lookup field points at ("" when none).
 func lookupID(v any) string {
-	if m, ok := v.(map[string]any); ok {
-		return str(m["id"])
-	}
-	return ""
+	id, _ := mapping.LookupID(v)
+	return id
 }
 
 func lookupName(v any) string {

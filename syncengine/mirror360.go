@@ -76,13 +76,6 @@ func (m *Mirror) MirrorConnection(ctx context.Context, conn store.Connection) (i
 }
 
 func (m *Mirror) mirrorModule(ctx context.Context, conn store.Connection, c connector.Connector, name string, vm connector.Module) (int, error) {
-	size, pages := m.PageSize, m.MaxPages
-	if size <= 0 {
-		size = 200
-	}
-	if pages <= 0 {
-		pages = 50
-	}
 	system := string(c.System())
 	key := mirrorCursorPrefix + name
 	raw, err := store.GetCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorPoll)
@@ -91,71 +84,35 @@ func (m *Mirror) mirrorModule(ctx context.Context, conn store.Connection, c conn
 	}
 	cursor := connector.Cursor(raw)
 	if cursor == "" {
-		cursor = c.StartAt(vm, time.Time{})
+		cursor = c.StartAt(vm, time.Time{}) // the picture needs every record, however old
 	}
-	total := 0
-	for range pages {
-		page, err := c.ListChanged(ctx, vm, cursor, size)
-		if err != nil {
-			return total, fmt.Errorf("mirroring %s %s: %w", system, vm, err)
-		}
+	return walkChanges(ctx, m.DB, c, vm, cursor, m.PageSize, m.MaxPages, func(tx *sqlx.Tx, page connector.ChangePage) error {
 		records, err := mirrorRecords(c.System(), name, page.Records)
 		if err != nil {
-			return total, err
+			return err
 		}
-		// The records and the cursor past them commit together.
-		err = store.InTx(ctx, m.DB, func(tx *sqlx.Tx) error {
-			if _, err := store.UpsertMirror(ctx, tx, conn.OrgID, conn.ID, records); err != nil {
-				return err
-			}
-			return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorPoll, string(page.Next))
-		})
-		if err != nil {
-			return total, err
+		if _, err := store.UpsertMirror(ctx, tx, conn.OrgID, conn.ID, records); err != nil {
+			return err
 		}
-		total += len(records)
-		cursor = page.Next
-		if page.Done {
-			break
-		}
-	}
-	return total, nil
+		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorPoll, string(page.Next))
+	})
 }
 
 // mirrorDeleted marks what a module's deleted feed reports since its
-// stored point. A first call only records "now": before it, the walk from
-// the beginning saw only live records.
+// stored point (the walk from the beginning saw only live records).
 func (m *Mirror) mirrorDeleted(ctx context.Context, conn store.Connection, c connector.Connector, name string, vm connector.Module) error {
 	system := string(c.System())
-	key := mirrorCursorPrefix + name
-	raw, err := store.GetCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	since, perr := time.Parse(time.RFC3339Nano, raw)
-	if raw == "" || perr != nil {
-		now := time.Now().UTC().Format(time.RFC3339Nano)
-		return store.PutCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed, now)
-	}
-	dels, err := c.Deleted(ctx, vm, since.Add(-deletedOverlap))
-	if err != nil {
-		return fmt.Errorf("reading %s %s deleted feed for the mirror: %w", system, vm, err)
-	}
-	newest := since
-	byTime := map[time.Time][]string{}
-	for _, d := range dels {
-		byTime[d.DeletedAt] = append(byTime[d.DeletedAt], d.ID)
-		if d.DeletedAt.After(newest) {
-			newest = d.DeletedAt
+	return readDeletedFeed(ctx, m.DB, conn, c, mirrorCursorPrefix+name, vm, func(tx *sqlx.Tx, dels []connector.Deletion) error {
+		byTime := map[time.Time][]string{}
+		for _, d := range dels {
+			byTime[d.DeletedAt] = append(byTime[d.DeletedAt], d.ID)
 		}
-	}
-	return store.InTx(ctx, m.DB, func(tx *sqlx.Tx) error {
 		for at, ids := range byTime {
 			if _, err := store.MarkMirrorDeleted(ctx, tx, conn.OrgID, conn.ID, system, name, ids, at); err != nil {
 				return err
 			}
 		}
-		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed, newest.UTC().Format(time.RFC3339Nano))
+		return nil
 	})
 }
 

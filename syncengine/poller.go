@@ -55,50 +55,53 @@ func (p *Poller) PollConnection(ctx context.Context, conn store.Connection) (enq
 }
 
 func (p *Poller) pollModule(ctx context.Context, conn store.Connection, c connector.Connector, m mapping.Module, vm connector.Module) (int, error) {
-	size, pages := p.PageSize, p.MaxPages
+	system := string(c.System())
+	raw, err := store.GetCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorPoll)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	if raw == "" {
+		// A module polled for the first time starts now: older records are
+		// the first sync's job.
+		return 0, store.PutCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorPoll, string(c.StartAt(vm, time.Now())))
+	}
+	return walkChanges(ctx, p.DB, c, vm, connector.Cursor(raw), p.PageSize, p.MaxPages, func(tx *sqlx.Tx, page connector.ChangePage) error {
+		items := make([]store.NewQueueItem, len(page.Records))
+		for i, r := range page.Records {
+			items[i] = store.NewQueueItem{System: system, Module: string(m), ExtID: r.ID, Kind: store.KindUpsert, Origin: store.OriginPoll}
+		}
+		if len(items) > 0 {
+			if err := store.Enqueue(ctx, tx, conn.OrgID, conn.ID, items); err != nil {
+				return err
+			}
+		}
+		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, string(m), store.CursorPoll, string(page.Next))
+	})
+}
+
+// walkChanges reads up to pages pages (default 50) of size records
+// (default 200) of a module's changes from cursor, and hands each page to
+// save in a transaction of its own, which must store the page's records
+// with the cursor past them (page.Next): a crash between pages re-reads a
+// page, never skips one. It returns how many records it read.
+func walkChanges(ctx context.Context, db *sqlx.DB, c connector.Connector, vm connector.Module, cursor connector.Cursor, size, pages int,
+	save func(tx *sqlx.Tx, page connector.ChangePage) error) (int, error) {
 	if size <= 0 {
 		size = 200
 	}
 	if pages <= 0 {
 		pages = 50
 	}
-	system := string(c.System())
-	raw, err := store.GetCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorPoll)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0, err
-	}
-	cursor := connector.Cursor(raw)
-	if cursor == "" {
-		cursor = c.StartAt(vm, time.Now())
-		if err := store.PutCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorPoll, string(cursor)); err != nil {
-			return 0, err
-		}
-		return 0, nil
-	}
 	total := 0
 	for range pages {
 		page, err := c.ListChanged(ctx, vm, cursor, size)
 		if err != nil {
-			return total, fmt.Errorf("polling %s %s: %w", system, vm, err)
+			return total, fmt.Errorf("reading %s %s changes: %w", c.System(), vm, err)
 		}
-		items := make([]store.NewQueueItem, len(page.Records))
-		for i, r := range page.Records {
-			items[i] = store.NewQueueItem{System: system, Module: string(m), ExtID: r.ID, Kind: store.KindUpsert, Origin: store.OriginPoll}
-		}
-		// The rows and the cursor that covers them commit together: a crash
-		// between pages re-reads a page, never skips one.
-		err = store.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
-			if len(items) > 0 {
-				if err := store.Enqueue(ctx, tx, conn.OrgID, conn.ID, items); err != nil {
-					return err
-				}
-			}
-			return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, string(m), store.CursorPoll, string(page.Next))
-		})
-		if err != nil {
+		if err := store.InTx(ctx, db, func(tx *sqlx.Tx) error { return save(tx, page) }); err != nil {
 			return total, err
 		}
-		total += len(items)
+		total += len(page.Records)
 		cursor = page.Next
 		if page.Done {
 			break
@@ -114,37 +117,54 @@ const deletedOverlap = 2 * time.Second
 
 // pollDeleted reads a module's deleted-records feed since the stored point
 // and enqueues the deletions, the safety net for deletions whose
-// notification never arrived. A first call only records "now".
+// notification never arrived.
 func (p *Poller) pollDeleted(ctx context.Context, conn store.Connection, c connector.Connector, m mapping.Module, vm connector.Module) (int, error) {
 	system := string(c.System())
-	raw, err := store.GetCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorDeletedFeed)
+	n := 0
+	err := readDeletedFeed(ctx, p.DB, conn, c, string(m), vm, func(tx *sqlx.Tx, dels []connector.Deletion) error {
+		items := make([]store.NewQueueItem, len(dels))
+		for i, d := range dels {
+			items[i] = store.NewQueueItem{System: system, Module: string(m), ExtID: d.ID, Kind: store.KindDelete, Origin: store.OriginDeletedFeed}
+		}
+		n = len(items)
+		if n == 0 {
+			return nil
+		}
+		return store.Enqueue(ctx, tx, conn.OrgID, conn.ID, items)
+	})
+	return n, err
+}
+
+// readDeletedFeed reads a module's deleted-records feed since the point
+// stored under key and hands the deletions to save, in the transaction
+// that stores the new point. A first call only records "now": what was
+// deleted before it is not the caller's concern.
+func readDeletedFeed(ctx context.Context, db *sqlx.DB, conn store.Connection, c connector.Connector, key string, vm connector.Module,
+	save func(tx *sqlx.Tx, dels []connector.Deletion) error) error {
+	system := string(c.System())
+	raw, err := store.GetCursor(ctx, db, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0, err
+		return err
 	}
 	since, perr := time.Parse(time.RFC3339Nano, raw)
 	if raw == "" || perr != nil {
 		now := time.Now().UTC().Format(time.RFC3339Nano)
-		return 0, store.PutCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorDeletedFeed, now)
+		return store.PutCursor(ctx, db, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed, now)
 	}
 	dels, err := c.Deleted(ctx, vm, since.Add(-deletedOverlap))
 	if err != nil {
-		return 0, fmt.Errorf("reading %s %s deleted feed: %w", system, vm, err)
+		return fmt.Errorf("reading %s %s deleted feed: %w", system, vm, err)
 	}
 	newest := since
-	var items []store.NewQueueItem
 	for _, d := range dels {
-		items = append(items, store.NewQueueItem{System: system, Module: string(m), ExtID: d.ID, Kind: store.KindDelete, Origin: store.OriginDeletedFeed})
 		if d.DeletedAt.After(newest) {
 			newest = d.DeletedAt
 		}
 	}
-	err = store.InTx(ctx, p.DB, func(tx *sqlx.Tx) error {
-		if len(items) > 0 {
-			if err := store.Enqueue(ctx, tx, conn.OrgID, conn.ID, items); err != nil {
-				return err
-			}
+	return store.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		if err := save(tx, dels); err != nil {
+			return err
 		}
-		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, string(m), store.CursorDeletedFeed, newest.UTC().Format(time.RFC3339Nano))
+		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorDeletedFeed, newest.UTC().Format(time.RFC3339Nano))
 	})
-	return len(items), err
 }
