@@ -60,12 +60,12 @@ func deref(s *string) string {
 	return *s
 }
 
+func deskPortalModel(p connector.Org) *model.DeskPortal {
+	return &model.DeskPortal{ID: p.ID, Name: p.Name, TimeZone: nonEmpty(p.TimeZone)}
+}
+
 func crmOrgModels(orgs []connector.Org) []*model.CrmOrg {
-	out := make([]*model.CrmOrg, len(orgs))
-	for i, o := range orgs {
-		out[i] = &model.CrmOrg{ID: o.ID, Name: o.Name}
-	}
-	return out
+	return mapAll(orgs, func(o connector.Org) *model.CrmOrg { return &model.CrmOrg{ID: o.ID, Name: o.Name} })
 }
 
 // crmSystemOf maps the GraphQL enum to the connector's system.

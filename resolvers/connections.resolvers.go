@@ -129,11 +129,7 @@ func (r *queryResolver) ServiceKeyPortals(ctx context.Context, deskDataCenter mo
 	if err != nil {
 		return nil, connectionInput(err, "", map[string]string{"deskDataCenter": "deskDataCenter"})
 	}
-	out := make([]*model.DeskPortal, len(portals))
-	for i, p := range portals {
-		out[i] = &model.DeskPortal{ID: p.ID, Name: p.Name, TimeZone: nonEmpty(p.TimeZone)}
-	}
-	return out, nil
+	return mapAll(portals, deskPortalModel), nil
 }
 
 func (r *queryResolver) DeskPortalLanguages(ctx context.Context) ([]string, error) {
@@ -152,11 +148,7 @@ func (r *queryResolver) Connections(ctx context.Context, includeRemoved *bool) (
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*model.Connection, len(rows))
-	for i, c := range rows {
-		out[i] = connectionModel(c)
-	}
-	return out, nil
+	return mapAll(rows, connectionModel), nil
 }
 
 func (r *queryResolver) ReachableCrmOrgs(ctx context.Context, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) ([]*model.CrmOrg, error) {

@@ -48,3 +48,12 @@ func eventTypes(types []model.EventType) []string {
 	}
 	return out
 }
+
+// mapAll converts every row of a list for the API.
+func mapAll[T, U any](rows []T, convert func(T) U) []U {
+	out := make([]U, len(rows))
+	for i, r := range rows {
+		out[i] = convert(r)
+	}
+	return out
+}

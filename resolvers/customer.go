@@ -393,11 +393,28 @@ func (r *Resolver) loadNeighbourhood(ctx context.Context, v auth.Viewer, conn st
 	return nil
 }
 
+// deskCustomer answers a `customer` field reached from the desk side: the
+// CRM panels must be shown, and the picture is read ahead (customerAnswer).
+// lead is the record that leads it, "" for the profile's panel record.
+func (r *Resolver) deskCustomer(ctx context.Context, contact, account *store.CustomerRecord, lead string) (*model.Customer, error) {
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !v.CanSeeCRM() {
+		return nil, forbidden("the CRM panels")
+	}
+	cust, err := r.customerOfDesk(ctx, v, conn, contact, account, lead)
+	return r.customerAnswer(ctx, v, conn, cust, err)
+}
+
 // customerOfDesk builds the customer key of a desk contact and/or account:
 // the CRM side through the links, else (for a contact never synced) by
-// email in the CRM mirror; led by the profile's panel record.
-func (r *Resolver) customerOfDesk(ctx context.Context, v auth.Viewer, conn store.Connection, contact, account *store.CustomerRecord) (*model.Customer, error) {
-	key := store.CustomerKey{ConnectionID: conn.ID, CRMSystem: conn.CRMSystem, Lead: v.EffectiveProfile().PanelRecord}
+// email in the CRM mirror. lead says which record leads ("CONTACT" or
+// "ACCOUNT"); "" takes the profile's panel record, or the other one when
+// the customer has no record of that kind.
+func (r *Resolver) customerOfDesk(ctx context.Context, v auth.Viewer, conn store.Connection, contact, account *store.CustomerRecord, lead string) (*model.Customer, error) {
+	key := store.CustomerKey{ConnectionID: conn.ID, CRMSystem: conn.CRMSystem, Lead: lead}
 	if contact != nil {
 		key.DeskContactID = contact.ExtID
 		if account == nil && contact.AccountRef != nil {
@@ -439,11 +456,17 @@ func (r *Resolver) customerOfDesk(ctx context.Context, v auth.Viewer, conn store
 			key.CRMAccountID = *crm.AccountRef
 		}
 	}
-	if key.Lead == "CONTACT" && key.CRMContactID == "" && key.DeskContactID == "" {
-		key.Lead = "ACCOUNT"
-	}
-	if key.Lead == "ACCOUNT" && key.CRMAccountID == "" && key.DeskAccountID == "" {
-		key.Lead = "CONTACT"
+	if key.Lead == "" {
+		hasContact := key.CRMContactID != "" || key.DeskContactID != ""
+		hasAccount := key.CRMAccountID != "" || key.DeskAccountID != ""
+		switch pref := v.EffectiveProfile().PanelRecord; {
+		case pref == "ACCOUNT" && (hasAccount || !hasContact):
+			key.Lead = "ACCOUNT"
+		case pref == "CONTACT" && !hasContact && hasAccount:
+			key.Lead = "ACCOUNT"
+		default:
+			key.Lead = "CONTACT"
+		}
 	}
 	return &model.Customer{Key: key}, nil
 }

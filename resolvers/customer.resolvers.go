@@ -204,34 +204,15 @@ func (r *customerResolver) TicketCounts(ctx context.Context, obj *model.Customer
 }
 
 func (r *deskAccountResolver) Customer(ctx context.Context, obj *model.DeskAccount) (*model.Customer, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !v.CanSeeCRM() {
-		return nil, forbidden("the CRM panels")
-	}
-	c, err := r.customerOfDesk(ctx, v, conn, nil, &obj.Row)
-	if c != nil {
-		c.Key.Lead = "ACCOUNT"
-	}
-	return r.customerAnswer(ctx, v, conn, c, err)
+	return r.deskCustomer(ctx, nil, &obj.Row, "ACCOUNT")
 }
 
 func (r *deskAccountResolver) Tickets(ctx context.Context, obj *model.DeskAccount, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.tickets(ctx, v, conn, ticketScope{accounts: []string{obj.DeskID}}, first, after, filter, orderBy)
+	return r.scopedTickets(ctx, ticketScope{accounts: []string{obj.DeskID}}, first, after, filter, orderBy)
 }
 
 func (r *deskAccountResolver) TicketCounts(ctx context.Context, obj *model.DeskAccount) (*model.TicketCounts, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.ticketCounts(ctx, v, conn, ticketScope{accounts: []string{obj.DeskID}})
+	return r.scopedTicketCounts(ctx, ticketScope{accounts: []string{obj.DeskID}})
 }
 
 func (r *deskContactResolver) Account(ctx context.Context, obj *model.DeskContact) (*model.DeskAccount, error) {
@@ -247,34 +228,15 @@ func (r *deskContactResolver) Account(ctx context.Context, obj *model.DeskContac
 }
 
 func (r *deskContactResolver) Customer(ctx context.Context, obj *model.DeskContact) (*model.Customer, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !v.CanSeeCRM() {
-		return nil, forbidden("the CRM panels")
-	}
-	c, err := r.customerOfDesk(ctx, v, conn, &obj.Row, nil)
-	if c != nil {
-		c.Key.Lead = "CONTACT"
-	}
-	return r.customerAnswer(ctx, v, conn, c, err)
+	return r.deskCustomer(ctx, &obj.Row, nil, "CONTACT")
 }
 
 func (r *deskContactResolver) Tickets(ctx context.Context, obj *model.DeskContact, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.tickets(ctx, v, conn, ticketScope{contacts: []string{obj.DeskID}}, first, after, filter, orderBy)
+	return r.scopedTickets(ctx, ticketScope{contacts: []string{obj.DeskID}}, first, after, filter, orderBy)
 }
 
 func (r *deskContactResolver) TicketCounts(ctx context.Context, obj *model.DeskContact) (*model.TicketCounts, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.ticketCounts(ctx, v, conn, ticketScope{contacts: []string{obj.DeskID}})
+	return r.scopedTicketCounts(ctx, ticketScope{contacts: []string{obj.DeskID}})
 }
 
 func (r *queryResolver) Ticket(ctx context.Context, id *string, deskID *string) (*model.Ticket, error) {
@@ -339,7 +301,7 @@ func (r *queryResolver) CustomerByEmail(ctx context.Context, email string) (*mod
 	if desk, err := store.CustomerRecordsByEmail(ctx, r.reads(), v.OrgID, conn.ID, deskSystem, "contacts", email, 1); err != nil {
 		return nil, err
 	} else if len(desk) > 0 {
-		cust, err := r.customerOfDesk(ctx, v, conn, &desk[0], nil)
+		cust, err := r.customerOfDesk(ctx, v, conn, &desk[0], nil, "")
 		return r.customerAnswer(ctx, v, conn, cust, err)
 	}
 	for _, module := range []string{"contacts", "leads"} {
@@ -559,11 +521,9 @@ func (r *queryResolver) TicketStats(ctx context.Context, groupBy []model.TicketS
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*model.TicketStat, len(stats))
-	for i, s := range stats {
-		out[i] = &model.TicketStat{AccountID: s.AccountID, Status: s.Status, DepartmentID: s.DepartmentID, Count: s.Count}
-	}
-	return out, nil
+	return mapAll(stats, func(s store.TicketStat) *model.TicketStat {
+		return &model.TicketStat{AccountID: s.AccountID, Status: s.Status, DepartmentID: s.DepartmentID, Count: s.Count}
+	}), nil
 }
 
 func (r *queryResolver) DealStats(ctx context.Context) ([]*model.DealStat, error) {
@@ -578,11 +538,9 @@ func (r *queryResolver) DealStats(ctx context.Context) ([]*model.DealStat, error
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*model.DealStat, len(stats))
-	for i, s := range stats {
-		out[i] = &model.DealStat{Stage: s.Stage, Count: s.Count, Amount: s.Amount}
-	}
-	return out, nil
+	return mapAll(stats, func(s store.DealStat) *model.DealStat {
+		return &model.DealStat{Stage: s.Stage, Count: s.Count, Amount: s.Amount}
+	}), nil
 }
 
 func (r *queryResolver) ActivityStats(ctx context.Context) ([]*model.ActivityStat, error) {
@@ -637,9 +595,6 @@ func (r *ticketResolver) Customer(ctx context.Context, obj *model.Ticket) (*mode
 	if err != nil {
 		return nil, err
 	}
-	if !v.CanSeeCRM() {
-		return nil, forbidden("the CRM panels")
-	}
 	contact, err := r.record(ctx, v, conn, deskSystem, "contacts", deref(obj.Row.ContactRef))
 	if err != nil {
 		return nil, err
@@ -648,8 +603,7 @@ func (r *ticketResolver) Customer(ctx context.Context, obj *model.Ticket) (*mode
 	if err != nil {
 		return nil, err
 	}
-	cust, err := r.customerOfDesk(ctx, v, conn, contact, account)
-	return r.customerAnswer(ctx, v, conn, cust, err)
+	return r.deskCustomer(ctx, contact, account, "")
 }
 
 func (r *Resolver) CrmRecord() graph.CrmRecordResolver { return &crmRecordResolver{r} }

@@ -138,6 +138,24 @@ func ticketCountQuery(v auth.Viewer, conn store.Connection, scope ticketScope) s
 		ContactRefs: scope.contacts, AccountRefs: scope.accounts}
 }
 
+// scopedTickets and scopedTicketCounts answer the `tickets` and
+// `ticketCounts` fields of a desk contact or account.
+func (r *Resolver) scopedTickets(ctx context.Context, scope ticketScope, first *int, after *string, filter *model.TicketFilter, orderBy *model.TicketOrder) (*model.TicketConnection, error) {
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.tickets(ctx, v, conn, scope, first, after, filter, orderBy)
+}
+
+func (r *Resolver) scopedTicketCounts(ctx context.Context, scope ticketScope) (*model.TicketCounts, error) {
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.ticketCounts(ctx, v, conn, scope)
+}
+
 // ticketCounts counts a scope's tickets in one aggregate.
 func (r *Resolver) ticketCounts(ctx context.Context, v auth.Viewer, conn store.Connection, scope ticketScope) (*model.TicketCounts, error) {
 	c, err := r.customerCounts(ctx, ticketCountQuery(v, conn, scope))

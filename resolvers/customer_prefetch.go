@@ -35,18 +35,8 @@ func listKey(q any) string {
 // customerPage is one page of q: read ahead by a parent, or read now.
 func (r *Resolver) customerPage(ctx context.Context, q store.CustomerListQuery) (store.CustomerPage, error) {
 	c := cacheOf(ctx)
-	c.mu.Lock()
-	ahead := len(c.pages) > 0
-	c.mu.Unlock()
-	if ahead {
-		if key := listKey(q); key != "" {
-			c.mu.Lock()
-			page, ok := c.pages[key]
-			c.mu.Unlock()
-			if ok {
-				return page, nil
-			}
-		}
+	if page, ok := readAhead(c, &c.pages, q); ok {
+		return page, nil
 	}
 	return store.ListCustomerRecords(ctx, r.reads(), q)
 }
@@ -55,20 +45,24 @@ func (r *Resolver) customerPage(ctx context.Context, q store.CustomerListQuery) 
 // counted now.
 func (r *Resolver) customerCounts(ctx context.Context, q store.TicketCountQuery) (store.TicketCounts, error) {
 	c := cacheOf(ctx)
-	c.mu.Lock()
-	ahead := len(c.counts) > 0
-	c.mu.Unlock()
-	if ahead {
-		if key := listKey(q); key != "" {
-			c.mu.Lock()
-			counts, ok := c.counts[key]
-			c.mu.Unlock()
-			if ok {
-				return counts, nil
-			}
-		}
+	if counts, ok := readAhead(c, &c.counts, q); ok {
+		return counts, nil
 	}
 	return store.CountTickets(ctx, r.reads(), q.OrgID, q.ConnectionID, q.DeskSystem, q.ContactRefs, q.AccountRefs)
+}
+
+// readAhead finds what a parent read ahead for query q in one of the
+// cache's maps. Most operations read nothing ahead, so the key is built
+// only when the map holds something.
+func readAhead[T any](c *requestCache, m *map[string]T, q any) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(*m) == 0 {
+		var none T
+		return none, false
+	}
+	v, ok := (*m)[listKey(q)]
+	return v, ok
 }
 
 // childFields are the fields the operation selects on the current field's

@@ -33,9 +33,5 @@ func (r *queryResolver) PermissionProfiles(ctx context.Context) ([]*model.Permis
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*model.PermissionProfile, len(rps))
-	for i, rp := range rps {
-		out[i] = profileModel(rp)
-	}
-	return out, nil
+	return mapAll(rps, profileModel), nil
 }

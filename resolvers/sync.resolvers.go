@@ -22,11 +22,7 @@ func (r *connectionResolver) Settings(ctx context.Context, obj *model.Connection
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*model.SyncSettings, len(rows))
-	for i, s := range rows {
-		out[i] = settingsModel(s)
-	}
-	return out, nil
+	return mapAll(rows, settingsModel), nil
 }
 
 func (r *connectionResolver) FieldMappings(ctx context.Context, obj *model.Connection, module model.SyncModule) ([]*model.FieldMapping, error) {
