@@ -776,18 +776,52 @@ func (d *Desk) Watch(ctx context.Context, req connector.WatchRequest) (connector
 	if d.sourceID != "" {
 		body["ignoreSourceId"] = d.sourceID
 	}
-	resp, err := d.c.do(ctx, request{method: http.MethodPost, path: "/webhooks", body: body, action: "creating desk webhook"})
-	if err != nil {
-		return connector.Subscription{}, err
+	// The name is unique per call, so a create whose answer was lost is
+	// found by it, as record creates are found by their values (write.go).
+	const action = "creating desk webhook"
+	for round := 0; ; round++ {
+		resp, err := d.c.do(ctx, request{method: http.MethodPost, path: "/webhooks", body: body, action: action})
+		if err == nil {
+			var out struct {
+				ID any `json:"id"`
+			}
+			if json.Unmarshal(resp.body, &out) == nil && str(out.ID) != "" {
+				return connector.Subscription{ID: str(out.ID)}, nil
+			}
+			err = &outcomeUnknown{err: &connector.Error{Class: connector.Transient, Status: resp.status, Raw: truncate(resp.body),
+				Message: action + ": no id in the answer"}}
+		}
+		if !isOutcomeUnknown(err) {
+			return connector.Subscription{}, err
+		}
+		if round >= d.c.attempts {
+			return connector.Subscription{}, errOutcomeUnknown(action, err)
+		}
+		id, ferr := d.webhookNamed(ctx, body["name"].(string))
+		if ferr != nil {
+			return connector.Subscription{}, errOutcomeUnknown(action, ferr)
+		}
+		if id != "" {
+			d.c.log.Warn("webhook create outcome unknown; found it", "id", id)
+			return connector.Subscription{ID: id}, nil
+		}
+		d.c.log.Warn("webhook create outcome unknown; not found, sending again")
 	}
-	var out struct {
-		ID any `json:"id"`
+}
+
+// webhookNamed returns the id of the portal's webhook with this name, ""
+// when there is none.
+func (d *Desk) webhookNamed(ctx context.Context, name string) (string, error) {
+	var page deskList
+	if _, _, err := d.c.getJSON(ctx, request{path: "/webhooks", action: "listing desk webhooks"}, &page); err != nil {
+		return "", err
 	}
-	if err := json.Unmarshal(resp.body, &out); err != nil || str(out.ID) == "" {
-		return connector.Subscription{}, &connector.Error{Class: connector.Transient, Status: resp.status, Raw: truncate(resp.body),
-			Message: "creating desk webhook: no id in the answer"}
+	for _, w := range page.Data {
+		if str(w["name"]) == name {
+			return str(w["id"]), nil
+		}
 	}
-	return connector.Subscription{ID: str(out.ID)}, nil
+	return "", nil
 }
 
 // Unwatch deletes the webhook; one already gone counts as deleted.
