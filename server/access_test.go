@@ -132,6 +132,22 @@ func TestAccessRequestOverGraphQL(t *testing.T) {
 	if r := approveWith(dig(r.Data, "requestCrmAccess", "approvalCode").(string), grant(cio)); r.code(0) != codeBadUserInput {
 		t.Fatalf("an expired code: %+v", r)
 	}
+	// The invited account must administer its CRM: a Standard user's own
+	// credentials approve nothing.
+	standard := w.sb.CRM("us").Orgs()[0].Users()[1]
+	inStandard := map[string]any{}
+	for k, v := range in {
+		inStandard[k] = v
+	}
+	inStandard["crmAdminEmail"] = standard
+	r = q(w.ts.token("initech", auth.RoleAdmin), request, map[string]any{"in": inStandard})
+	if len(r.Errors) > 0 {
+		t.Fatalf("initech requestCrmAccess: %+v", r.Errors)
+	}
+	r = approveWith(dig(r.Data, "requestCrmAccess", "approvalCode").(string), grant(standard))
+	if r.code(0) != codeBadUserInput || !strings.Contains(r.Errors[0].Message, "not an administrator") {
+		t.Fatalf("a Standard user's approval: %+v", r.Errors)
+	}
 	for _, a := range answers {
 		if strings.Contains(a, w.deskRT) {
 			t.Fatalf("an answer held the desk refresh token: %s", a)

@@ -186,6 +186,13 @@ func TestBIReadsOverGraphQL(t *testing.T) {
 		t.Fatalf("the incremental read returned %d tickets for one change", len(got))
 	}
 
+	// A ticket deleted in the desk leaves the listing (the deleted feed
+	// marks its mirror row).
+	if err := w.sb.Desk("us").DeleteTicket(ticketID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted ticket to leave the listing", func() bool { return all(nil)[ticketID] == 0 })
+
 	r := w.ts.query(admin, `{ ticketStats(groupBy: [STATUS]) { status count } total: ticketStats(groupBy: []) { count } dealStats { stage count amount } activityStats { kind open closed } }`, nil)
 	if len(r.Errors) > 0 {
 		t.Fatalf("stats: %+v", r.Errors)

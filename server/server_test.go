@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -432,12 +433,20 @@ func TestEventsSubscriptionResumesAcrossRestart(t *testing.T) {
 	admin := ts.token("acme", auth.RoleAdmin)
 	agent := ts.token("acme", auth.RoleAgent)
 
+	// Subscriptions start after the stream's current head: a live-only
+	// subscription would race the first mutation (the protocol has no
+	// "subscribed" answer to wait for).
+	var head int64
+	if err := ts.srv.db.DB.Get(&head, `SELECT COALESCE(max(id), 0) FROM events`); err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]any{"after": strconv.FormatInt(head, 10)}
 	adminWS := ts.dial(admin)
 	adminWS.expect("connection_ack")
-	adminWS.subscribe("1", `subscription { events { id type subjectId payload } }`, nil)
+	adminWS.subscribe("1", `subscription($after: ID) { events(after: $after) { id type subjectId payload } }`, from)
 	agentWS := ts.dial(agent)
 	agentWS.expect("connection_ack")
-	agentWS.subscribe("1", `subscription { events { id type } }`, nil)
+	agentWS.subscribe("1", `subscription($after: ID) { events(after: $after) { id type } }`, from)
 
 	create := func(name string) string {
 		r := ts.query(admin, `mutation($n: String!) { createApiToken(input: {name: $n, role: AGENT, userName: "u"}) { token { id } } }`, map[string]any{"n": name})
