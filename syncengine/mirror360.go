@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
+	"github.com/deskbridge/deskbridge/syncengine/mapping"
 )
 
 // ReadModules are what customer 360 reads from the mirror, per system:
@@ -77,12 +79,10 @@ func (m *Mirror) MirrorConnection(ctx context.Context, conn store.Connection) (i
 
 func (m *Mirror) mirrorModule(ctx context.Context, conn store.Connection, c connector.Connector, name string, vm connector.Module) (int, error) {
 	system := string(c.System())
-	key := mirrorCursorPrefix + name
-	raw, err := store.GetCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorPoll)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	cursor, save, err := m.moduleCursor(ctx, conn, system, name)
+	if err != nil {
 		return 0, err
 	}
-	cursor := connector.Cursor(raw)
 	if cursor == "" {
 		cursor = c.StartAt(vm, time.Time{}) // the picture needs every record, however old
 	}
@@ -94,8 +94,33 @@ func (m *Mirror) mirrorModule(ctx context.Context, conn store.Connection, c conn
 		if _, err := store.UpsertMirror(ctx, tx, conn.OrgID, conn.ID, records); err != nil {
 			return err
 		}
-		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorPoll, string(page.Next))
+		return save(tx, page)
 	})
+}
+
+// moduleCursor is where a module's whole-module read stands, and how a page
+// read moves it. The synced modules (contacts, accounts) keep it in their
+// first-sync match index: that index is the same read of the same module
+// into the same rows (matchindex.go), so whichever of the two jobs reads a
+// page, the other goes on from there and the module is read once.
+func (m *Mirror) moduleCursor(ctx context.Context, conn store.Connection, system, name string) (connector.Cursor, func(*sqlx.Tx, connector.ChangePage) error, error) {
+	if slices.Contains(mapping.Modules, mapping.Module(name)) {
+		idx, err := store.GetMatchIndex(ctx, m.DB, conn.OrgID, conn.ID, system, name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", nil, err
+		}
+		return connector.Cursor(idx.Cursor), func(tx *sqlx.Tx, page connector.ChangePage) error {
+			return store.PutMatchIndex(ctx, tx, conn.OrgID, conn.ID, system, name, string(page.Next), page.Done)
+		}, nil
+	}
+	key := mirrorCursorPrefix + name
+	raw, err := store.GetCursor(ctx, m.DB, conn.OrgID, conn.ID, system, key, store.CursorPoll)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", nil, err
+	}
+	return connector.Cursor(raw), func(tx *sqlx.Tx, page connector.ChangePage) error {
+		return store.PutCursor(ctx, tx, conn.OrgID, conn.ID, system, key, store.CursorPoll, string(page.Next))
+	}, nil
 }
 
 // mirrorDeleted marks what a module's deleted feed reports since its
