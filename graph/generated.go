@@ -381,7 +381,9 @@ type ComplexityRoot struct {
 		CustomerTypeRanks   func(childComplexity int) int
 		DealStats           func(childComplexity int) int
 		Deals               func(childComplexity int, first *int, after *string, updatedSince *time.Time) int
+		DeskAccount         func(childComplexity int, id *string, deskID *string) int
 		DeskAccounts        func(childComplexity int, first *int, after *string, updatedSince *time.Time) int
+		DeskContact         func(childComplexity int, id *string, deskID *string) int
 		DeskContacts        func(childComplexity int, first *int, after *string, updatedSince *time.Time) int
 		DeskPortalLanguages func(childComplexity int) int
 		Events              func(childComplexity int, first *int, after *string, types []model.EventType) int
@@ -654,6 +656,8 @@ type QueryResolver interface {
 	Ticket(ctx context.Context, id *string, deskID *string) (*model.Ticket, error)
 	CustomerByEmail(ctx context.Context, email string) (*model.Customer, error)
 	CrmRecord(ctx context.Context, module model.CrmModule, crmID string) (*model.CrmRecord, error)
+	DeskContact(ctx context.Context, id *string, deskID *string) (*model.DeskContact, error)
+	DeskAccount(ctx context.Context, id *string, deskID *string) (*model.DeskAccount, error)
 	ClassifiedTickets(ctx context.Context, departmentID *string, first *int, after *string) (*model.TicketConnection, error)
 	CustomerTypeRanks(ctx context.Context) ([]*model.CustomerTypeRank, error)
 	Tickets(ctx context.Context, first *int, after *string, updatedSince *time.Time, filter *model.TicketFilter) (*model.TicketConnection, error)
@@ -2206,6 +2210,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Deals(childComplexity, args["first"].(*int), args["after"].(*string), args["updatedSince"].(*time.Time)), true
+	case "Query.deskAccount":
+		if e.ComplexityRoot.Query.DeskAccount == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deskAccount_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DeskAccount(childComplexity, args["id"].(*string), args["deskId"].(*string)), true
 	case "Query.deskAccounts":
 		if e.ComplexityRoot.Query.DeskAccounts == nil {
 			break
@@ -2217,6 +2232,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DeskAccounts(childComplexity, args["first"].(*int), args["after"].(*string), args["updatedSince"].(*time.Time)), true
+	case "Query.deskContact":
+		if e.ComplexityRoot.Query.DeskContact == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deskContact_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DeskContact(childComplexity, args["id"].(*string), args["deskId"].(*string)), true
 	case "Query.deskContacts":
 		if e.ComplexityRoot.Query.DeskContacts == nil {
 			break
@@ -3647,7 +3673,7 @@ type DeskAccount implements Node {
   ticketCounts: TicketCounts!
 }
 
-"A CRM lead, contact or account."
+"A CRM lead, contact, account or deal (Bigin: contact, company or pipeline record)."
 type CrmRecord implements Node {
   "Global id."
   id: ID!
@@ -3655,7 +3681,7 @@ type CrmRecord implements Node {
   crmId: String!
   "Which module it is from."
   module: CrmModule!
-  "Display name: full name, account name."
+  "Display name: full name, account name, deal name."
   name: String
   "Email, for people."
   email: String
@@ -3668,7 +3694,9 @@ type CrmRecord implements Node {
   """
   Tickets of this record (D4): for a contact or lead, those of the desk
   contact it is linked to or shares an email with; for an account, those of
-  its desk account. FORBIDDEN unless the profile's crmTickets allows (C2).
+  its desk account; for a deal or pipeline record, those of its contact, or
+  of its account when it has no contact. FORBIDDEN unless the profile's
+  crmTickets allows (C2).
   """
   tickets("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Which items to include." filter: TicketFilter, "The order of the items." orderBy: TicketOrder = CREATED_DESC): TicketConnection
   "Counts of those tickets; FORBIDDEN like ` + "`" + `tickets` + "`" + `."
@@ -3831,6 +3859,8 @@ input DealFilter {
   closingFrom: DateTime
   "Closing before."
   closingTo: DateTime
+  "Only deals this CRM user owns (the CRM's user id)."
+  ownerId: String
 }
 
 "Deal orders."
@@ -3847,6 +3877,8 @@ input DateRangeFilter {
   createdFrom: DateTime
   "Created before."
   createdTo: DateTime
+  "Only notes this CRM user owns (the CRM's user id)."
+  ownerId: String
 }
 
 "Which activities to list."
@@ -3859,6 +3891,8 @@ input ActivityFilter {
   from: DateTime
   "Before."
   to: DateTime
+  "Only activities this CRM user owns (the CRM's user id)."
+  ownerId: String
 }
 
 "A page of tickets."
@@ -3930,8 +3964,17 @@ extend type Query {
   ticket("The global id." id: ID, "The desk's id of the record." deskId: String): Ticket
   "The customer picture of whoever has this email, on the desk or in the CRM."
   customerByEmail("An email address, compared case-insensitively." email: String!): Customer
-  "A CRM lead, contact or account by its CRM id (D4)."
+  """
+  A CRM lead, contact, account or deal by its CRM id (D4); for Bigin a
+  contact, company (ACCOUNTS) or pipeline record (DEALS). A deal's customer
+  picture is led by its contact, or by its account when it has none.
+  Needs contactInfo access; a deal also needs deals access.
+  """
   crmRecord("The CRM module." module: CrmModule!, "The CRM's id of the record." crmId: String!): CrmRecord
+  "A desk contact by its global id or its desk id (D2)."
+  deskContact("The global id." id: ID, "The desk's id of the record." deskId: String): DeskContact
+  "A desk account by its global id or its desk id (D2)."
+  deskAccount("The global id." id: ID, "The desk's id of the record." deskId: String): DeskAccount
 }
 
 "The CRM customer types the classification view ranks, highest first (D3)."
@@ -6880,6 +6923,28 @@ func (ec *executionContext) field_Query_deals_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_deskAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "deskId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["deskId"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_deskAccounts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6907,6 +6972,28 @@ func (ec *executionContext) field_Query_deskAccounts_args(ctx context.Context, r
 		return nil, err
 	}
 	args["updatedSince"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_deskContact_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "deskId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["deskId"] = arg1
 	return args, nil
 }
 
@@ -13267,6 +13354,94 @@ func (ec *executionContext) fieldContext_Query_crmRecord(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_deskContact(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_deskContact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DeskContact(ctx, fc.Args["id"].(*string), fc.Args["deskId"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeskContact) graphql.Marshaler {
+			return ec.marshalODeskContact2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskContact(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_deskContact(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeskContact(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_deskContact_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_deskAccount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_deskAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DeskAccount(ctx, fc.Args["id"].(*string), fc.Args["deskId"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeskAccount) graphql.Marshaler {
+			return ec.marshalODeskAccount2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_deskAccount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeskAccount(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_deskAccount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_classifiedTickets(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17931,7 +18106,7 @@ func (ec *executionContext) unmarshalInputActivityFilter(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"kinds", "closed", "from", "to"}
+	fieldsInOrder := [...]string{"kinds", "closed", "from", "to", "ownerId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17966,6 +18141,13 @@ func (ec *executionContext) unmarshalInputActivityFilter(ctx context.Context, ob
 				return it, err
 			}
 			it.To = data
+		case "ownerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerID = data
 		}
 	}
 	return it, nil
@@ -18242,7 +18424,7 @@ func (ec *executionContext) unmarshalInputDateRangeFilter(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"createdFrom", "createdTo"}
+	fieldsInOrder := [...]string{"createdFrom", "createdTo", "ownerId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -18263,6 +18445,13 @@ func (ec *executionContext) unmarshalInputDateRangeFilter(ctx context.Context, o
 				return it, err
 			}
 			it.CreatedTo = data
+		case "ownerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerID = data
 		}
 	}
 	return it, nil
@@ -18279,7 +18468,7 @@ func (ec *executionContext) unmarshalInputDealFilter(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"closed", "stage", "closingFrom", "closingTo"}
+	fieldsInOrder := [...]string{"closed", "stage", "closingFrom", "closingTo", "ownerId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -18314,6 +18503,13 @@ func (ec *executionContext) unmarshalInputDealFilter(ctx context.Context, obj an
 				return it, err
 			}
 			it.ClosingTo = data
+		case "ownerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerID = data
 		}
 	}
 	return it, nil
@@ -22464,6 +22660,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_crmRecord(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "deskContact":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_deskContact(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "deskAccount":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_deskAccount(ctx, field)
 				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}

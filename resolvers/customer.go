@@ -494,6 +494,20 @@ func (r *Resolver) customerOfCRM(ctx context.Context, v auth.Viewer, conn store.
 		key.DeskContactID = deskID
 	case "accounts":
 		key.Lead, key.CRMAccountID = "ACCOUNT", rec.ExtID
+	case "deals":
+		// A deal (Bigin: pipeline record) is about its contact, or its
+		// account when no contact is named on it.
+		key.CRMAccountID = deref(rec.AccountRef)
+		key.Lead, key.CRMContactID = "CONTACT", deref(rec.ContactRef)
+		if key.CRMContactID == "" && key.CRMAccountID != "" {
+			key.Lead = "ACCOUNT"
+			break
+		}
+		deskID, err := r.linked(ctx, v, conn, "contacts", "crm", key.CRMContactID)
+		if err != nil {
+			return nil, err
+		}
+		key.DeskContactID = deskID
 	default:
 		return nil, fmt.Errorf("a %s record has no customer picture", rec.Module)
 	}
@@ -505,6 +519,43 @@ func (r *Resolver) customerOfCRM(ctx context.Context, v auth.Viewer, conn store.
 		key.DeskAccountID = deskID
 	}
 	return &model.Customer{Key: key}, nil
+}
+
+// deskEntry is the desk contact or account a query names by exactly one
+// of its global id (of typeName) and its desk id; not found is an error.
+func (r *Resolver) deskEntry(ctx context.Context, module, typeName string, id, deskID *string) (store.CustomerRecord, error) {
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return store.CustomerRecord{}, err
+	}
+	switch {
+	case id != nil && deskID == nil:
+		rowID, err := rowIDOf("id", typeName, *id)
+		if err != nil {
+			return store.CustomerRecord{}, err
+		}
+		row, err := store.CustomerRecordByID(ctx, r.reads(), v.OrgID, rowID)
+		if err != nil {
+			return store.CustomerRecord{}, err
+		}
+		if row.ConnectionID != conn.ID {
+			return store.CustomerRecord{}, store.ErrNotFound
+		}
+		if row.System != deskSystem || row.Module != module {
+			return store.CustomerRecord{}, badInput("id", "not a %s id", typeName)
+		}
+		return row, nil
+	case deskID != nil && id == nil:
+		rec, err := r.record(ctx, v, conn, deskSystem, module, *deskID)
+		if err != nil {
+			return store.CustomerRecord{}, err
+		}
+		if rec == nil {
+			return store.CustomerRecord{}, store.ErrNotFound
+		}
+		return *rec, nil
+	}
+	return store.CustomerRecord{}, badInput("id", "give exactly one of id and deskId")
 }
 
 // forbidden is the error a field the profile hides answers with.
@@ -633,6 +684,9 @@ var crmModules = map[string]model.CrmModule{"leads": model.CrmModuleLeads, "cont
 func crmRecordModel(rec store.CustomerRecord) *model.CrmRecord {
 	f := fieldsOf(rec)
 	name := deref(rec.Name)
+	if rec.Module == "deals" {
+		name = deref(rec.Title)
+	}
 	if rec.Module == "contacts" || rec.Module == "leads" {
 		name = deref(textField(f, "Full_Name"))
 		if name == "" {

@@ -326,8 +326,11 @@ func (r *queryResolver) CrmRecord(ctx context.Context, module model.CrmModule, c
 		return nil, forbidden("CRM contact info")
 	}
 	name := strings.ToLower(string(module))
-	if name == "deals" || (name == "leads" && conn.CRMSystem != "zoho_crm") {
-		return nil, badInput("module", "%s records have no customer picture here", module)
+	if name == "leads" && conn.CRMSystem != "zoho_crm" {
+		return nil, badInput("module", "Bigin has no leads")
+	}
+	if name == "deals" && !v.CanSee(auth.AreaDeals) {
+		return nil, forbidden("deals")
 	}
 	rec, err := r.record(ctx, v, conn, conn.CRMSystem, name, crmID)
 	if err != nil {
@@ -337,6 +340,22 @@ func (r *queryResolver) CrmRecord(ctx context.Context, module model.CrmModule, c
 		return nil, store.ErrNotFound
 	}
 	return crmRecordModel(*rec), nil
+}
+
+func (r *queryResolver) DeskContact(ctx context.Context, id *string, deskID *string) (*model.DeskContact, error) {
+	rec, err := r.deskEntry(ctx, "contacts", "DeskContact", id, deskID)
+	if err != nil {
+		return nil, err
+	}
+	return deskContactModel(rec), nil
+}
+
+func (r *queryResolver) DeskAccount(ctx context.Context, id *string, deskID *string) (*model.DeskAccount, error) {
+	rec, err := r.deskEntry(ctx, "accounts", "DeskAccount", id, deskID)
+	if err != nil {
+		return nil, err
+	}
+	return deskAccountModel(rec), nil
 }
 
 func (r *queryResolver) ClassifiedTickets(ctx context.Context, departmentID *string, first *int, after *string) (*model.TicketConnection, error) {

@@ -232,6 +232,7 @@ func dealListArgs(filter *model.DealFilter, orderBy *model.DealOrder) (store.Cus
 	return order, func(q *store.CustomerListQuery) {
 		if filter != nil {
 			q.Closed, q.Status, q.AtFrom, q.AtTo = filter.Closed, deref(filter.Stage), filter.ClosingFrom, filter.ClosingTo
+			q.OwnerID = deref(filter.OwnerID)
 		}
 	}
 }
@@ -239,7 +240,7 @@ func dealListArgs(filter *model.DealFilter, orderBy *model.DealOrder) (store.Cus
 func noteListNarrow(filter *model.DateRangeFilter) func(*store.CustomerListQuery) {
 	return func(q *store.CustomerListQuery) {
 		if filter != nil {
-			q.CreatedFrom, q.CreatedTo = filter.CreatedFrom, filter.CreatedTo
+			q.CreatedFrom, q.CreatedTo, q.OwnerID = filter.CreatedFrom, filter.CreatedTo, deref(filter.OwnerID)
 		}
 	}
 }
@@ -247,7 +248,7 @@ func noteListNarrow(filter *model.DateRangeFilter) func(*store.CustomerListQuery
 func activityListNarrow(filter *model.ActivityFilter) func(*store.CustomerListQuery) {
 	return func(q *store.CustomerListQuery) {
 		if filter != nil {
-			q.Closed, q.AtFrom, q.AtTo = filter.Closed, filter.From, filter.To
+			q.Closed, q.AtFrom, q.AtTo, q.OwnerID = filter.Closed, filter.From, filter.To, deref(filter.OwnerID)
 		}
 	}
 }

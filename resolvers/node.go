@@ -75,7 +75,7 @@ var customerNodeKinds = map[string]struct {
 	"Ticket":      {true, []string{"tickets"}, ""},
 	"DeskContact": {true, []string{"contacts"}, ""},
 	"DeskAccount": {true, []string{"accounts"}, ""},
-	"CrmRecord":   {false, []string{"leads", "contacts", "accounts"}, auth.AreaContactInfo},
+	"CrmRecord":   {false, []string{"leads", "contacts", "accounts", "deals"}, auth.AreaContactInfo},
 	"Deal":        {false, []string{"deals"}, auth.AreaDeals},
 	"Note":        {false, []string{"notes"}, auth.AreaNotes},
 	"Activity":    {false, []string{"calls", "events", "tasks"}, ""},
@@ -104,6 +104,9 @@ func (r *Resolver) loadCustomerNode(ctx context.Context, v auth.Viewer, id, type
 	}
 	if area != "" && !v.CanSee(area) {
 		return nil, forbidden(string(area))
+	}
+	if rec.Module == "deals" && !v.CanSee(auth.AreaDeals) { // a deal seen as a CrmRecord
+		return nil, forbidden(string(auth.AreaDeals))
 	}
 	switch typeName {
 	case "Ticket":

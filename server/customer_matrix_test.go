@@ -17,9 +17,11 @@ const customerFields = `crmContact { crmId } customerType mergedFields { deskFie
 
 // matrixQuery reaches the picture from every entry point, and the BI
 // lists and aggregates, in one document.
-const matrixQuery = `query($ticket: String!, $contact: ID!, $crm: String!, $email: String!) {
+const matrixQuery = `query($ticket: String!, $contact: ID!, $deskContact: String!, $crm: String!, $deal: String!, $email: String!) {
   ticket(deskId: $ticket) { deskId customer { ` + customerFields + ` } }
   node(id: $contact) { ... on DeskContact { deskId customer { ` + customerFields + ` } } }
+  deskContact(deskId: $deskContact) { deskId customer { ` + customerFields + ` } }
+  dealRecord: crmRecord(module: DEALS, crmId: $deal) { crmId customer { crmContact { crmId } } }
   crmRecord(module: CONTACTS, crmId: $crm) { crmId fields customer { ` + customerFields + ` } tickets(first: 5) { edges { node { deskId } } } ticketCounts { total } }
   customerByEmail(email: $email) { ` + customerFields + ` }
   crmRecords(module: CONTACTS, first: 5) { edges { node { crmId } } }
@@ -44,11 +46,15 @@ func TestCustomerPermissionMatrix(t *testing.T) {
 		tokens[role] = w.ts.token("acme", role)
 	}
 	contact := dig(w.ts.query(admin, `query($t: String!) { ticket(deskId: $t) { contact { id email } } }`, map[string]any{"t": pick.TicketID}).Data, "ticket", "contact").(map[string]any)
-	vars := map[string]any{"ticket": pick.TicketID, "contact": contact["id"], "crm": pick.CRMID, "email": contact["email"]}
+	var deal string
+	if err := w.ts.srv.db.DB.Get(&deal, `SELECT ext_id FROM mirror_records WHERE module = 'deals' AND contact_ref = $1 LIMIT 1`, pick.CRMID); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]any{"ticket": pick.TicketID, "contact": contact["id"], "deskContact": pick.DeskID, "crm": pick.CRMID, "deal": deal, "email": contact["email"]}
 
 	// The paths a hidden deals area yields, from every entry point.
-	dealPaths := []string{"[ticket customer deals]", "[node customer deals]", "[crmRecord customer deals]",
-		"[customerByEmail deals]", "[deals]", "[dealStats]"}
+	dealPaths := []string{"[ticket customer deals]", "[node customer deals]", "[deskContact customer deals]", "[crmRecord customer deals]",
+		"[customerByEmail deals]", "[deals]", "[dealStats]", "[dealRecord]"}
 	check := func(what string, role auth.Role, want []string) {
 		t.Helper()
 		r := w.ts.query(tokens[role], matrixQuery, vars)
@@ -102,7 +108,7 @@ func TestCustomerPermissionMatrix(t *testing.T) {
 		}
 	}
 	set("LIGHT_AGENT", map[string]any{"notes": "NONE", "crmTickets": false})
-	check("no notes, no CRM tickets", auth.RoleLightAgent, []string{"[ticket customer notes]", "[node customer notes]",
+	check("no notes, no CRM tickets", auth.RoleLightAgent, []string{"[ticket customer notes]", "[node customer notes]", "[deskContact customer notes]",
 		"[crmRecord customer notes]", "[customerByEmail notes]", "[notes]", "[crmRecord tickets]", "[crmRecord ticketCounts]"})
 	set("AGENT", map[string]any{"crmPanels": false})
 	r := w.ts.query(tokens[auth.RoleAgent], matrixQuery, vars)
@@ -112,7 +118,7 @@ func TestCustomerPermissionMatrix(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{"[activities]", "[classifiedTickets]", "[crmRecord]", "[crmRecords]", "[customerByEmail]", "[dealStats]",
-		"[deals]", "[node customer]", "[notes]", "[ticket customer]", "[activityStats]"}
+		"[deals]", "[node customer]", "[deskContact customer]", "[dealRecord]", "[notes]", "[ticket customer]", "[activityStats]"}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("agent without CRM panels: FORBIDDEN at %v, want %v", got, want)
@@ -129,7 +135,8 @@ func TestCustomerPermissionMatrix(t *testing.T) {
 			t.Fatalf("another org: %+v", e)
 		}
 	}
-	if r.Data != nil && (dig(r.Data, "ticket") != nil || dig(r.Data, "node") != nil || dig(r.Data, "crmRecord") != nil) {
+	if r.Data != nil && (dig(r.Data, "ticket") != nil || dig(r.Data, "node") != nil || dig(r.Data, "crmRecord") != nil ||
+		dig(r.Data, "deskContact") != nil || dig(r.Data, "dealRecord") != nil) {
 		t.Fatalf("another org read acme's records: %+v", r.Data)
 	}
 }

@@ -213,3 +213,123 @@ func startCustomerWorld(t *testing.T) (*connectionWorld, string, customerPick) {
 
 	return w, admin, pick
 }
+
+// The other entry points of the picture: a deal (its contact leads), a
+// desk contact or account by desk id or global id; and the owner filter
+// on a customer's deals. A Bigin pipeline record leads the same way
+// (TestBiginPipelineRecordEntry).
+func TestCustomerEntryPointsByDealAndDeskRecord(t *testing.T) {
+	t.Parallel()
+	w, admin, pick := startCustomerWorld(t)
+	restricted := w.ts.token("acme", auth.RoleRestrictedAgent)
+	stranger := w.ts.token("globex", auth.RoleAdmin)
+	db := w.ts.srv.db.DB
+	var deal struct {
+		ID    string `db:"ext_id"`
+		Title string `db:"title"`
+		Owner string `db:"owner_id"`
+	}
+	if err := db.Get(&deal, `SELECT ext_id, COALESCE(title, '') AS title, COALESCE(owner_id, '') AS owner_id FROM mirror_records
+		WHERE system = 'zoho_crm' AND module = 'deals' AND contact_ref = $1 AND deleted_at IS NULL ORDER BY ext_id LIMIT 1`, pick.CRMID); err != nil {
+		t.Fatal(err)
+	}
+
+	const byDeal = `query($id: String!) { crmRecord(module: DEALS, crmId: $id) { crmId module name
+		customer { crmContact { crmId } deals(first: 100) { edges { node { crmId } } } }
+		ticketCounts { total } tickets(first: 100) { edges { node { deskId } } } } }`
+	r := w.ts.query(admin, byDeal, map[string]any{"id": deal.ID})
+	if len(r.Errors) > 0 {
+		t.Fatalf("crmRecord(DEALS): %+v", r.Errors)
+	}
+	rec := r.Data["crmRecord"].(map[string]any)
+	if rec["module"] != "DEALS" || rec["name"] != deal.Title || dig(rec, "customer", "crmContact", "crmId") != pick.CRMID ||
+		int(dig(rec, "ticketCounts", "total").(float64)) != pick.Tickets || len(dig(rec, "tickets", "edges").([]any)) != pick.Tickets {
+		t.Fatalf("the deal's picture: %+v (want contact %s, %d tickets)", rec, pick.CRMID, pick.Tickets)
+	}
+	if got := len(dig(rec, "customer", "deals", "edges").([]any)); got != pick.Deals {
+		t.Fatalf("the deal's customer lists %d deals, want %d", got, pick.Deals)
+	}
+	if r := w.ts.query(restricted, byDeal, map[string]any{"id": deal.ID}); r.code(0) != codeForbidden || r.Data["crmRecord"] != nil {
+		t.Fatalf("a restricted agent reached a deal as a CRM record: %+v", r)
+	}
+	if r := w.ts.query(stranger, byDeal, map[string]any{"id": deal.ID}); r.code(0) != "NOT_FOUND" {
+		t.Fatalf("another org reached the deal: %+v", r)
+	}
+
+	// The owner filter keeps exactly the owner's deals.
+	var owned int
+	if err := db.Get(&owned, `SELECT count(*) FROM mirror_records WHERE system = 'zoho_crm' AND module = 'deals'
+		AND contact_ref = $1 AND owner_id = $2 AND deleted_at IS NULL`, pick.CRMID, deal.Owner); err != nil {
+		t.Fatal(err)
+	}
+	r = w.ts.query(admin, `query($id: String!, $owner: String!) { crmRecord(module: CONTACTS, crmId: $id) {
+		customer { deals(first: 100, filter: {ownerId: $owner}) { edges { node { crmId } } } nobody: deals(filter: {ownerId: "no-such-user"}) { edges { node { crmId } } } } } }`,
+		map[string]any{"id": pick.CRMID, "owner": deal.Owner})
+	if len(r.Errors) > 0 || owned == 0 || len(dig(r.Data, "crmRecord", "customer", "deals", "edges").([]any)) != owned ||
+		len(dig(r.Data, "crmRecord", "customer", "nobody", "edges").([]any)) != 0 {
+		t.Fatalf("deals of owner %s: %+v %+v (want %d)", deal.Owner, r.Errors, r.Data, owned)
+	}
+
+	// A desk contact and account by desk id and by global id.
+	const byDesk = `query($c: String!, $a: String!) { deskContact(deskId: $c) { id deskId customer { crmContact { crmId } } ticketCounts { total } }
+		deskAccount(deskId: $a) { id deskId name } }`
+	var account string
+	if err := db.Get(&account, `SELECT ext_id FROM mirror_records WHERE system = 'zoho_desk' AND module = 'accounts' AND deleted_at IS NULL ORDER BY ext_id LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	r = w.ts.query(admin, byDesk, map[string]any{"c": pick.DeskID, "a": account})
+	if len(r.Errors) > 0 || dig(r.Data, "deskContact", "customer", "crmContact", "crmId") != pick.CRMID ||
+		int(dig(r.Data, "deskContact", "ticketCounts", "total").(float64)) != pick.Tickets {
+		t.Fatalf("deskContact(deskId): %+v %+v", r.Errors, r.Data)
+	}
+	contactID, accountID := dig(r.Data, "deskContact", "id"), dig(r.Data, "deskAccount", "id")
+	r = w.ts.query(admin, `query($c: ID!, $a: ID!) { deskContact(id: $c) { deskId } deskAccount(id: $a) { deskId } wrong: deskAccount(id: $c) { deskId } }`,
+		map[string]any{"c": contactID, "a": accountID})
+	if dig(r.Data, "deskContact", "deskId") != pick.DeskID || dig(r.Data, "deskAccount", "deskId") == nil || r.code(0) != "BAD_USER_INPUT" {
+		t.Fatalf("by global id: %+v %+v", r.Errors, r.Data)
+	}
+	if r := w.ts.query(stranger, byDesk, map[string]any{"c": pick.DeskID, "a": "x"}); r.code(0) != "NOT_FOUND" || dig(r.Data, "deskContact") != nil {
+		t.Fatalf("another org's desk contact: %+v", r)
+	}
+	if r := w.ts.query(admin, `{ deskContact { deskId } }`, nil); r.code(0) != "BAD_USER_INPUT" {
+		t.Fatalf("deskContact without an id: %+v", r)
+	}
+}
+
+// A Bigin pipeline record is an entry point like a CRM deal (D4): its
+// picture is led by its contact, and its tickets are that contact's.
+func TestBiginPipelineRecordEntry(t *testing.T) {
+	t.Parallel()
+	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: BIGIN, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.bigRT}})
+	in := w.connectInput(dig(orgs.Data, "reachableCrmOrgs").([]any)[0].(map[string]any)["id"].(string))
+	in["crmSystem"], in["crmCredentials"] = "BIGIN", map[string]any{"refreshToken": w.bigRT}
+	if r := w.ts.query(admin, connectMutation, map[string]any{"in": in}); len(r.Errors) > 0 {
+		t.Fatalf("connectCrm(BIGIN): %+v", r.Errors)
+	}
+	var pick struct {
+		Pipeline string `db:"pipeline"`
+		Contact  string `db:"contact"`
+		Tickets  int    `db:"tickets"`
+	}
+	db := w.ts.srv.db.DB
+	waitFor(t, "a pipeline record whose contact is linked and has tickets, in the mirror", func() bool {
+		err := db.Get(&pick, `SELECT p.ext_id AS pipeline, p.contact_ref AS contact,
+				(SELECT count(*) FROM mirror_records t WHERE t.system = 'zoho_desk' AND t.module = 'tickets' AND t.contact_ref = l.desk_id AND t.deleted_at IS NULL) AS tickets
+			FROM mirror_records p JOIN links l ON l.module = 'contacts' AND l.crm_id = p.contact_ref
+			WHERE p.system = 'bigin' AND p.module = 'deals' AND p.deleted_at IS NULL ORDER BY 3 DESC, 1 LIMIT 1`)
+		return err == nil && pick.Tickets > 0
+	})
+	r := w.ts.query(admin, `query($id: String!) { crmRecord(module: DEALS, crmId: $id) { name customer { crmContact { crmId } }
+		ticketCounts { total } tickets(first: 100) { edges { node { deskId } } } } }`, map[string]any{"id": pick.Pipeline})
+	if len(r.Errors) > 0 || dig(r.Data, "crmRecord", "customer", "crmContact", "crmId") != pick.Contact ||
+		int(dig(r.Data, "crmRecord", "ticketCounts", "total").(float64)) != pick.Tickets ||
+		len(dig(r.Data, "crmRecord", "tickets", "edges").([]any)) != pick.Tickets || dig(r.Data, "crmRecord", "name") == nil {
+		t.Fatalf("pipeline record %s: %+v %+v (want contact %s, %d tickets)", pick.Pipeline, r.Errors, r.Data, pick.Contact, pick.Tickets)
+	}
+	if r := w.ts.query(admin, `{ crmRecord(module: LEADS, crmId: "1") { crmId } }`, nil); r.code(0) != "BAD_USER_INPUT" {
+		t.Fatalf("Bigin leads: %+v", r)
+	}
+}

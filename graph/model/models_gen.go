@@ -68,6 +68,8 @@ type ActivityFilter struct {
 	From *time.Time `json:"from,omitempty"`
 	// Before.
 	To *time.Time `json:"to,omitempty"`
+	// Only activities this CRM user owns (the CRM's user id).
+	OwnerID *string `json:"ownerId,omitempty"`
 }
 
 // Activity counts per kind.
@@ -294,7 +296,7 @@ type CrmOrg struct {
 	Name string `json:"name"`
 }
 
-// A CRM lead, contact or account.
+// A CRM lead, contact, account or deal (Bigin: contact, company or pipeline record).
 type CrmRecord struct {
 	// Global id.
 	ID string `json:"id"`
@@ -302,7 +304,7 @@ type CrmRecord struct {
 	CrmID string `json:"crmId"`
 	// Which module it is from.
 	Module CrmModule `json:"module"`
-	// Display name: full name, account name.
+	// Display name: full name, account name, deal name.
 	Name *string `json:"name,omitempty"`
 	// Email, for people.
 	Email *string `json:"email,omitempty"`
@@ -314,7 +316,9 @@ type CrmRecord struct {
 	Customer *Customer `json:"customer,omitempty"`
 	// Tickets of this record (D4): for a contact or lead, those of the desk
 	// contact it is linked to or shares an email with; for an account, those of
-	// its desk account. FORBIDDEN unless the profile's crmTickets allows (C2).
+	// its desk account; for a deal or pipeline record, those of its contact, or
+	// of its account when it has no contact. FORBIDDEN unless the profile's
+	// crmTickets allows (C2).
 	Tickets *TicketConnection `json:"tickets,omitempty"`
 	// Counts of those tickets; FORBIDDEN like `tickets`.
 	TicketCounts *TicketCounts `json:"ticketCounts,omitempty"`
@@ -382,6 +386,8 @@ type DateRangeFilter struct {
 	CreatedFrom *time.Time `json:"createdFrom,omitempty"`
 	// Created before.
 	CreatedTo *time.Time `json:"createdTo,omitempty"`
+	// Only notes this CRM user owns (the CRM's user id).
+	OwnerID *string `json:"ownerId,omitempty"`
 }
 
 // A CRM deal (Bigin: pipeline record).
@@ -434,6 +440,8 @@ type DealFilter struct {
 	ClosingFrom *time.Time `json:"closingFrom,omitempty"`
 	// Closing before.
 	ClosingTo *time.Time `json:"closingTo,omitempty"`
+	// Only deals this CRM user owns (the CRM's user id).
+	OwnerID *string `json:"ownerId,omitempty"`
 }
 
 // Deals per stage (deals).
