@@ -250,7 +250,7 @@ type subscriber struct {
 
 func (s *subscriber) wants(ev store.Event) bool {
 	return slices.Contains(s.filter.Permissions, ev.Permission) &&
-		(len(s.filter.Types) == 0 || slices.Contains(s.filter.Types, ev.Type))
+		(len(s.filter.Types) == 0 || slices.Contains(s.filter.Types, ev.Type)) && s.filter.Matches(ev.EventRefs)
 }
 
 func (s *subscriber) kick() {

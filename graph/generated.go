@@ -39,6 +39,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
 	Ticket() TicketResolver
+	TicketEvent() TicketEventResolver
 	Viewer() ViewerResolver
 }
 
@@ -299,21 +300,25 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AddTicketComment         func(childComplexity int, input model.TicketCommentInput) int
 		ApproveCrmAccess         func(childComplexity int, input model.ApproveCrmAccessInput) int
 		CancelFirstSync          func(childComplexity int, connectionID string) int
 		ConnectCrm               func(childComplexity int, input model.ConnectCrmInput) int
 		ConnectCrmWithServiceKey func(childComplexity int, input model.ConnectCrmWithServiceKeyInput) int
 		CreateAPIToken           func(childComplexity int, input model.CreateAPITokenInput) int
+		CreateTicketFromCrm      func(childComplexity int, input model.CreateTicketFromCrmInput) int
 		DeactivateConnection     func(childComplexity int, id string) int
 		PauseSync                func(childComplexity int, connectionID string) int
 		ReactivateConnection     func(childComplexity int, id string) int
 		RemoveConnection         func(childComplexity int, id string) int
+		ReplyToTicket            func(childComplexity int, input model.TicketReplyInput) int
 		RequestCrmAccess         func(childComplexity int, input model.RequestCrmAccessInput) int
 		ResendCrmAccessRequest   func(childComplexity int, id string) int
 		ResumeSync               func(childComplexity int, connectionID string) int
 		RetrySyncFailures        func(childComplexity int, connectionID string, ids []string) int
 		RevokeAPIToken           func(childComplexity int, id string) int
 		SaveFieldMappings        func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
+		SetTicketStatus          func(childComplexity int, input model.TicketStatusInput) int
 		StartFirstSync           func(childComplexity int, connectionID string) int
 		SwitchDeskPortal         func(childComplexity int, input model.SwitchDeskPortalInput) int
 		UpdatePermissionProfile  func(childComplexity int, role model.Role, input model.PermissionProfileInput) int
@@ -406,7 +411,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		Events func(childComplexity int, after *string, types []model.EventType) int
+		Events       func(childComplexity int, after *string, types []model.EventType) int
+		SyncEvents   func(childComplexity int, connectionID *string, after *string) int
+		TicketEvents func(childComplexity int, after *string, filter *model.TicketEventFilter) int
 	}
 
 	SwitchDeskPortalPayload struct {
@@ -516,6 +523,7 @@ type ComplexityRoot struct {
 		Account      func(childComplexity int) int
 		AssigneeID   func(childComplexity int) int
 		Channel      func(childComplexity int) int
+		Comments     func(childComplexity int, first *int) int
 		Contact      func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
 		Customer     func(childComplexity int) int
@@ -530,6 +538,15 @@ type ComplexityRoot struct {
 		Status       func(childComplexity int) int
 		StatusType   func(childComplexity int) int
 		Subject      func(childComplexity int) int
+		Threads      func(childComplexity int, first *int) int
+	}
+
+	TicketComment struct {
+		CommenterName func(childComplexity int) int
+		Content       func(childComplexity int) int
+		CreatedAt     func(childComplexity int) int
+		DeskID        func(childComplexity int) int
+		IsPublic      func(childComplexity int) int
 	}
 
 	TicketConnection struct {
@@ -551,11 +568,40 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	TicketEvent struct {
+		AccountDeskID  func(childComplexity int) int
+		Comment        func(childComplexity int) int
+		ContactDeskID  func(childComplexity int) int
+		DepartmentID   func(childComplexity int) int
+		ID             func(childComplexity int) int
+		MergedDeskIds  func(childComplexity int) int
+		OccurredAt     func(childComplexity int) int
+		PreviousStatus func(childComplexity int) int
+		Source         func(childComplexity int) int
+		Status         func(childComplexity int) int
+		Thread         func(childComplexity int) int
+		Ticket         func(childComplexity int) int
+		TicketDeskID   func(childComplexity int) int
+		Type           func(childComplexity int) int
+	}
+
 	TicketStat struct {
 		AccountID    func(childComplexity int) int
 		Count        func(childComplexity int) int
 		DepartmentID func(childComplexity int) int
 		Status       func(childComplexity int) int
+	}
+
+	TicketThread struct {
+		Cc               func(childComplexity int) int
+		Channel          func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		DeskID           func(childComplexity int) int
+		Direction        func(childComplexity int) int
+		FromEmailAddress func(childComplexity int) int
+		IsForward        func(childComplexity int) int
+		Summary          func(childComplexity int) int
+		To               func(childComplexity int) int
 	}
 
 	UpdateSyncSettingsPayload struct {
@@ -645,6 +691,10 @@ type MutationResolver interface {
 	ResumeSync(ctx context.Context, connectionID string) (*model.Connection, error)
 	StartFirstSync(ctx context.Context, connectionID string) ([]*model.SyncRun, error)
 	CancelFirstSync(ctx context.Context, connectionID string) ([]*model.SyncRun, error)
+	CreateTicketFromCrm(ctx context.Context, input model.CreateTicketFromCrmInput) (*model.Ticket, error)
+	ReplyToTicket(ctx context.Context, input model.TicketReplyInput) (*model.TicketThread, error)
+	AddTicketComment(ctx context.Context, input model.TicketCommentInput) (*model.TicketComment, error)
+	SetTicketStatus(ctx context.Context, input model.TicketStatusInput) (*model.Ticket, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
@@ -677,11 +727,18 @@ type QueryResolver interface {
 }
 type SubscriptionResolver interface {
 	Events(ctx context.Context, after *string, types []model.EventType) (<-chan *model.Event, error)
+	TicketEvents(ctx context.Context, after *string, filter *model.TicketEventFilter) (<-chan *model.TicketEvent, error)
+	SyncEvents(ctx context.Context, connectionID *string, after *string) (<-chan *model.Event, error)
 }
 type TicketResolver interface {
 	Contact(ctx context.Context, obj *model.Ticket) (*model.DeskContact, error)
 	Account(ctx context.Context, obj *model.Ticket) (*model.DeskAccount, error)
 	Customer(ctx context.Context, obj *model.Ticket) (*model.Customer, error)
+	Threads(ctx context.Context, obj *model.Ticket, first *int) ([]*model.TicketThread, error)
+	Comments(ctx context.Context, obj *model.Ticket, first *int) ([]*model.TicketComment, error)
+}
+type TicketEventResolver interface {
+	Ticket(ctx context.Context, obj *model.TicketEvent) (*model.Ticket, error)
 }
 type ViewerResolver interface {
 	Org(ctx context.Context, obj *model.Viewer) (*model.Org, error)
@@ -1702,6 +1759,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MergedField.DeskValue(childComplexity), true
 
+	case "Mutation.addTicketComment":
+		if e.ComplexityRoot.Mutation.AddTicketComment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addTicketComment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddTicketComment(childComplexity, args["input"].(model.TicketCommentInput)), true
 	case "Mutation.approveCrmAccess":
 		if e.ComplexityRoot.Mutation.ApproveCrmAccess == nil {
 			break
@@ -1757,6 +1825,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIToken(childComplexity, args["input"].(model.CreateAPITokenInput)), true
+	case "Mutation.createTicketFromCrm":
+		if e.ComplexityRoot.Mutation.CreateTicketFromCrm == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createTicketFromCrm_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateTicketFromCrm(childComplexity, args["input"].(model.CreateTicketFromCrmInput)), true
 	case "Mutation.deactivateConnection":
 		if e.ComplexityRoot.Mutation.DeactivateConnection == nil {
 			break
@@ -1801,6 +1880,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.replyToTicket":
+		if e.ComplexityRoot.Mutation.ReplyToTicket == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_replyToTicket_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReplyToTicket(childComplexity, args["input"].(model.TicketReplyInput)), true
 	case "Mutation.requestCrmAccess":
 		if e.ComplexityRoot.Mutation.RequestCrmAccess == nil {
 			break
@@ -1867,6 +1957,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SaveFieldMappings(childComplexity, args["connectionId"].(string), args["module"].(model.SyncModule), args["mappings"].([]*model.FieldMappingInput)), true
+	case "Mutation.setTicketStatus":
+		if e.ComplexityRoot.Mutation.SetTicketStatus == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setTicketStatus_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetTicketStatus(childComplexity, args["input"].(model.TicketStatusInput)), true
 	case "Mutation.startFirstSync":
 		if e.ComplexityRoot.Mutation.StartFirstSync == nil {
 			break
@@ -2403,6 +2504,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.Events(childComplexity, args["after"].(*string), args["types"].([]model.EventType)), true
+	case "Subscription.syncEvents":
+		if e.ComplexityRoot.Subscription.SyncEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_syncEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.SyncEvents(childComplexity, args["connectionId"].(*string), args["after"].(*string)), true
+	case "Subscription.ticketEvents":
+		if e.ComplexityRoot.Subscription.TicketEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_ticketEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.TicketEvents(childComplexity, args["after"].(*string), args["filter"].(*model.TicketEventFilter)), true
 
 	case "SwitchDeskPortalPayload.connection":
 		if e.ComplexityRoot.SwitchDeskPortalPayload.Connection == nil {
@@ -2853,6 +2976,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Ticket.Channel(childComplexity), true
+	case "Ticket.comments":
+		if e.ComplexityRoot.Ticket.Comments == nil {
+			break
+		}
+
+		args, err := ec.field_Ticket_comments_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Ticket.Comments(childComplexity, args["first"].(*int)), true
 	case "Ticket.contact":
 		if e.ComplexityRoot.Ticket.Contact == nil {
 			break
@@ -2937,6 +3071,48 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Ticket.Subject(childComplexity), true
+	case "Ticket.threads":
+		if e.ComplexityRoot.Ticket.Threads == nil {
+			break
+		}
+
+		args, err := ec.field_Ticket_threads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Ticket.Threads(childComplexity, args["first"].(*int)), true
+
+	case "TicketComment.commenterName":
+		if e.ComplexityRoot.TicketComment.CommenterName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketComment.CommenterName(childComplexity), true
+	case "TicketComment.content":
+		if e.ComplexityRoot.TicketComment.Content == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketComment.Content(childComplexity), true
+	case "TicketComment.createdAt":
+		if e.ComplexityRoot.TicketComment.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketComment.CreatedAt(childComplexity), true
+	case "TicketComment.deskId":
+		if e.ComplexityRoot.TicketComment.DeskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketComment.DeskID(childComplexity), true
+	case "TicketComment.isPublic":
+		if e.ComplexityRoot.TicketComment.IsPublic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketComment.IsPublic(childComplexity), true
 
 	case "TicketConnection.edges":
 		if e.ComplexityRoot.TicketConnection.Edges == nil {
@@ -3001,6 +3177,91 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TicketEdge.Node(childComplexity), true
 
+	case "TicketEvent.accountDeskId":
+		if e.ComplexityRoot.TicketEvent.AccountDeskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.AccountDeskID(childComplexity), true
+	case "TicketEvent.comment":
+		if e.ComplexityRoot.TicketEvent.Comment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.Comment(childComplexity), true
+	case "TicketEvent.contactDeskId":
+		if e.ComplexityRoot.TicketEvent.ContactDeskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.ContactDeskID(childComplexity), true
+	case "TicketEvent.departmentId":
+		if e.ComplexityRoot.TicketEvent.DepartmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.DepartmentID(childComplexity), true
+	case "TicketEvent.id":
+		if e.ComplexityRoot.TicketEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.ID(childComplexity), true
+	case "TicketEvent.mergedDeskIds":
+		if e.ComplexityRoot.TicketEvent.MergedDeskIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.MergedDeskIds(childComplexity), true
+	case "TicketEvent.occurredAt":
+		if e.ComplexityRoot.TicketEvent.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.OccurredAt(childComplexity), true
+	case "TicketEvent.previousStatus":
+		if e.ComplexityRoot.TicketEvent.PreviousStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.PreviousStatus(childComplexity), true
+	case "TicketEvent.source":
+		if e.ComplexityRoot.TicketEvent.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.Source(childComplexity), true
+	case "TicketEvent.status":
+		if e.ComplexityRoot.TicketEvent.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.Status(childComplexity), true
+	case "TicketEvent.thread":
+		if e.ComplexityRoot.TicketEvent.Thread == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.Thread(childComplexity), true
+	case "TicketEvent.ticket":
+		if e.ComplexityRoot.TicketEvent.Ticket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.Ticket(childComplexity), true
+	case "TicketEvent.ticketDeskId":
+		if e.ComplexityRoot.TicketEvent.TicketDeskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.TicketDeskID(childComplexity), true
+	case "TicketEvent.type":
+		if e.ComplexityRoot.TicketEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketEvent.Type(childComplexity), true
+
 	case "TicketStat.accountId":
 		if e.ComplexityRoot.TicketStat.AccountID == nil {
 			break
@@ -3025,6 +3286,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TicketStat.Status(childComplexity), true
+
+	case "TicketThread.cc":
+		if e.ComplexityRoot.TicketThread.Cc == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.Cc(childComplexity), true
+	case "TicketThread.channel":
+		if e.ComplexityRoot.TicketThread.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.Channel(childComplexity), true
+	case "TicketThread.createdAt":
+		if e.ComplexityRoot.TicketThread.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.CreatedAt(childComplexity), true
+	case "TicketThread.deskId":
+		if e.ComplexityRoot.TicketThread.DeskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.DeskID(childComplexity), true
+	case "TicketThread.direction":
+		if e.ComplexityRoot.TicketThread.Direction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.Direction(childComplexity), true
+	case "TicketThread.fromEmailAddress":
+		if e.ComplexityRoot.TicketThread.FromEmailAddress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.FromEmailAddress(childComplexity), true
+	case "TicketThread.isForward":
+		if e.ComplexityRoot.TicketThread.IsForward == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.IsForward(childComplexity), true
+	case "TicketThread.summary":
+		if e.ComplexityRoot.TicketThread.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.Summary(childComplexity), true
+	case "TicketThread.to":
+		if e.ComplexityRoot.TicketThread.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TicketThread.To(childComplexity), true
 
 	case "UpdateSyncSettingsPayload.effectiveFrom":
 		if e.ComplexityRoot.UpdateSyncSettingsPayload.EffectiveFrom == nil {
@@ -3114,6 +3430,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputConnectCrmInput,
 		ec.unmarshalInputConnectCrmWithServiceKeyInput,
 		ec.unmarshalInputCreateApiTokenInput,
+		ec.unmarshalInputCreateTicketFromCrmInput,
 		ec.unmarshalInputDateRangeFilter,
 		ec.unmarshalInputDealFilter,
 		ec.unmarshalInputFieldMappingInput,
@@ -3121,7 +3438,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputRequestCrmAccessInput,
 		ec.unmarshalInputServiceKeyInput,
 		ec.unmarshalInputSwitchDeskPortalInput,
+		ec.unmarshalInputTicketCommentInput,
+		ec.unmarshalInputTicketEventFilter,
 		ec.unmarshalInputTicketFilter,
+		ec.unmarshalInputTicketReplyInput,
+		ec.unmarshalInputTicketStatusInput,
 		ec.unmarshalInputUpdateSyncSettingsInput,
 		ec.unmarshalInputZohoCredentialsInput,
 	)
@@ -4138,6 +4459,22 @@ enum EventType {
   SYNC_PROGRESS
   "A first sync's run ended (status DONE or CANCELLED), with its final counters."
   SYNC_RUN_FINISHED
+  "A record failed to sync and went to the failure history (connectionId, module, direction, recordId, reason)."
+  SYNC_FAILURE
+  "A ticket was created (see ` + "`" + `ticketEvents` + "`" + ` for the typed stream)."
+  TICKET_CREATED
+  "A ticket's fields other than its status changed."
+  TICKET_UPDATED
+  "A ticket's status changed."
+  TICKET_STATUS_CHANGED
+  "A message was added to a ticket."
+  TICKET_REPLY
+  "A comment was added to a ticket."
+  TICKET_COMMENT
+  "Tickets were merged into a ticket."
+  TICKET_MERGED
+  "A ticket was deleted."
+  TICKET_DELETED
 }
 
 """
@@ -4964,6 +5301,251 @@ extend type Mutation {
   sync is running. Returns the cancelled runs. Admins only.
   """
   cancelFirstSync("The connection's global id." connectionId: ID!): [SyncRun!]!
+}
+`, BuiltIn: false},
+	{Name: "../schema/tickets.graphqls", Input: `# Ticket work from the CRM side (SPEC E1-E3, C3) and the typed event
+# streams sidebars and chat widgets follow (G1, G2). Every action goes to the
+# desk through its API first; the mirror and the event stream follow in one
+# transaction, so what a subscriber sees is what the desk holds.
+
+"How a reply is addressed (E2)."
+enum ReplyMode {
+  "To the ticket's contact."
+  REPLY
+  "To the contact, with the given addresses in copy."
+  REPLY_ALL
+  "To other addresses, with the conversation forwarded."
+  FORWARD
+}
+
+"The format of a reply or comment body."
+enum ContentType {
+  "HTML (the desk's default)."
+  HTML
+  "Plain text."
+  PLAIN_TEXT
+}
+
+"A message on a ticket: an incoming customer email or an agent's reply or forward."
+type TicketThread {
+  "The desk's id of the thread."
+  deskId: String!
+  "in: from the customer; out: from the desk."
+  direction: String
+  "The channel it went through (EMAIL, ...)."
+  channel: String
+  "The sender's address."
+  fromEmailAddress: String
+  "Recipients."
+  to: String
+  "Recipients in copy."
+  cc: String
+  "The start of the content, as the desk summarises it."
+  summary: String
+  "True for a forward."
+  isForward: Boolean!
+  "When it was sent."
+  createdAt: DateTime
+}
+
+"A comment on a ticket."
+type TicketComment {
+  "The desk's id of the comment."
+  deskId: String!
+  "The comment's body."
+  content: String
+  "Visible to the customer on the help center."
+  isPublic: Boolean!
+  "Who wrote it, as the desk names them."
+  commenterName: String
+  "When it was written."
+  createdAt: DateTime
+}
+
+extend type Ticket {
+  """
+  The ticket's messages, newest first, read from the desk as they are now.
+  Every role that can see the ticket reads its conversation (C3).
+  """
+  threads("How many at most, 1 to 50." first: Int = 20): [TicketThread!]!
+  "The ticket's comments, newest first, read from the desk."
+  comments("How many at most, 1 to 50." first: Int = 20): [TicketComment!]!
+}
+
+"""
+A new ticket for the customer of a CRM record (E1): a lead or contact, an
+account, or a deal (Bigin: pipeline record). The ticket's contact is the
+record's person, or for an account or deal the related contact named by
+` + "`" + `contactCrmId` + "`" + ` or else the first related contact with a valid email.
+"""
+input CreateTicketFromCrmInput {
+  "The CRM module of the record."
+  module: CrmModule!
+  "The CRM's id of the record."
+  crmId: String!
+  "For an account or deal: the CRM id of the related contact to raise it for."
+  contactCrmId: String
+  "The desk department the ticket goes to."
+  departmentId: String!
+  "Subject line, 1 to 255 characters."
+  subject: String!
+  "The first message, up to 32,000 characters."
+  description: String
+  "Priority as the desk names it (High, Medium, Low)."
+  priority: String
+  """
+  A key the client chooses (1 to 100 characters). Sending the same key again
+  returns the ticket made the first time instead of making another.
+  """
+  idempotencyKey: String!
+}
+
+"A reply, reply-all or forward (E2), sent by the desk under its own rules."
+input TicketReplyInput {
+  "The ticket's desk id."
+  ticketDeskId: String!
+  "How it is addressed."
+  mode: ReplyMode! = REPLY
+  "FORWARD: where to (required); REPLY_ALL: ignored; REPLY: overrides the contact's address."
+  to: [String!]
+  "REPLY_ALL: the addresses in copy."
+  cc: [String!]
+  "The body, up to 32,000 characters."
+  content: String!
+  "The body's format."
+  contentType: ContentType = HTML
+  """
+  The sender; it must be one of the department's reply addresses. The
+  department's default reply address when left out.
+  """
+  fromEmailAddress: String
+  "A desk status to set with the reply, e.g. On Hold."
+  status: String
+  "As for createTicketFromCrm: the same key never sends a second email."
+  idempotencyKey: String!
+}
+
+"A comment on a ticket."
+input TicketCommentInput {
+  "The ticket's desk id."
+  ticketDeskId: String!
+  "The body, up to 32,000 characters."
+  content: String!
+  "Visible to the customer; private (false) by default."
+  isPublic: Boolean = false
+  "As for createTicketFromCrm: the same key never comments twice."
+  idempotencyKey: String!
+}
+
+"A status change (E3)."
+input TicketStatusInput {
+  "The ticket's desk id."
+  ticketDeskId: String!
+  "The new desk status: Open, On Hold, Closed, or a custom status the desk knows (the desk refuses others)."
+  status: String!
+  "Optional; the same key returns the first answer again."
+  idempotencyKey: String
+}
+
+extend type Mutation {
+  """
+  Creates a desk ticket for a CRM record's customer and links it to the
+  record at once (E1). Refused with FAILED_PRECONDITION when the contact has
+  no valid email. Needs the profile's ticketActions (C3).
+  """
+  createTicketFromCrm(input: CreateTicketFromCrmInput!): Ticket!
+  "Replies, replies to all or forwards (E2). Needs ticketActions (C3)."
+  replyToTicket(input: TicketReplyInput!): TicketThread!
+  "Adds a comment. Needs ticketActions (C3)."
+  addTicketComment(input: TicketCommentInput!): TicketComment!
+  "Changes the ticket's status (E3). Needs ticketActions (C3)."
+  setTicketStatus(input: TicketStatusInput!): Ticket!
+}
+
+"What happened to a ticket."
+enum TicketEventType {
+  "It was created."
+  CREATED
+  "Fields other than the status changed."
+  UPDATED
+  "Its status changed."
+  STATUS_CHANGED
+  "A message was added: a customer email or an agent's reply."
+  REPLY
+  "A comment was added."
+  COMMENT
+  "Other tickets were merged into it."
+  MERGED
+  "It was deleted (moved to the trash)."
+  DELETED
+}
+
+"Where a change came from."
+enum ChangeSource {
+  "A mutation in deskbridge."
+  DESKBRIDGE
+  "The desk (its webhook, or polling)."
+  DESK
+}
+
+"A change to a ticket, in the org's event stream (G2)."
+type TicketEvent {
+  "Position in the org's stream; pass it as ` + "`" + `after` + "`" + ` to resume."
+  id: ID!
+  "What happened."
+  type: TicketEventType!
+  "Where the change came from."
+  source: ChangeSource!
+  "When deskbridge recorded it."
+  occurredAt: DateTime!
+  "The ticket's desk id."
+  ticketDeskId: String!
+  "Its contact's desk id, when known."
+  contactDeskId: String
+  "Its account's desk id, when known."
+  accountDeskId: String
+  "Its department's id, when known."
+  departmentId: String
+  "The status after the change."
+  status: String
+  "STATUS_CHANGED: the status before."
+  previousStatus: String
+  "REPLY: the message."
+  thread: TicketThread
+  "COMMENT: the comment."
+  comment: TicketComment
+  "MERGED: the desk ids of the tickets merged into this one."
+  mergedDeskIds: [String!]
+  "The ticket as deskbridge holds it now (null once deleted), with everything a Ticket offers, under the caller's profile."
+  ticket: Ticket
+}
+
+"Which ticket events a subscriber follows; all given conditions must hold."
+input TicketEventFilter {
+  "Only this ticket."
+  ticketDeskId: String
+  "Only tickets of this desk contact."
+  contactDeskId: String
+  "Only tickets of this desk account."
+  accountDeskId: String
+  "Only tickets of this department."
+  departmentId: String
+  "Only these kinds; all when left out."
+  types: [TicketEventType!]
+}
+
+extend type Subscription {
+  """
+  Ticket events as they happen, from every path a change takes (a mutation
+  here, a desk webhook, polling). With ` + "`" + `after` + "`" + `, first replays what followed
+  that event id, then continues live: in order, none twice.
+  """
+  ticketEvents("Resume after this event id." after: ID, "Which events." filter: TicketEventFilter): TicketEvent!
+  """
+  A connection's sync events (progress, run finished, failure); admins only.
+  Resumable like ` + "`" + `events` + "`" + `.
+  """
+  syncEvents("The connection's id; the org's current connection when left out." connectionId: ID, "Resume after this event id." after: ID): Event!
 }
 `, BuiltIn: false},
 }
@@ -5829,8 +6411,28 @@ func (ec *executionContext) childFields_Ticket(ctx context.Context, field graphq
 		return ec.fieldContext_Ticket_account(ctx, field)
 	case "customer":
 		return ec.fieldContext_Ticket_customer(ctx, field)
+	case "threads":
+		return ec.fieldContext_Ticket_threads(ctx, field)
+	case "comments":
+		return ec.fieldContext_Ticket_comments(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Ticket", field.Name)
+}
+
+func (ec *executionContext) childFields_TicketComment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deskId":
+		return ec.fieldContext_TicketComment_deskId(ctx, field)
+	case "content":
+		return ec.fieldContext_TicketComment_content(ctx, field)
+	case "isPublic":
+		return ec.fieldContext_TicketComment_isPublic(ctx, field)
+	case "commenterName":
+		return ec.fieldContext_TicketComment_commenterName(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_TicketComment_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TicketComment", field.Name)
 }
 
 func (ec *executionContext) childFields_TicketConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5871,6 +6473,40 @@ func (ec *executionContext) childFields_TicketEdge(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type TicketEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_TicketEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_TicketEvent_id(ctx, field)
+	case "type":
+		return ec.fieldContext_TicketEvent_type(ctx, field)
+	case "source":
+		return ec.fieldContext_TicketEvent_source(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_TicketEvent_occurredAt(ctx, field)
+	case "ticketDeskId":
+		return ec.fieldContext_TicketEvent_ticketDeskId(ctx, field)
+	case "contactDeskId":
+		return ec.fieldContext_TicketEvent_contactDeskId(ctx, field)
+	case "accountDeskId":
+		return ec.fieldContext_TicketEvent_accountDeskId(ctx, field)
+	case "departmentId":
+		return ec.fieldContext_TicketEvent_departmentId(ctx, field)
+	case "status":
+		return ec.fieldContext_TicketEvent_status(ctx, field)
+	case "previousStatus":
+		return ec.fieldContext_TicketEvent_previousStatus(ctx, field)
+	case "thread":
+		return ec.fieldContext_TicketEvent_thread(ctx, field)
+	case "comment":
+		return ec.fieldContext_TicketEvent_comment(ctx, field)
+	case "mergedDeskIds":
+		return ec.fieldContext_TicketEvent_mergedDeskIds(ctx, field)
+	case "ticket":
+		return ec.fieldContext_TicketEvent_ticket(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TicketEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_TicketStat(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "accountId":
@@ -5883,6 +6519,30 @@ func (ec *executionContext) childFields_TicketStat(ctx context.Context, field gr
 		return ec.fieldContext_TicketStat_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TicketStat", field.Name)
+}
+
+func (ec *executionContext) childFields_TicketThread(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deskId":
+		return ec.fieldContext_TicketThread_deskId(ctx, field)
+	case "direction":
+		return ec.fieldContext_TicketThread_direction(ctx, field)
+	case "channel":
+		return ec.fieldContext_TicketThread_channel(ctx, field)
+	case "fromEmailAddress":
+		return ec.fieldContext_TicketThread_fromEmailAddress(ctx, field)
+	case "to":
+		return ec.fieldContext_TicketThread_to(ctx, field)
+	case "cc":
+		return ec.fieldContext_TicketThread_cc(ctx, field)
+	case "summary":
+		return ec.fieldContext_TicketThread_summary(ctx, field)
+	case "isForward":
+		return ec.fieldContext_TicketThread_isForward(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_TicketThread_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TicketThread", field.Name)
 }
 
 func (ec *executionContext) childFields_UpdateSyncSettingsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6387,6 +7047,20 @@ func (ec *executionContext) field_DeskContact_tickets_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_addTicketComment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.TicketCommentInput, error) {
+			return ec.unmarshalNTicketCommentInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketCommentInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_approveCrmAccess_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6457,6 +7131,20 @@ func (ec *executionContext) field_Mutation_createApiToken_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createTicketFromCrm_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateTicketFromCrmInput, error) {
+			return ec.unmarshalNCreateTicketFromCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCreateTicketFromCrmInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deactivateConnection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6510,6 +7198,20 @@ func (ec *executionContext) field_Mutation_removeConnection_args(ctx context.Con
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_replyToTicket_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.TicketReplyInput, error) {
+			return ec.unmarshalNTicketReplyInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketReplyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -6618,6 +7320,20 @@ func (ec *executionContext) field_Mutation_saveFieldMappings_args(ctx context.Co
 		return nil, err
 	}
 	args["mappings"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setTicketStatus_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.TicketStatusInput, error) {
+			return ec.unmarshalNTicketStatusInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketStatusInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -7260,6 +7976,78 @@ func (ec *executionContext) field_Subscription_events_args(ctx context.Context, 
 		return nil, err
 	}
 	args["types"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_syncEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_ticketEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.TicketEventFilter, error) {
+			return ec.unmarshalOTicketEventFilter2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Ticket_comments_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Ticket_threads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
 	return args, nil
 }
 
@@ -12239,6 +13027,182 @@ func (ec *executionContext) fieldContext_Mutation_cancelFirstSync(ctx context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createTicketFromCrm(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createTicketFromCrm(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateTicketFromCrm(ctx, fc.Args["input"].(model.CreateTicketFromCrmInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createTicketFromCrm(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createTicketFromCrm_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_replyToTicket(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_replyToTicket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReplyToTicket(ctx, fc.Args["input"].(model.TicketReplyInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TicketThread) graphql.Marshaler {
+			return ec.marshalNTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketThread(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_replyToTicket(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketThread(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_replyToTicket_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addTicketComment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addTicketComment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddTicketComment(ctx, fc.Args["input"].(model.TicketCommentInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TicketComment) graphql.Marshaler {
+			return ec.marshalNTicketComment2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketComment(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addTicketComment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketComment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addTicketComment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setTicketStatus(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setTicketStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetTicketStatus(ctx, fc.Args["input"].(model.TicketStatusInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setTicketStatus(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setTicketStatus_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Note_id(ctx context.Context, field graphql.CollectedField, obj *model.Note) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14269,6 +15233,94 @@ func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_events_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_ticketEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_ticketEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().TicketEvents(ctx, fc.Args["after"].(*string), fc.Args["filter"].(*model.TicketEventFilter))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TicketEvent) graphql.Marshaler {
+			return ec.marshalNTicketEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_ticketEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_ticketEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_syncEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_syncEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().SyncEvents(ctx, fc.Args["connectionId"].(*string), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Event) graphql.Marshaler {
+			return ec.marshalNEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_syncEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Event(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_syncEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -16366,6 +17418,209 @@ func (ec *executionContext) fieldContext_Ticket_customer(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Ticket_threads(ctx context.Context, field graphql.CollectedField, obj *model.Ticket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Ticket_threads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Ticket().Threads(ctx, obj, fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.TicketThread) graphql.Marshaler {
+			return ec.marshalNTicketThread2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketThreadᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Ticket_threads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ticket",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketThread(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Ticket_threads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Ticket_comments(ctx context.Context, field graphql.CollectedField, obj *model.Ticket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Ticket_comments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Ticket().Comments(ctx, obj, fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.TicketComment) graphql.Marshaler {
+			return ec.marshalNTicketComment2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketCommentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Ticket_comments(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ticket",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketComment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Ticket_comments_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TicketComment_deskId(ctx context.Context, field graphql.CollectedField, obj *model.TicketComment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketComment_deskId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketComment_deskId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketComment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketComment_content(ctx context.Context, field graphql.CollectedField, obj *model.TicketComment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketComment_content(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Content, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketComment_content(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketComment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketComment_isPublic(ctx context.Context, field graphql.CollectedField, obj *model.TicketComment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketComment_isPublic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IsPublic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketComment_isPublic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketComment", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _TicketComment_commenterName(ctx context.Context, field graphql.CollectedField, obj *model.TicketComment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketComment_commenterName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CommenterName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketComment_commenterName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketComment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketComment_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.TicketComment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketComment_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketComment_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketComment", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
 func (ec *executionContext) _TicketConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.TicketConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16623,6 +17878,355 @@ func (ec *executionContext) fieldContext_TicketEdge_node(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _TicketEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.TicketEventType) graphql.Marshaler {
+			return ec.marshalNTicketEventType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type TicketEventType does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_source(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ChangeSource) graphql.Marshaler {
+			return ec.marshalNChangeSource2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChangeSource(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type ChangeSource does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_occurredAt(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_ticketDeskId(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_ticketDeskId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TicketDeskID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_ticketDeskId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_contactDeskId(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_contactDeskId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContactDeskID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_contactDeskId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_accountDeskId(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_accountDeskId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccountDeskID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_accountDeskId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_departmentId(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_departmentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DepartmentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_departmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_status(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_previousStatus(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_previousStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PreviousStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_previousStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_thread(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_thread(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Thread, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TicketThread) graphql.Marshaler {
+			return ec.marshalOTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketThread(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_thread(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TicketEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketThread(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TicketEvent_comment(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_comment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Comment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TicketComment) graphql.Marshaler {
+			return ec.marshalOTicketComment2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketComment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_comment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TicketEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketComment(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TicketEvent_mergedDeskIds(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_mergedDeskIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MergedDeskIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_mergedDeskIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketEvent", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketEvent_ticket(ctx context.Context, field graphql.CollectedField, obj *model.TicketEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketEvent_ticket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.TicketEvent().Ticket(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalOTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketEvent_ticket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TicketEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TicketStat_accountId(ctx context.Context, field graphql.CollectedField, obj *model.TicketStat) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16713,6 +18317,213 @@ func (ec *executionContext) _TicketStat_count(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_TicketStat_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("TicketStat", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_deskId(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_deskId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_deskId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_direction(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_direction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Direction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_direction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_channel(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_channel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_channel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_fromEmailAddress(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_fromEmailAddress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FromEmailAddress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_fromEmailAddress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_to(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_cc(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_cc(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cc, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_cc(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_summary(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Summary, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_isForward(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_isForward(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IsForward, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_isForward(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _TicketThread_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.TicketThread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TicketThread_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TicketThread_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TicketThread", field, false, false, errors.New("field of type DateTime does not have child fields"))
 }
 
 func (ec *executionContext) _UpdateSyncSettingsPayload_settings(ctx context.Context, field graphql.CollectedField, obj *model.UpdateSyncSettingsPayload) (ret graphql.Marshaler) {
@@ -18413,6 +20224,85 @@ func (ec *executionContext) unmarshalInputCreateApiTokenInput(ctx context.Contex
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputCreateTicketFromCrmInput(ctx context.Context, obj any) (model.CreateTicketFromCrmInput, error) {
+	var it model.CreateTicketFromCrmInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"module", "crmId", "contactCrmId", "departmentId", "subject", "description", "priority", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "module":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("module"))
+			data, err := ec.unmarshalNCrmModule2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmModule(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Module = data
+		case "crmId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("crmId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CrmID = data
+		case "contactCrmId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactCrmId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactCrmID = data
+		case "departmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("departmentId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DepartmentID = data
+		case "subject":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subject"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Subject = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		case "priority":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priority"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Priority = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputDateRangeFilter(ctx context.Context, obj any) (model.DateRangeFilter, error) {
 	var it model.DateRangeFilter
 	if obj == nil {
@@ -18805,6 +20695,119 @@ func (ec *executionContext) unmarshalInputSwitchDeskPortalInput(ctx context.Cont
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputTicketCommentInput(ctx context.Context, obj any) (model.TicketCommentInput, error) {
+	var it model.TicketCommentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["isPublic"]; !present {
+		asMap["isPublic"] = false
+	}
+
+	fieldsInOrder := [...]string{"ticketDeskId", "content", "isPublic", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ticketDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketDeskId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketDeskID = data
+		case "content":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("content"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Content = data
+		case "isPublic":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isPublic"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IsPublic = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputTicketEventFilter(ctx context.Context, obj any) (model.TicketEventFilter, error) {
+	var it model.TicketEventFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ticketDeskId", "contactDeskId", "accountDeskId", "departmentId", "types"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ticketDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketDeskId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketDeskID = data
+		case "contactDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactDeskId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactDeskID = data
+		case "accountDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("accountDeskId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AccountDeskID = data
+		case "departmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("departmentId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DepartmentID = data
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOTicketEventType2ᚕgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventTypeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputTicketFilter(ctx context.Context, obj any) (model.TicketFilter, error) {
 	var it model.TicketFilter
 	if obj == nil {
@@ -18872,6 +20875,143 @@ func (ec *executionContext) unmarshalInputTicketFilter(ctx context.Context, obj 
 				return it, err
 			}
 			it.CreatedTo = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputTicketReplyInput(ctx context.Context, obj any) (model.TicketReplyInput, error) {
+	var it model.TicketReplyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["mode"]; !present {
+		asMap["mode"] = "REPLY"
+	}
+	if _, present := asMap["contentType"]; !present {
+		asMap["contentType"] = "HTML"
+	}
+
+	fieldsInOrder := [...]string{"ticketDeskId", "mode", "to", "cc", "content", "contentType", "fromEmailAddress", "status", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ticketDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketDeskId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketDeskID = data
+		case "mode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("mode"))
+			data, err := ec.unmarshalNReplyMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐReplyMode(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Mode = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		case "cc":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cc"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cc = data
+		case "content":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("content"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Content = data
+		case "contentType":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contentType"))
+			data, err := ec.unmarshalOContentType2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐContentType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContentType = data
+		case "fromEmailAddress":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fromEmailAddress"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FromEmailAddress = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputTicketStatusInput(ctx context.Context, obj any) (model.TicketStatusInput, error) {
+	var it model.TicketStatusInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ticketDeskId", "status", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ticketDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketDeskId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketDeskID = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil
@@ -22080,6 +24220,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "createTicketFromCrm":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createTicketFromCrm(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "replyToTicket":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_replyToTicket(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addTicketComment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addTicketComment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setTicketStatus":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setTicketStatus(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -23166,6 +25334,10 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "events":
 		return ec._Subscription_events(ctx, fields[0])
+	case "ticketEvents":
+		return ec._Subscription_ticketEvents(ctx, fields[0])
+	case "syncEvents":
+		return ec._Subscription_syncEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -24080,6 +26252,140 @@ func (ec *executionContext) _Ticket(ctx context.Context, sel ast.SelectionSet, o
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "threads":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ticket_threads(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "comments":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ticket_comments(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var ticketCommentImplementors = []string{"TicketComment"}
+
+func (ec *executionContext) _TicketComment(ctx context.Context, sel ast.SelectionSet, obj *model.TicketComment) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ticketCommentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TicketComment")
+		case "deskId":
+			out.Values[i] = ec._TicketComment_deskId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "content":
+			out.Values[i] = ec._TicketComment_content(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "isPublic":
+			out.Values[i] = ec._TicketComment_isPublic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "commenterName":
+			out.Values[i] = ec._TicketComment_commenterName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._TicketComment_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -24250,6 +26556,142 @@ func (ec *executionContext) _TicketEdge(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var ticketEventImplementors = []string{"TicketEvent"}
+
+func (ec *executionContext) _TicketEvent(ctx context.Context, sel ast.SelectionSet, obj *model.TicketEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ticketEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TicketEvent")
+		case "id":
+			out.Values[i] = ec._TicketEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "type":
+			out.Values[i] = ec._TicketEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "source":
+			out.Values[i] = ec._TicketEvent_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "occurredAt":
+			out.Values[i] = ec._TicketEvent_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ticketDeskId":
+			out.Values[i] = ec._TicketEvent_ticketDeskId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contactDeskId":
+			out.Values[i] = ec._TicketEvent_contactDeskId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "accountDeskId":
+			out.Values[i] = ec._TicketEvent_accountDeskId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "departmentId":
+			out.Values[i] = ec._TicketEvent_departmentId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._TicketEvent_status(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "previousStatus":
+			out.Values[i] = ec._TicketEvent_previousStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "thread":
+			out.Values[i] = ec._TicketEvent_thread(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "comment":
+			out.Values[i] = ec._TicketEvent_comment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "mergedDeskIds":
+			out.Values[i] = ec._TicketEvent_mergedDeskIds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ticket":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._TicketEvent_ticket(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var ticketStatImplementors = []string{"TicketStat"}
 
 func (ec *executionContext) _TicketStat(ctx context.Context, sel ast.SelectionSet, obj *model.TicketStat) graphql.Marshaler {
@@ -24280,6 +26722,84 @@ func (ec *executionContext) _TicketStat(ctx context.Context, sel ast.SelectionSe
 		case "count":
 			out.Values[i] = ec._TicketStat_count(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var ticketThreadImplementors = []string{"TicketThread"}
+
+func (ec *executionContext) _TicketThread(ctx context.Context, sel ast.SelectionSet, obj *model.TicketThread) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ticketThreadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TicketThread")
+		case "deskId":
+			out.Values[i] = ec._TicketThread_deskId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "direction":
+			out.Values[i] = ec._TicketThread_direction(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "channel":
+			out.Values[i] = ec._TicketThread_channel(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "fromEmailAddress":
+			out.Values[i] = ec._TicketThread_fromEmailAddress(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "to":
+			out.Values[i] = ec._TicketThread_to(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cc":
+			out.Values[i] = ec._TicketThread_cc(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "summary":
+			out.Values[i] = ec._TicketThread_summary(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "isForward":
+			out.Values[i] = ec._TicketThread_isForward(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._TicketThread_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -25076,6 +27596,16 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNChangeSource2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChangeSource(ctx context.Context, v any) (model.ChangeSource, error) {
+	var res model.ChangeSource
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChangeSource2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChangeSource(ctx context.Context, sel ast.SelectionSet, v model.ChangeSource) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNConnectCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmInput(ctx context.Context, v any) (model.ConnectCrmInput, error) {
 	res, err := ec.unmarshalInputConnectCrmInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -25129,6 +27659,11 @@ func (ec *executionContext) marshalNCreateApiTokenPayload2ᚖgithubᚗcomᚋdesk
 		return graphql.Null
 	}
 	return ec._CreateApiTokenPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCreateTicketFromCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCreateTicketFromCrmInput(ctx context.Context, v any) (model.CreateTicketFromCrmInput, error) {
+	res, err := ec.unmarshalInputCreateTicketFromCrmInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCrmAccessRequestPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmAccessRequestPayload(ctx context.Context, sel ast.SelectionSet, v *model.CrmAccessRequestPayload) graphql.Marshaler {
@@ -25758,6 +28293,16 @@ func (ec *executionContext) marshalNQueueDepth2ᚖgithubᚗcomᚋdeskbridgeᚋde
 	return ec._QueueDepth(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNReplyMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐReplyMode(ctx context.Context, v any) (model.ReplyMode, error) {
+	var res model.ReplyMode
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReplyMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐReplyMode(ctx context.Context, sel ast.SelectionSet, v model.ReplyMode) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNRequestCrmAccessInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRequestCrmAccessInput(ctx context.Context, v any) (model.RequestCrmAccessInput, error) {
 	res, err := ec.unmarshalInputRequestCrmAccessInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -26047,6 +28592,37 @@ func (ec *executionContext) marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbr
 	return ec._Ticket(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNTicketComment2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketCommentᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TicketComment) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTicketComment2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketComment(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTicketComment2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketComment(ctx context.Context, sel ast.SelectionSet, v *model.TicketComment) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._TicketComment(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNTicketCommentInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketCommentInput(ctx context.Context, v any) (model.TicketCommentInput, error) {
+	res, err := ec.unmarshalInputTicketCommentInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNTicketConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketConnection(ctx context.Context, sel ast.SelectionSet, v *model.TicketConnection) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -26091,6 +28667,31 @@ func (ec *executionContext) marshalNTicketEdge2ᚖgithubᚗcomᚋdeskbridgeᚋde
 		return graphql.Null
 	}
 	return ec._TicketEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTicketEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEvent(ctx context.Context, sel ast.SelectionSet, v *model.TicketEvent) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._TicketEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNTicketEventType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventType(ctx context.Context, v any) (model.TicketEventType, error) {
+	var res model.TicketEventType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTicketEventType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventType(ctx context.Context, sel ast.SelectionSet, v model.TicketEventType) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNTicketReplyInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketReplyInput(ctx context.Context, v any) (model.TicketReplyInput, error) {
+	res, err := ec.unmarshalInputTicketReplyInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNTicketStat2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketStatᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TicketStat) graphql.Marshaler {
@@ -26159,6 +28760,11 @@ func (ec *executionContext) marshalNTicketStatGroup2ᚕgithubᚗcomᚋdeskbridge
 	return ret
 }
 
+func (ec *executionContext) unmarshalNTicketStatusInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketStatusInput(ctx context.Context, v any) (model.TicketStatusInput, error) {
+	res, err := ec.unmarshalInputTicketStatusInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNTicketStatusType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketStatusType(ctx context.Context, v any) (model.TicketStatusType, error) {
 	var res model.TicketStatusType
 	err := res.UnmarshalGQL(v)
@@ -26167,6 +28773,32 @@ func (ec *executionContext) unmarshalNTicketStatusType2githubᚗcomᚋdeskbridge
 
 func (ec *executionContext) marshalNTicketStatusType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketStatusType(ctx context.Context, sel ast.SelectionSet, v model.TicketStatusType) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNTicketThread2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketThreadᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TicketThread) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketThread(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketThread(ctx context.Context, sel ast.SelectionSet, v *model.TicketThread) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._TicketThread(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpdateSyncSettingsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInput(ctx context.Context, v any) (model.UpdateSyncSettingsInput, error) {
@@ -26485,6 +29117,22 @@ func (ec *executionContext) marshalOConnection2ᚕᚖgithubᚗcomᚋdeskbridge�
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalOContentType2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐContentType(ctx context.Context, v any) (*model.ContentType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ContentType)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOContentType2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐContentType(ctx context.Context, sel ast.SelectionSet, v *model.ContentType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOCrmAccessRequest2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCrmAccessRequest(ctx context.Context, sel ast.SelectionSet, v *model.CrmAccessRequest) graphql.Marshaler {
@@ -26930,6 +29578,41 @@ func (ec *executionContext) marshalOQueueDepth2ᚕᚖgithubᚗcomᚋdeskbridge�
 	return ret
 }
 
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {
 		return nil, nil
@@ -27058,6 +29741,13 @@ func (ec *executionContext) marshalOTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbr
 	return ec._Ticket(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOTicketComment2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketComment(ctx context.Context, sel ast.SelectionSet, v *model.TicketComment) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._TicketComment(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOTicketConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketConnection(ctx context.Context, sel ast.SelectionSet, v *model.TicketConnection) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -27070,6 +29760,50 @@ func (ec *executionContext) marshalOTicketCounts2ᚖgithubᚗcomᚋdeskbridgeᚋ
 		return graphql.Null
 	}
 	return ec._TicketCounts(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOTicketEventFilter2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventFilter(ctx context.Context, v any) (*model.TicketEventFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputTicketEventFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOTicketEventType2ᚕgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventTypeᚄ(ctx context.Context, v any) ([]model.TicketEventType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.TicketEventType, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNTicketEventType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventType(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOTicketEventType2ᚕgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []model.TicketEventType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTicketEventType2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEventType(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOTicketFilter2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketFilter(ctx context.Context, v any) (*model.TicketFilter, error) {
@@ -27146,6 +29880,13 @@ func (ec *executionContext) marshalOTicketStatusType2ᚖgithubᚗcomᚋdeskbridg
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketThread(ctx context.Context, sel ast.SelectionSet, v *model.TicketThread) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._TicketThread(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

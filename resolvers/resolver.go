@@ -22,4 +22,6 @@ type Resolver struct {
 	Log *slog.Logger
 	// ConnectionService makes and changes CRM connections (SPEC A).
 	ConnectionService *syncengine.ConnectionService
+	// TicketService does ticket work from the CRM side (SPEC E1-E3).
+	TicketService *syncengine.TicketService
 }

@@ -40,11 +40,15 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gqlErr // gqlgen's own validation and limit errors
 		}
 		var input *resolvers.InputError
+		var coded codedError
 		switch {
 		case errors.As(err, &input):
 			gqlErr.Message = input.Error()
 			setCode(gqlErr, codeBadUserInput)
 			gqlErr.Extensions["argument"] = input.Argument
+		case errors.As(err, &coded):
+			gqlErr.Message = coded.PublicMessage()
+			setCode(gqlErr, coded.ErrorCode())
 		case errors.Is(err, auth.ErrUnauthenticated):
 			gqlErr.Message = publicMessage(err, "authentication required")
 			setCode(gqlErr, codeUnauthenticated)
@@ -86,6 +90,14 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 type publicMessager interface {
 	error
 	PublicMessage() string
+}
+
+// codedError is an error that names its own code and message (e.g.
+// syncengine.TicketError: FAILED_PRECONDITION "a ticket needs a contact
+// with a valid email address...").
+type codedError interface {
+	publicMessager
+	ErrorCode() string
 }
 
 func setCode(e *gqlerror.Error, code string) {

@@ -68,6 +68,15 @@ func newGraphQL(d graphqlDeps) (*handler.Server, *wstransport.Transport) {
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		return next(resolvers.WithRequestCache(ctx))
 	})
+	// A subscription's events each read the mirror afresh: the operation's
+	// cache would hand the second event the ticket as the first one saw it.
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		if graphql.HasOperationContext(ctx) && graphql.GetOperationContext(ctx).Operation != nil &&
+			graphql.GetOperationContext(ctx).Operation.Operation == ast.Subscription {
+			ctx = resolvers.WithRequestCache(ctx)
+		}
+		return next(ctx)
+	})
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
 	// Depth first: a deep query is refused for its depth, which says more

@@ -120,8 +120,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	m := newMetrics(db.DB)
 	deps := graphqlDeps{
 		cfg: cfg, log: log, metrics: m, conns: conns,
-		resolvers: &resolvers.Resolver{DB: db.DB, Bus: s.bus, Log: log, ConnectionService: connections},
-		auth:      &auth.Authenticator{DB: db.DB},
+		resolvers: &resolvers.Resolver{DB: db.DB, Bus: s.bus, Log: log, ConnectionService: connections,
+			TicketService: &syncengine.TicketService{DB: db.DB, Connectors: connections, Log: log}},
+		auth: &auth.Authenticator{DB: db.DB},
 	}
 	gql, ws := newGraphQL(deps)
 	s.ws = ws

@@ -52,6 +52,26 @@ func TestWebhooksCarryChangesWithoutPolling(t *testing.T) {
 		t.Fatalf("polling ran (%d cursors, %v); the test must prove webhooks alone", polled, err)
 	}
 
+	// A ticket changed in the desk reaches a ticket subscriber by the
+	// desk's webhook (polling is off), once however often it is delivered.
+	sub := w.ts.dial(admin)
+	sub.expect("connection_ack")
+	ticketID := deskSide.IDs("tickets")[0]
+	sub.subscribe("t", `subscription($f: TicketEventFilter) { ticketEvents(filter: $f) { type source ticketDeskId status } }`,
+		map[string]any{"f": map[string]any{"ticketDeskId": ticketID}})
+	waitFor(t, "the ticket subscription", func() bool { return w.ts.srv.bus.Subscribers() > 0 })
+	if _, err := deskSide.UpdateTicket(ticketID, map[string]any{"priority": "High", "subject": "Changed in the desk"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := dig(sub.expect("next"), "payload", "data", "ticketEvents").(map[string]any)
+	if ev["source"] != "DESK" || ev["ticketDeskId"] != ticketID || (ev["type"] != "UPDATED" && ev["type"] != "CREATED") {
+		t.Fatalf("the desk's ticket change: %+v", ev)
+	}
+	var events int
+	if err := w.ts.srv.db.DB.Get(&events, `SELECT count(*) FROM events WHERE ticket_ref = $1`, ticketID); err != nil || events != 1 {
+		t.Fatalf("%d events for one desk change (%v)", events, err)
+	}
+
 	// The receiver refuses strangers alike, and tells a removed connection's
 	// vendors to stop.
 	var row struct {

@@ -22,6 +22,28 @@ type Event struct {
 	SubjectID  *string         `db:"subject_id"`
 	Payload    json.RawMessage `db:"payload"`
 	OccurredAt time.Time       `db:"occurred_at"`
+	EventRefs
+}
+
+// EventRefs are what a subscriber can narrow ticket and sync events to:
+// the desk ids of the ticket, its contact, account and department, and the
+// connection. Empty means the event is not about one.
+type EventRefs struct {
+	Ticket     string `db:"ticket_ref"`
+	Contact    string `db:"contact_ref"`
+	Account    string `db:"account_ref"`
+	Department string `db:"department_ref"`
+	Connection int64  `db:"connection_ref"`
+}
+
+// Matches reports whether an event with refs e passes the filter's ref
+// conditions (every non-empty one must be equal); EventsAfter applies the
+// same conditions in SQL.
+func (f EventFilter) Matches(e EventRefs) bool {
+	r := f.Refs
+	return (r.Ticket == "" || r.Ticket == e.Ticket) && (r.Contact == "" || r.Contact == e.Contact) &&
+		(r.Account == "" || r.Account == e.Account) && (r.Department == "" || r.Department == e.Department) &&
+		(r.Connection == 0 || r.Connection == e.Connection)
 }
 
 // NewEvent is what InsertEvent needs. Permission names what a subscriber must
@@ -32,9 +54,12 @@ type NewEvent struct {
 	Permission string
 	SubjectID  *string
 	Payload    any
+	Refs       EventRefs
 }
 
-const eventColumns = `id, org_id, type, permission, subject_id, payload, occurred_at`
+const eventColumns = `id, org_id, type, permission, subject_id, payload, occurred_at,
+	COALESCE(ticket_ref, '') AS ticket_ref, COALESCE(contact_ref, '') AS contact_ref, COALESCE(account_ref, '') AS account_ref,
+	COALESCE(department_ref, '') AS department_ref, COALESCE(connection_ref, 0) AS connection_ref`
 
 // InsertEvent appends an event to the outbox inside the caller's transaction
 // and queues a NOTIFY with its id, delivered when the transaction commits.
@@ -58,9 +83,10 @@ func InsertEvent(ctx context.Context, tx *sqlx.Tx, e NewEvent) (Event, error) {
 	}
 	var out Event
 	err = tx.GetContext(ctx, &out, `
-		INSERT INTO events (org_id, type, permission, subject_id, payload)
-		VALUES ($1, $2, $3, $4, $5)
-		RETURNING `+eventColumns, e.OrgID, e.Type, e.Permission, e.SubjectID, payload)
+		INSERT INTO events (org_id, type, permission, subject_id, payload, ticket_ref, contact_ref, account_ref, department_ref, connection_ref)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, 0))
+		RETURNING `+eventColumns, e.OrgID, e.Type, e.Permission, e.SubjectID, payload,
+		e.Refs.Ticket, e.Refs.Contact, e.Refs.Account, e.Refs.Department, e.Refs.Connection)
 	if err != nil {
 		return Event{}, classify("inserting event", err)
 	}
@@ -73,8 +99,9 @@ func InsertEvent(ctx context.Context, tx *sqlx.Tx, e NewEvent) (Event, error) {
 // EventFilter selects an org's events for a reader.
 type EventFilter struct {
 	OrgID       int64
-	Permissions []string // events whose permission is one of these
-	Types       []string // empty = all types
+	Permissions []string  // events whose permission is one of these
+	Types       []string  // empty = all types
+	Refs        EventRefs // non-empty refs must match (see Matches)
 }
 
 // EventsAfter returns up to limit events of the filter with ids above afterID,
@@ -85,8 +112,11 @@ func EventsAfter(ctx context.Context, q Queryer, f EventFilter, afterID int64, l
 		SELECT `+eventColumns+` FROM events
 		WHERE org_id = $1 AND id > $2 AND permission = ANY($3)
 		  AND (cardinality($4::text[]) = 0 OR type = ANY($4))
+		  AND ($6 = '' OR ticket_ref = $6) AND ($7 = '' OR contact_ref = $7) AND ($8 = '' OR account_ref = $8)
+		  AND ($9 = '' OR department_ref = $9) AND ($10 = 0 OR connection_ref = $10)
 		ORDER BY id LIMIT $5`,
-		f.OrgID, afterID, pq.Array(f.Permissions), pq.Array(nonNil(f.Types)), limit)
+		f.OrgID, afterID, pq.Array(f.Permissions), pq.Array(nonNil(f.Types)), limit,
+		f.Refs.Ticket, f.Refs.Contact, f.Refs.Account, f.Refs.Department, f.Refs.Connection)
 	if err != nil {
 		return nil, fmt.Errorf("reading events: %w", err)
 	}

@@ -232,7 +232,8 @@ func (e *Engine) watchAll(ctx context.Context) {
 	}
 }
 
-// pruneHistory drops sync history older than the retention (B13).
+// pruneHistory drops sync history older than the retention (B13), and
+// idempotency keys older than a day.
 func (e *Engine) pruneHistory(ctx context.Context) {
 	keep := e.HistoryRetention
 	if keep <= 0 {
@@ -245,5 +246,12 @@ func (e *Engine) pruneHistory(ctx context.Context) {
 	}
 	if n > 0 {
 		e.Log.Info("pruned sync history", "buckets", n, "older_than", keep)
+	}
+	// Idempotency keys answer a client's retries, which come within
+	// minutes; a day is generous.
+	if n, err := store.PruneIdempotencyKeys(ctx, e.DB, time.Now().Add(-24*time.Hour)); err != nil {
+		e.Log.Error("pruning idempotency keys", "err", err)
+	} else if n > 0 {
+		e.Log.Info("pruned idempotency keys", "keys", n)
 	}
 }

@@ -30,6 +30,7 @@ import (
 const (
 	SyncEventProgress    = "SYNC_PROGRESS"
 	SyncEventRunFinished = "SYNC_RUN_FINISHED"
+	SyncEventFailure     = "SYNC_FAILURE"
 )
 
 // FirstSyncModules is the order runs start and walk in: accounts before
@@ -440,7 +441,7 @@ type runEventPayload struct {
 
 func runEvent(typ string, r store.Run) store.NewEvent {
 	return store.NewEvent{OrgID: r.OrgID, Type: typ, Permission: string(auth.PermManageConnections),
-		SubjectID: connectionSubject(r.ConnectionID), Payload: runEventPayload{
+		SubjectID: connectionSubject(r.ConnectionID), Refs: store.EventRefs{Connection: r.ConnectionID}, Payload: runEventPayload{
 			ConnectionID: GlobalID("Connection", r.ConnectionID), RunID: GlobalID("SyncRun", r.ID),
 			Module: moduleEnum(r.Module), Direction: r.Direction, Status: r.Status, WalkDone: r.WalkDone,
 			Total: r.Total, Enqueued: r.Enqueued, Done: r.Done, Added: r.Added, Updated: r.Updated, Failed: r.Failed,

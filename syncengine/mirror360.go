@@ -87,6 +87,11 @@ func (m *Mirror) mirrorModule(ctx context.Context, conn store.Connection, c conn
 		cursor = c.StartAt(vm, time.Time{}) // the picture needs every record, however old
 	}
 	return walkChanges(ctx, m.DB, c, vm, cursor, m.PageSize, m.MaxPages, func(tx *sqlx.Tx, page connector.ChangePage) error {
+		if c.System() == connector.Desk && name == "tickets" {
+			if err := notePolledTickets(ctx, tx, conn, page.Records); err != nil {
+				return err
+			}
+		}
 		records, err := mirrorRecords(c.System(), name, page.Records)
 		if err != nil {
 			return err

@@ -45,8 +45,8 @@ func WebhookPath(connID int64, side string) string {
 // ReceiveWebhook handles one delivery: it checks the connection and its
 // token in constant time, parses the body with the system's connector and
 // enqueues the changed records in one insert, so the vendor gets its 200
-// fast. Changes to modules the sync does not carry (tickets, for now) are
-// ignored.
+// fast. Desk ticket changes become ticket events (recordDeskTicketChanges);
+// changes to other modules the sync does not carry are ignored.
 func ReceiveWebhook(ctx context.Context, db *sqlx.DB, conns Connectors, connID int64, side, token string, header http.Header, body []byte) (int, error) {
 	c, err := store.ConnectionForWebhook(ctx, db, connID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -82,11 +82,19 @@ func ReceiveWebhook(ctx context.Context, db *sqlx.DB, conns Connectors, connID i
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrBadNotification, err)
 	}
-	var items []store.NewQueueItem
 	for _, ch := range changes {
 		if ch.Token != "" && subtle.ConstantTimeCompare([]byte(ch.Token), []byte(c.WebhookToken)) != 1 {
 			return 0, ErrUnknownWebhook // a CRM callback echoes the channel token too
 		}
+	}
+	tickets := 0
+	if side == webhookDesk {
+		if tickets, err = recordDeskTicketChanges(ctx, db, c, changes); err != nil {
+			return 0, err
+		}
+	}
+	var items []store.NewQueueItem
+	for _, ch := range changes {
 		m, ok := syncedModule(ch.Module)
 		if !ok {
 			continue
@@ -100,12 +108,12 @@ func ReceiveWebhook(ctx context.Context, db *sqlx.DB, conns Connectors, connID i
 		}
 	}
 	if len(items) == 0 {
-		return 0, nil
+		return tickets, nil
 	}
 	if err := store.Enqueue(ctx, db, c.OrgID, c.ID, items); err != nil {
 		return 0, err
 	}
-	return len(items), nil
+	return len(items) + tickets, nil
 }
 
 // syncedModule maps a vendor's module name to a synced module.
@@ -117,6 +125,10 @@ func syncedModule(m connector.Module) (mapping.Module, bool) {
 	}
 	return "", false
 }
+
+// watchVersion changes when the events a watch asks for change (2: desk
+// ticket events, for the ticket stream).
+const watchVersion = "2"
 
 // watchLifetime is how long a CRM channel is asked to live (Zoho allows a
 // week); renewal happens when less than watchRenewal is left.
@@ -143,13 +155,15 @@ func EnsureWatches(ctx context.Context, db *sqlx.DB, conns Connectors, publicURL
 		modules []connector.Module
 	}{
 		{webhookCRM, crm, []connector.Module{mapping.Contacts.CRMModule(), mapping.Accounts.CRMModule(), mapping.Products.CRMModule()}},
-		{webhookDesk, desk, []connector.Module{mapping.Contacts.DeskModule(), mapping.Accounts.DeskModule()}},
+		{webhookDesk, desk, []connector.Module{mapping.Contacts.DeskModule(), mapping.Accounts.DeskModule(), "tickets"}},
 	} {
 		w, ok := s.sys.(connector.Watcher)
 		if !ok {
 			continue
 		}
-		target := strings.TrimRight(publicURL, "/") + WebhookPath(c.ID, s.side)
+		// The version query marks which events a watch asks for: a watch
+		// made before the desk's ticket events were wanted is replaced.
+		target := strings.TrimRight(publicURL, "/") + WebhookPath(c.ID, s.side) + "?v=" + watchVersion
 		existing, held := have[string(s.sys.System())]
 		if held && existing.TargetURL == target && (existing.ExpiresAt == nil || time.Until(*existing.ExpiresAt) > watchRenewal) {
 			continue
@@ -161,7 +175,7 @@ func EnsureWatches(ctx context.Context, db *sqlx.DB, conns Connectors, publicURL
 		if s.side == webhookCRM {
 			// The CRM posts to the URL as given: the token goes in it
 			// (the Desk connector adds it itself).
-			req.URL = target + "?token=" + url.QueryEscape(c.WebhookToken)
+			req.URL = target + "&token=" + url.QueryEscape(c.WebhookToken)
 			req.Expires = time.Now().Add(watchLifetime)
 		}
 		sub, err := w.Watch(ctx, req)

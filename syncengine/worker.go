@@ -15,6 +15,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/deskbridge/deskbridge/auth"
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
 	"github.com/deskbridge/deskbridge/syncengine/mapping"
@@ -925,7 +926,10 @@ func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
 		if err != nil {
 			return err
 		}
-		return addRunProgress(ctx, tx, out.done, requeued, out.results)
+		if err := addRunProgress(ctx, tx, out.done, requeued, out.results); err != nil {
+			return err
+		}
+		return insertFailureEvent(ctx, tx, g, out.failures)
 	})
 	if err != nil {
 		return err
@@ -936,6 +940,33 @@ func (w *Worker) commit(ctx context.Context, g *group, out *outcome) error {
 		}
 	}
 	return nil
+}
+
+// failureEventSample bounds the failures one SYNC_FAILURE event lists; a
+// batch of more says how many there were.
+const failureEventSample = 20
+
+// insertFailureEvent tells a connection's sync subscribers that records of
+// a batch went to the failure history: one event per batch, so a module
+// failing wholesale is a few events, not one per record.
+func insertFailureEvent(ctx context.Context, tx *sqlx.Tx, g *group, failures []store.NewFailure) error {
+	if len(failures) == 0 {
+		return nil
+	}
+	type failed struct {
+		RecordID string `json:"recordId"`
+		Reason   string `json:"reason"`
+	}
+	sample := make([]failed, 0, min(len(failures), failureEventSample))
+	for _, f := range failures[:min(len(failures), failureEventSample)] {
+		sample = append(sample, failed{RecordID: f.SourceID, Reason: f.Reason})
+	}
+	_, err := store.InsertEvent(ctx, tx, store.NewEvent{OrgID: g.conn.OrgID, Type: SyncEventFailure,
+		Permission: string(auth.PermManageConnections), SubjectID: connectionSubject(g.conn.ID),
+		Refs: store.EventRefs{Connection: g.conn.ID},
+		Payload: map[string]any{"connectionId": GlobalID("Connection", g.conn.ID), "module": moduleEnum(string(g.module)),
+			"direction": g.direction(), "count": len(failures), "failures": sample}})
+	return err
 }
 
 // saveLinks inserts the batch's new links and updates its existing ones

@@ -260,6 +260,30 @@ type CreateAPITokenPayload struct {
 	Secret string `json:"secret"`
 }
 
+// A new ticket for the customer of a CRM record (E1): a lead or contact, an
+// account, or a deal (Bigin: pipeline record). The ticket's contact is the
+// record's person, or for an account or deal the related contact named by
+// `contactCrmId` or else the first related contact with a valid email.
+type CreateTicketFromCrmInput struct {
+	// The CRM module of the record.
+	Module CrmModule `json:"module"`
+	// The CRM's id of the record.
+	CrmID string `json:"crmId"`
+	// For an account or deal: the CRM id of the related contact to raise it for.
+	ContactCrmID *string `json:"contactCrmId,omitempty"`
+	// The desk department the ticket goes to.
+	DepartmentID string `json:"departmentId"`
+	// Subject line, 1 to 255 characters.
+	Subject string `json:"subject"`
+	// The first message, up to 32,000 characters.
+	Description *string `json:"description,omitempty"`
+	// Priority as the desk names it (High, Medium, Low).
+	Priority *string `json:"priority,omitempty"`
+	// A key the client chooses (1 to 100 characters). Sending the same key again
+	// returns the ticket made the first time instead of making another.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
 // A request to use a CRM admin's account (A2). It is PENDING until that admin
 // approves it with the approval code; re-sending issues a new code and the old
 // one stops working.
@@ -1016,11 +1040,42 @@ type Ticket struct {
 	// account, as the caller's profile's panelRecord says. Null with FORBIDDEN
 	// when the profile hides the CRM panels.
 	Customer *Customer `json:"customer,omitempty"`
+	// The ticket's messages, newest first, read from the desk as they are now.
+	// Every role that can see the ticket reads its conversation (C3).
+	Threads []*TicketThread `json:"threads"`
+	// The ticket's comments, newest first, read from the desk.
+	Comments []*TicketComment `json:"comments"`
 	// the mirrored ticket
 	Row store.CustomerRecord `json:"-"`
 }
 
 func (Ticket) IsNode() {}
+
+// A comment on a ticket.
+type TicketComment struct {
+	// The desk's id of the comment.
+	DeskID string `json:"deskId"`
+	// The comment's body.
+	Content *string `json:"content,omitempty"`
+	// Visible to the customer on the help center.
+	IsPublic bool `json:"isPublic"`
+	// Who wrote it, as the desk names them.
+	CommenterName *string `json:"commenterName,omitempty"`
+	// When it was written.
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+}
+
+// A comment on a ticket.
+type TicketCommentInput struct {
+	// The ticket's desk id.
+	TicketDeskID string `json:"ticketDeskId"`
+	// The body, up to 32,000 characters.
+	Content string `json:"content"`
+	// Visible to the customer; private (false) by default.
+	IsPublic *bool `json:"isPublic,omitempty"`
+	// As for createTicketFromCrm: the same key never comments twice.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
 
 // A page of tickets.
 type TicketConnection struct {
@@ -1054,6 +1109,52 @@ type TicketEdge struct {
 	Node *Ticket `json:"node"`
 }
 
+// A change to a ticket, in the org's event stream (G2).
+type TicketEvent struct {
+	// Position in the org's stream; pass it as `after` to resume.
+	ID string `json:"id"`
+	// What happened.
+	Type TicketEventType `json:"type"`
+	// Where the change came from.
+	Source ChangeSource `json:"source"`
+	// When deskbridge recorded it.
+	OccurredAt time.Time `json:"occurredAt"`
+	// The ticket's desk id.
+	TicketDeskID string `json:"ticketDeskId"`
+	// Its contact's desk id, when known.
+	ContactDeskID *string `json:"contactDeskId,omitempty"`
+	// Its account's desk id, when known.
+	AccountDeskID *string `json:"accountDeskId,omitempty"`
+	// Its department's id, when known.
+	DepartmentID *string `json:"departmentId,omitempty"`
+	// The status after the change.
+	Status *string `json:"status,omitempty"`
+	// STATUS_CHANGED: the status before.
+	PreviousStatus *string `json:"previousStatus,omitempty"`
+	// REPLY: the message.
+	Thread *TicketThread `json:"thread,omitempty"`
+	// COMMENT: the comment.
+	Comment *TicketComment `json:"comment,omitempty"`
+	// MERGED: the desk ids of the tickets merged into this one.
+	MergedDeskIds []string `json:"mergedDeskIds,omitempty"`
+	// The ticket as deskbridge holds it now (null once deleted), with everything a Ticket offers, under the caller's profile.
+	Ticket *Ticket `json:"ticket,omitempty"`
+}
+
+// Which ticket events a subscriber follows; all given conditions must hold.
+type TicketEventFilter struct {
+	// Only this ticket.
+	TicketDeskID *string `json:"ticketDeskId,omitempty"`
+	// Only tickets of this desk contact.
+	ContactDeskID *string `json:"contactDeskId,omitempty"`
+	// Only tickets of this desk account.
+	AccountDeskID *string `json:"accountDeskId,omitempty"`
+	// Only tickets of this department.
+	DepartmentID *string `json:"departmentId,omitempty"`
+	// Only these kinds; all when left out.
+	Types []TicketEventType `json:"types,omitempty"`
+}
+
 // Which tickets to list.
 type TicketFilter struct {
 	// Only these status groups.
@@ -1072,6 +1173,29 @@ type TicketFilter struct {
 	CreatedTo *time.Time `json:"createdTo,omitempty"`
 }
 
+// A reply, reply-all or forward (E2), sent by the desk under its own rules.
+type TicketReplyInput struct {
+	// The ticket's desk id.
+	TicketDeskID string `json:"ticketDeskId"`
+	// How it is addressed.
+	Mode ReplyMode `json:"mode"`
+	// FORWARD: where to (required); REPLY_ALL: ignored; REPLY: overrides the contact's address.
+	To []string `json:"to,omitempty"`
+	// REPLY_ALL: the addresses in copy.
+	Cc []string `json:"cc,omitempty"`
+	// The body, up to 32,000 characters.
+	Content string `json:"content"`
+	// The body's format.
+	ContentType *ContentType `json:"contentType,omitempty"`
+	// The sender; it must be one of the department's reply addresses. The
+	// department's default reply address when left out.
+	FromEmailAddress *string `json:"fromEmailAddress,omitempty"`
+	// A desk status to set with the reply, e.g. On Hold.
+	Status *string `json:"status,omitempty"`
+	// As for createTicketFromCrm: the same key never sends a second email.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
 // Ticket counts for one group of a report.
 type TicketStat struct {
 	// The desk account's id, when grouped by account.
@@ -1082,6 +1206,38 @@ type TicketStat struct {
 	DepartmentID *string `json:"departmentId,omitempty"`
 	// Tickets in the group.
 	Count int `json:"count"`
+}
+
+// A status change (E3).
+type TicketStatusInput struct {
+	// The ticket's desk id.
+	TicketDeskID string `json:"ticketDeskId"`
+	// The new desk status: Open, On Hold, Closed, or a custom status the desk knows (the desk refuses others).
+	Status string `json:"status"`
+	// Optional; the same key returns the first answer again.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// A message on a ticket: an incoming customer email or an agent's reply or forward.
+type TicketThread struct {
+	// The desk's id of the thread.
+	DeskID string `json:"deskId"`
+	// in: from the customer; out: from the desk.
+	Direction *string `json:"direction,omitempty"`
+	// The channel it went through (EMAIL, ...).
+	Channel *string `json:"channel,omitempty"`
+	// The sender's address.
+	FromEmailAddress *string `json:"fromEmailAddress,omitempty"`
+	// Recipients.
+	To *string `json:"to,omitempty"`
+	// Recipients in copy.
+	Cc *string `json:"cc,omitempty"`
+	// The start of the content, as the desk summarises it.
+	Summary *string `json:"summary,omitempty"`
+	// True for a forward.
+	IsForward bool `json:"isForward"`
+	// When it was sent.
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
 }
 
 // A change to one module group's settings. Omitted fields keep their current
@@ -1276,6 +1432,64 @@ func (e ActivityKind) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Where a change came from.
+type ChangeSource string
+
+const (
+	// A mutation in deskbridge.
+	ChangeSourceDeskbridge ChangeSource = "DESKBRIDGE"
+	// The desk (its webhook, or polling).
+	ChangeSourceDesk ChangeSource = "DESK"
+)
+
+var AllChangeSource = []ChangeSource{
+	ChangeSourceDeskbridge,
+	ChangeSourceDesk,
+}
+
+func (e ChangeSource) IsValid() bool {
+	switch e {
+	case ChangeSourceDeskbridge, ChangeSourceDesk:
+		return true
+	}
+	return false
+}
+
+func (e ChangeSource) String() string {
+	return string(e)
+}
+
+func (e *ChangeSource) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChangeSource(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChangeSource", str)
+	}
+	return nil
+}
+
+func (e ChangeSource) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChangeSource) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChangeSource) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // How a connection was authorized.
 type ConnectionAuthMethod string
 
@@ -1399,6 +1613,64 @@ func (e *ConnectionStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e ConnectionStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The format of a reply or comment body.
+type ContentType string
+
+const (
+	// HTML (the desk's default).
+	ContentTypeHTML ContentType = "HTML"
+	// Plain text.
+	ContentTypePlainText ContentType = "PLAIN_TEXT"
+)
+
+var AllContentType = []ContentType{
+	ContentTypeHTML,
+	ContentTypePlainText,
+}
+
+func (e ContentType) IsValid() bool {
+	switch e {
+	case ContentTypeHTML, ContentTypePlainText:
+		return true
+	}
+	return false
+}
+
+func (e ContentType) String() string {
+	return string(e)
+}
+
+func (e *ContentType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ContentType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ContentType", str)
+	}
+	return nil
+}
+
+func (e ContentType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ContentType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ContentType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -1862,6 +2134,22 @@ const (
 	EventTypeSyncProgress EventType = "SYNC_PROGRESS"
 	// A first sync's run ended (status DONE or CANCELLED), with its final counters.
 	EventTypeSyncRunFinished EventType = "SYNC_RUN_FINISHED"
+	// A record failed to sync and went to the failure history (connectionId, module, direction, recordId, reason).
+	EventTypeSyncFailure EventType = "SYNC_FAILURE"
+	// A ticket was created (see `ticketEvents` for the typed stream).
+	EventTypeTicketCreated EventType = "TICKET_CREATED"
+	// A ticket's fields other than its status changed.
+	EventTypeTicketUpdated EventType = "TICKET_UPDATED"
+	// A ticket's status changed.
+	EventTypeTicketStatusChanged EventType = "TICKET_STATUS_CHANGED"
+	// A message was added to a ticket.
+	EventTypeTicketReply EventType = "TICKET_REPLY"
+	// A comment was added to a ticket.
+	EventTypeTicketComment EventType = "TICKET_COMMENT"
+	// Tickets were merged into a ticket.
+	EventTypeTicketMerged EventType = "TICKET_MERGED"
+	// A ticket was deleted.
+	EventTypeTicketDeleted EventType = "TICKET_DELETED"
 )
 
 var AllEventType = []EventType{
@@ -1873,11 +2161,19 @@ var AllEventType = []EventType{
 	EventTypeConnectionUpdated,
 	EventTypeSyncProgress,
 	EventTypeSyncRunFinished,
+	EventTypeSyncFailure,
+	EventTypeTicketCreated,
+	EventTypeTicketUpdated,
+	EventTypeTicketStatusChanged,
+	EventTypeTicketReply,
+	EventTypeTicketComment,
+	EventTypeTicketMerged,
+	EventTypeTicketDeleted,
 }
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished, EventTypeSyncFailure, EventTypeTicketCreated, EventTypeTicketUpdated, EventTypeTicketStatusChanged, EventTypeTicketReply, EventTypeTicketComment, EventTypeTicketMerged, EventTypeTicketDeleted:
 		return true
 	}
 	return false
@@ -2029,6 +2325,67 @@ func (e *ModuleGroup) UnmarshalJSON(b []byte) error {
 }
 
 func (e ModuleGroup) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How a reply is addressed (E2).
+type ReplyMode string
+
+const (
+	// To the ticket's contact.
+	ReplyModeReply ReplyMode = "REPLY"
+	// To the contact, with the given addresses in copy.
+	ReplyModeReplyAll ReplyMode = "REPLY_ALL"
+	// To other addresses, with the conversation forwarded.
+	ReplyModeForward ReplyMode = "FORWARD"
+)
+
+var AllReplyMode = []ReplyMode{
+	ReplyModeReply,
+	ReplyModeReplyAll,
+	ReplyModeForward,
+}
+
+func (e ReplyMode) IsValid() bool {
+	switch e {
+	case ReplyModeReply, ReplyModeReplyAll, ReplyModeForward:
+		return true
+	}
+	return false
+}
+
+func (e ReplyMode) String() string {
+	return string(e)
+}
+
+func (e *ReplyMode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ReplyMode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ReplyMode", str)
+	}
+	return nil
+}
+
+func (e ReplyMode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ReplyMode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ReplyMode) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -2394,6 +2751,79 @@ func (e *SyncType) UnmarshalJSON(b []byte) error {
 }
 
 func (e SyncType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What happened to a ticket.
+type TicketEventType string
+
+const (
+	// It was created.
+	TicketEventTypeCreated TicketEventType = "CREATED"
+	// Fields other than the status changed.
+	TicketEventTypeUpdated TicketEventType = "UPDATED"
+	// Its status changed.
+	TicketEventTypeStatusChanged TicketEventType = "STATUS_CHANGED"
+	// A message was added: a customer email or an agent's reply.
+	TicketEventTypeReply TicketEventType = "REPLY"
+	// A comment was added.
+	TicketEventTypeComment TicketEventType = "COMMENT"
+	// Other tickets were merged into it.
+	TicketEventTypeMerged TicketEventType = "MERGED"
+	// It was deleted (moved to the trash).
+	TicketEventTypeDeleted TicketEventType = "DELETED"
+)
+
+var AllTicketEventType = []TicketEventType{
+	TicketEventTypeCreated,
+	TicketEventTypeUpdated,
+	TicketEventTypeStatusChanged,
+	TicketEventTypeReply,
+	TicketEventTypeComment,
+	TicketEventTypeMerged,
+	TicketEventTypeDeleted,
+}
+
+func (e TicketEventType) IsValid() bool {
+	switch e {
+	case TicketEventTypeCreated, TicketEventTypeUpdated, TicketEventTypeStatusChanged, TicketEventTypeReply, TicketEventTypeComment, TicketEventTypeMerged, TicketEventTypeDeleted:
+		return true
+	}
+	return false
+}
+
+func (e TicketEventType) String() string {
+	return string(e)
+}
+
+func (e *TicketEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = TicketEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid TicketEventType", str)
+	}
+	return nil
+}
+
+func (e TicketEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *TicketEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e TicketEventType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

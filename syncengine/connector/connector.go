@@ -183,7 +183,21 @@ type Change struct {
 	AffectedFields map[string][]string // per id, when sent
 	At             time.Time
 	Token          string // the verification token the subscription was made with, if any
+	// Activity is set for a change made by something added to a record
+	// rather than to its fields: a ticket's new message (ActivityThread)
+	// or comment (ActivityComment), whose object is Detail.
+	Activity Activity
+	Detail   map[string]any
 }
+
+// Activity names what was added to a record (see Change.Activity).
+type Activity string
+
+// The activities a help desk reports on tickets.
+const (
+	ActivityThread  Activity = "thread"
+	ActivityComment Activity = "comment"
+)
 
 // WatchRequest subscribes to change notifications.
 type WatchRequest struct {

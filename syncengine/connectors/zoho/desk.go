@@ -758,6 +758,11 @@ func (d *Desk) Watch(ctx context.Context, req connector.WatchRequest) (connector
 		subs[p+"_Add"] = nil
 		subs[p+"_Update"] = map[string]any{"includePrevState": true}
 		subs[p+"_Delete"] = nil
+		if m == "tickets" {
+			// New messages and comments, for the ticket event stream.
+			subs["Ticket_Thread_Add"] = nil
+			subs["Ticket_Comment_Add"] = nil
+		}
 	}
 	target := req.URL
 	if req.Token != "" {
@@ -886,12 +891,19 @@ func parseDeskNotification(body []byte) ([]connector.Change, error) {
 		case "Delete":
 			ch.Kind = connector.Deleted
 		default:
-			// Thread, comment and attachment events change their ticket.
+			// Thread, comment and attachment events change their ticket;
+			// a thread or comment is kept as the change's detail.
 			if prefix != "Ticket" {
 				continue
 			}
 			ch.Kind = connector.Updated
 			id = str(payload["ticketId"])
+			switch op {
+			case "Thread_Add":
+				ch.Activity, ch.Detail = connector.ActivityThread, payload
+			case "Comment_Add":
+				ch.Activity, ch.Detail = connector.ActivityComment, payload
+			}
 			payload = nil
 		}
 		if id == "" {

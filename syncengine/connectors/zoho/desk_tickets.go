@@ -26,18 +26,9 @@ func (d *Desk) UpdateTicket(ctx context.Context, id string, fields map[string]an
 	return d.update(ctx, "tickets", id, fields)
 }
 
-// Reply is a reply, reply-all or forward on a ticket (SPEC E2).
-type Reply struct {
-	Channel          string // default EMAIL
-	FromEmailAddress string
-	To               string
-	Cc               string // reply-all; Desk's schema does not document cc, the sandbox takes it
-	Bcc              string
-	Content          string
-	ContentType      string // html or plainText
-	IsForward        bool
-	TicketStatus     string // optional status to set with the reply
-}
+// Reply is the connector's reply (SPEC E2). Desk's request schema does
+// not document cc; the sandbox takes it (reference/zoho-api.md 4.6).
+type Reply = connector.Reply
 
 // SendReply sends a reply on a ticket and returns the created thread. A
 // reply is an email to a customer: it is never repeated when the outcome
@@ -122,6 +113,22 @@ func (d *Desk) ListCategories(ctx context.Context) ([]connector.Record, error) {
 // CategoryTree reads a root category with its sections.
 func (d *Desk) CategoryTree(ctx context.Context, rootID string) (connector.Record, error) {
 	return d.getPath(ctx, joinPath("kbRootCategories", rootID, "categoryTree"), "reading category tree "+rootID)
+}
+
+// ReplyAddresses lists a department's reply addresses (GET
+// /mailReplyAddress?departmentId=).
+func (d *Desk) ReplyAddresses(ctx context.Context, departmentID string) ([]connector.Record, error) {
+	q := url.Values{}
+	q.Set("departmentId", departmentID)
+	var page deskList
+	if _, _, err := d.c.getJSON(ctx, request{path: "/mailReplyAddress", query: q, action: "listing reply addresses of department " + departmentID}, &page); err != nil {
+		return nil, err
+	}
+	out := make([]connector.Record, 0, len(page.Data))
+	for _, raw := range page.Data {
+		out = append(out, deskRecord(raw))
+	}
+	return out, nil
 }
 
 // ListDepartments lists the desk's departments.

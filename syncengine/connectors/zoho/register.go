@@ -56,6 +56,7 @@ var (
 	_ connector.Watcher       = (*Desk)(nil)
 	_ connector.RelatedLister = (*Desk)(nil)
 	_ connector.OrgLister     = (*Desk)(nil)
+	_ connector.TicketDesk    = (*Desk)(nil)
 	_ connector.Connector     = (*SalesIQ)(nil)
 	_ connector.Watcher       = (*SalesIQ)(nil)
 	_ connector.OrgLister     = (*SalesIQ)(nil)

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/deskbridge/deskbridge/auth"
+)
+
+const ticketEventsSubscription = `subscription($f: TicketEventFilter, $after: ID) { ticketEvents(filter: $f, after: $after) {
+	id type source ticketDeskId contactDeskId status previousStatus thread { deskId cc } comment { deskId content }
+	ticket { deskId status customer { deals(first: 5) { edges { node { amount } } } } } } }`
+
+const createTicketMutation = `mutation($in: CreateTicketFromCrmInput!) { createTicketFromCrm(input: $in) { id deskId subject status contact { deskId } } }`
+
+// Ticket work from a CRM record (E1-E3) end to end: the ticket lands in the
+// desk and on the record at once; replies, comments and status changes go
+// through the desk's rules; every action is idempotent under its key;
+// counts follow; a subscriber filtered by the contact sees each change once,
+// in order, from deskbridge and from the desk's webhook alike, under its
+// permission profile.
+func TestTicketsFromCRMRecords(t *testing.T) {
+	t.Parallel()
+	w, admin, pick := startCustomerWorld(t)
+	restricted := w.ts.token("acme", auth.RoleRestrictedAgent)
+	light := w.ts.token("acme", auth.RoleLightAgent)
+	desk := w.sb.Desk("us")
+	var dept string
+	if err := w.ts.srv.db.DB.Get(&dept, `SELECT department_id FROM mirror_records WHERE module = 'tickets' AND ext_id = $1`, pick.TicketID); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restricted agent follows the contact's tickets: it sees them, but
+	// never a deal amount.
+	sub := w.ts.dial(restricted)
+	sub.expect("connection_ack")
+	sub.subscribe("t", ticketEventsSubscription, map[string]any{"f": map[string]any{"contactDeskId": pick.DeskID}})
+	waitFor(t, "the subscription", func() bool { return w.ts.srv.bus.Subscribers() > 0 })
+
+	in := map[string]any{"module": "CONTACTS", "crmId": pick.CRMID, "departmentId": dept, "subject": "Invoice question",
+		"description": "Raised from the CRM", "idempotencyKey": "create-1"}
+	before := desk.Counts().Tickets
+	r := w.ts.query(admin, createTicketMutation, map[string]any{"in": in})
+	if len(r.Errors) > 0 {
+		t.Fatalf("createTicketFromCrm: %+v\n%s", r.Errors, grepLog(w.log.String(), "internal error"))
+	}
+	created := r.Data["createTicketFromCrm"].(map[string]any)
+	ticketID := created["deskId"].(string)
+	if dig(created, "contact", "deskId") != pick.DeskID {
+		t.Fatalf("the ticket's contact is %v, want the linked desk contact %s", created["contact"], pick.DeskID)
+	}
+	// The same key again: the same ticket, no second one in the desk.
+	if r := w.ts.query(admin, createTicketMutation, map[string]any{"in": in}); len(r.Errors) > 0 || dig(r.Data, "createTicketFromCrm", "deskId") != ticketID {
+		t.Fatalf("retried create: %+v %+v", r.Errors, r.Data)
+	}
+	if got := desk.Counts().Tickets; got != before+1 {
+		t.Fatalf("the desk has %d tickets, want %d: a retry made a second ticket", got, before+1)
+	}
+	in["subject"] = "Another subject"
+	if r := w.ts.query(admin, createTicketMutation, map[string]any{"in": in}); r.code(0) != "IDEMPOTENCY_KEY_REUSED" {
+		t.Fatalf("a reused key: %+v", r.Errors)
+	}
+	nextEvent(t, sub, "CREATED", "DESKBRIDGE", ticketID, pick.DeskID, nil)
+	// On the record at once (D4, E3).
+	counts := `query($id: String!) { crmRecord(module: CONTACTS, crmId: $id) { ticketCounts { total resolved unresolved } } }`
+	r = w.ts.query(admin, counts, map[string]any{"id": pick.CRMID})
+	if got := int(dig(r.Data, "crmRecord", "ticketCounts", "total").(float64)); got != pick.Tickets+1 {
+		t.Fatalf("the record counts %d tickets right after the create, want %d", got, pick.Tickets+1)
+	}
+	resolvedBefore := int(dig(r.Data, "crmRecord", "ticketCounts", "resolved").(float64))
+
+	// A reply to all, sent once under its key.
+	threadsBefore := len(desk.Threads(ticketID))
+	reply := map[string]any{"ticketDeskId": ticketID, "mode": "REPLY_ALL", "cc": []string{"boss@customer.example"},
+		"content": "<p>We are on it.</p>", "idempotencyKey": "reply-1"}
+	const replyMutation = `mutation($in: TicketReplyInput!) { replyToTicket(input: $in) { deskId cc fromEmailAddress } }`
+	r = w.ts.query(admin, replyMutation, map[string]any{"in": reply})
+	if len(r.Errors) > 0 || dig(r.Data, "replyToTicket", "fromEmailAddress") == nil {
+		t.Fatalf("replyToTicket: %+v %+v", r.Errors, r.Data)
+	}
+	threadID := dig(r.Data, "replyToTicket", "deskId")
+	if r := w.ts.query(admin, replyMutation, map[string]any{"in": reply}); dig(r.Data, "replyToTicket", "deskId") != threadID {
+		t.Fatalf("retried reply: %+v", r)
+	}
+	if got := len(desk.Threads(ticketID)); got != threadsBefore+1 {
+		t.Fatalf("the ticket has %d threads, want %d: a retried reply sent a second email", got, threadsBefore+1)
+	}
+	nextEvent(t, sub, "REPLY", "DESKBRIDGE", ticketID, pick.DeskID, threadID)
+	// A forward needs somewhere to go; a bad address is refused before
+	// anything is sent.
+	if r := w.ts.query(admin, replyMutation, map[string]any{"in": map[string]any{"ticketDeskId": ticketID, "mode": "FORWARD",
+		"content": "fyi", "idempotencyKey": "fwd-1"}}); r.code(0) != "FAILED_PRECONDITION" {
+		t.Fatalf("a forward without to: %+v", r.Errors)
+	}
+
+	// C3: a light agent reads the conversation but cannot act.
+	r = w.ts.query(light, `query($id: String!) { ticket(deskId: $id) { threads { deskId } comments { deskId } } }`, map[string]any{"id": ticketID})
+	if len(r.Errors) > 0 || len(dig(r.Data, "ticket", "threads").([]any)) != threadsBefore+1 {
+		t.Fatalf("a light agent reading the conversation: %+v %+v", r.Errors, r.Data)
+	}
+	if r := w.ts.query(light, `mutation($id: String!) { addTicketComment(input: {ticketDeskId: $id, content: "x", idempotencyKey: "c-light"}) { deskId } }`,
+		map[string]any{"id": ticketID}); r.code(0) != codeForbidden {
+		t.Fatalf("a light agent commenting: %+v", r.Errors)
+	}
+
+	r = w.ts.query(admin, `mutation($id: String!) { addTicketComment(input: {ticketDeskId: $id, content: "Checked the invoice", idempotencyKey: "c-1"}) { deskId isPublic } }`,
+		map[string]any{"id": ticketID})
+	if len(r.Errors) > 0 || dig(r.Data, "addTicketComment", "isPublic") != false || len(desk.Comments(ticketID)) != 1 {
+		t.Fatalf("addTicketComment: %+v %+v", r.Errors, r.Data)
+	}
+	nextEvent(t, sub, "COMMENT", "DESKBRIDGE", ticketID, pick.DeskID, nil)
+	r = w.ts.query(admin, `mutation($id: String!) { setTicketStatus(input: {ticketDeskId: $id, status: "Closed"}) { status statusType } }`,
+		map[string]any{"id": ticketID})
+	if len(r.Errors) > 0 || dig(r.Data, "setTicketStatus", "statusType") != "CLOSED" {
+		t.Fatalf("setTicketStatus: %+v %+v", r.Errors, r.Data)
+	}
+	nextEvent(t, sub, "STATUS_CHANGED", "DESKBRIDGE", ticketID, pick.DeskID, nil)
+	r = w.ts.query(admin, counts, map[string]any{"id": pick.CRMID})
+	if got := int(dig(r.Data, "crmRecord", "ticketCounts", "resolved").(float64)); got != resolvedBefore+1 {
+		t.Fatalf("resolved tickets %d after closing one, want %d", got, resolvedBefore+1)
+	}
+
+	// A change made in the desk arrives by its webhook.
+	if _, err := desk.SetTicketStatus(ticketID, "Open"); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Logf("DEBUG hooks %+v", desk.Webhooks())
+	nextEvent(t, sub, "STATUS_CHANGED", "DESK", ticketID, pick.DeskID, threadID)
+
+	// E1: a contact without a valid email cannot raise a ticket.
+	var noEmail string
+	if err := w.ts.srv.db.DB.Get(&noEmail, `SELECT ext_id FROM mirror_records WHERE system = 'zoho_crm' AND module = 'contacts'
+		AND (email IS NULL OR email NOT LIKE '%@%.%') AND deleted_at IS NULL LIMIT 1`); err == nil {
+		r = w.ts.query(admin, createTicketMutation, map[string]any{"in": map[string]any{"module": "CONTACTS", "crmId": noEmail,
+			"departmentId": dept, "subject": "x", "idempotencyKey": "no-email"}})
+		if r.code(0) != "FAILED_PRECONDITION" {
+			t.Fatalf("a ticket for a contact without email: %+v", r.Errors)
+		}
+	} else {
+		t.Logf("no CRM contact without an email in this world (%v); that refusal is covered by the unit test", err)
+	}
+}
+
+// grepLog returns the log lines containing s, for failure messages.
+func grepLog(log, s string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// nextEvent reads a restricted agent's next ticket event and checks it: its
+// type, source, ticket and contact, the exact FORBIDDEN error for the deals
+// it may not see (and no amount), and what the type carries.
+func nextEvent(t *testing.T, sub *wsClient, typ, source, ticketID, contactID string, threadID any) map[string]any {
+	t.Helper()
+	msg := sub.expect("next")
+	if errs, _ := dig(msg, "payload").(map[string]any)["errors"].([]any); len(errs) != 1 ||
+		fmt.Sprint(dig(errs[0].(map[string]any), "extensions", "code")) != codeForbidden {
+		t.Fatalf("%s event: a restricted agent's event must carry exactly the FORBIDDEN deals error: %+v", typ, msg)
+	}
+	ev := dig(msg, "payload", "data", "ticketEvents").(map[string]any)
+	if ev["type"] != typ || ev["source"] != source || ev["ticketDeskId"] != ticketID || ev["contactDeskId"] != contactID {
+		t.Fatalf("event %+v, want %s from %s", ev, typ, source)
+	}
+	if amounts := dig(ev, "ticket", "customer", "deals", "edges"); amounts != nil && len(amounts.([]any)) > 0 {
+		t.Fatalf("a deal amount reached a restricted agent: %+v", ev)
+	}
+	switch {
+	case typ == "REPLY" && (dig(ev, "thread", "deskId") != threadID || dig(ev, "thread", "cc") != "boss@customer.example"):
+		t.Fatalf("reply event: %+v", ev)
+	case typ == "STATUS_CHANGED" && source == "DESK" && (ev["previousStatus"] != "Closed" || ev["status"] != "Open" || dig(ev, "ticket", "status") != "Open"):
+		t.Fatalf("the desk's status change: %+v", ev)
+	}
+	return ev
+}
