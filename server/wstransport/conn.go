@@ -64,8 +64,19 @@ type connection struct {
 	initReceived atomic.Bool
 
 	// send carries pre-marshalled messages to writeLoop. It is never
-	// closed; writers give up when closing is closed.
+	// closed; writers give up when closing is closed. Its capacity is
+	// SendQueue plus room for one final message per operation and a few
+	// replies, so that messages which must not wait (see enqueue) still fit
+	// while results fill the queue.
 	send chan []byte
+	// qmu guards the backlog: messages in send plus the one being written.
+	// Every send on the channel happens under qmu so the counts match it.
+	qmu         sync.Mutex
+	queuedMsgs  int
+	queuedBytes int
+	// drained is closed when the writer finishes a message, if an
+	// operation is waiting for room; nil when nobody waits.
+	drained chan struct{}
 	// ackedCh is closed after a legacy connection_ack so that writeLoop
 	// starts the "ka" ticker.
 	ackedCh chan struct{}
@@ -100,7 +111,7 @@ func newConnection(t *Transport, ws engineConn, r *http.Request, exec graphql.Gr
 		exec:       exec,
 		proto:      protocolFor(ws.Subprotocol()),
 		headers:    r.Header,
-		send:       make(chan []byte, t.cfg.SendQueue),
+		send:       make(chan []byte, t.cfg.SendQueue+t.cfg.MaxSubscriptions+controlSlack),
 		ackedCh:    make(chan struct{}),
 		closing:    make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -253,24 +264,83 @@ func (c *connection) abort() {
 	_ = c.ws.Close()
 }
 
-// enqueue hands a message to the writer without ever blocking. A full queue
-// means the client stopped reading; buffering more would only grow memory,
-// so the connection is closed with 1013 and the client can resume on a new
-// one.
+// controlSlack is the queue room, beyond SendQueue and one final message per
+// operation, for replies to the client's own messages (ack, pong, errors).
+const controlSlack = 16
+
+// enqueue hands a message that must not wait to the writer: replies sent by
+// the reader, which has to keep reading, and final messages sent under c.mu.
+// They are small and bounded by what the client itself sends, so a full
+// queue means a client that keeps talking without reading; it is cut off.
 func (c *connection) enqueue(b []byte) bool {
 	if c.isClosing() {
 		return false
 	}
+	c.qmu.Lock()
+	queued := false
 	select {
 	case c.send <- b:
-		return true
+		c.queuedMsgs++
+		c.queuedBytes += len(b)
+		queued = true
 	default:
-		if c.closeWith(closeTryAgainLater, "slow consumer, resume later") {
-			c.logger.Warn("websocket client not reading, closing slow consumer",
-				slog.Int("queue", c.cfg.SendQueue))
-		}
-		return false
 	}
+	c.qmu.Unlock()
+	if !queued {
+		c.cutOff("send queue full")
+	}
+	return queued
+}
+
+// reserve queues a result if the backlog is below its bounds. Otherwise it
+// returns a channel that is closed when the writer has finished a message.
+// The last result admitted may overshoot SendQueueBytes: requiring it to fit
+// would starve a large result behind a busy subscription on the same
+// connection, and one message past the bound is still a bound.
+func (c *connection) reserve(b []byte) (bool, <-chan struct{}) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.queuedMsgs < c.cfg.SendQueue && c.queuedBytes < c.cfg.SendQueueBytes {
+		// Cannot block: data never occupies more than SendQueue of the
+		// channel's capacity, and every send happens under qmu.
+		c.send <- b
+		c.queuedMsgs++
+		c.queuedBytes += len(b)
+		return true, nil
+	}
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	return false, c.drained
+}
+
+// written releases the backlog taken by a message the writer is done with.
+func (c *connection) written(b []byte) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	c.queuedMsgs--
+	c.queuedBytes -= len(b)
+	if c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+}
+
+// cutOff closes the connection of a client that does not read fast enough
+// with 1013, which graphql-ws retries, and a reason that says how to resume
+// without a gap. Callers must not hold qmu.
+func (c *connection) cutOff(cause string) {
+	if !c.closeWith(closeTryAgainLater, SlowConsumerReason) {
+		return
+	}
+	c.qmu.Lock()
+	backlogMsgs, backlogBytes := c.queuedMsgs, c.queuedBytes
+	c.qmu.Unlock()
+	c.logger.Warn("websocket client too slow, cut off with 1013",
+		slog.String("cause", cause),
+		slog.Duration("write_timeout", c.cfg.WriteTimeout),
+		slog.Int("backlog_messages", backlogMsgs),
+		slog.Int("backlog_bytes", backlogBytes))
 }
 
 // writeLoop is the connection's only writer.
@@ -296,6 +366,20 @@ func (c *connection) writeLoop() {
 	}()
 	keepAlive := mustEncode(msgKeepAlive, "", nil)
 
+	// A write blocks only when the client stopped reading and the TCP
+	// buffers are full. stall decides the cut-off after WriteTimeout while
+	// the write itself may go on for cutOffGrace (the socket's deadline),
+	// so that a client that starts reading again in that time still gets
+	// the close frame with the reason.
+	stall := time.AfterFunc(c.cfg.WriteTimeout, func() { c.cutOff("write blocked for write_timeout") })
+	stall.Stop()
+	defer stall.Stop()
+	watched := func(write func() error) error {
+		stall.Reset(c.cfg.WriteTimeout)
+		defer stall.Stop()
+		return write()
+	}
+
 	for {
 		// Closing wins over pending messages: a slow consumer's queue must
 		// not be written before its close frame.
@@ -308,15 +392,16 @@ func (c *connection) writeLoop() {
 		case <-c.closing:
 			continue
 		case b := <-c.send:
-			err = c.ws.WriteText(b)
+			err = watched(func() error { return c.ws.WriteText(b) })
+			c.written(b)
 		case <-pingC:
-			err = c.ws.WritePing()
+			err = watched(c.ws.WritePing)
 		case <-ackedCh:
 			ackedCh = nil
 			ka = time.NewTicker(c.cfg.LegacyKeepAlive)
 			kaC = ka.C
 		case <-kaC:
-			err = c.ws.WriteText(keepAlive)
+			err = watched(func() error { return c.ws.WriteText(keepAlive) })
 		}
 		if err != nil {
 			c.writeFailed(err)
@@ -344,7 +429,9 @@ func (c *connection) finishWrites() {
 		for {
 			select {
 			case b := <-c.send:
-				if err := c.ws.WriteText(b); err != nil {
+				err := c.ws.WriteText(b)
+				c.written(b)
+				if err != nil {
 					c.writeFailed(err)
 					return
 				}
@@ -356,8 +443,13 @@ func (c *connection) finishWrites() {
 	if sendableCloseCode(c.closeCode) {
 		if err := c.ws.WriteClose(c.closeCode, c.closeReason); err != nil {
 			// Usually ErrCloseSent: the peer closed first and gorilla
-			// already answered, or gorilla sent 1009 itself.
+			// already answered, or gorilla sent 1009 itself. A timeout
+			// means the peer is not reading; gorillaConn has dropped the
+			// connection, and waiting for an answer would be pointless.
 			c.logger.Debug("websocket close frame not sent", slog.Any("error", err))
+			if isTimeout(err) {
+				return
+			}
 		}
 	}
 	timer := time.NewTimer(closeHandshakeGrace)
@@ -372,9 +464,12 @@ func (c *connection) finishWrites() {
 
 // writeFailed handles a failed or timed-out write: the stream may hold half
 // a frame, so the connection is unusable and is dropped without a close
-// frame.
+// frame. A timeout is a slow consumer; usually stall has already cut it off,
+// so this adds no second log line.
 func (c *connection) writeFailed(err error) {
-	if c.closeWith(closeAbnormal, "write failed") {
+	if isTimeout(err) {
+		c.cutOff("write timed out")
+	} else if c.closeWith(closeAbnormal, "write failed") {
 		c.logger.Debug("websocket write failed", slog.Any("error", err))
 	}
 	_ = c.ws.Close()
@@ -600,16 +695,34 @@ func (c *connection) stopOperation(id string) bool {
 	return ok
 }
 
-// sendForOp enqueues b if op is still registered. The check and the enqueue
-// share the lock with stopOperation, so nothing is queued for an operation
-// after its client complete was processed.
-func (c *connection) sendForOp(op *operation, b []byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ops[op.id] != op {
-		return false
+// sendForOp queues b if op is still registered, waiting while the backlog is
+// full; this is the backpressure that keeps a connection's memory bounded
+// without cutting off a client that reads, only slower than results come.
+// The wait ends when the client completes op, the connection closes (which
+// WriteTimeout guarantees for a client that stopped reading) or the writer
+// makes room. The registration check and the queueing share the lock with
+// stopOperation, so nothing is queued for an operation after its client
+// complete was processed.
+func (c *connection) sendForOp(ctx context.Context, op *operation, b []byte) bool {
+	for {
+		c.mu.Lock()
+		if c.ops[op.id] != op || c.isClosing() {
+			c.mu.Unlock()
+			return false
+		}
+		ok, drained := c.reserve(b)
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return false
+		case <-c.closing:
+			return false
+		}
 	}
-	return c.enqueue(b)
 }
 
 // finishOp unregisters op and, if it was still registered, enqueues its last
@@ -673,7 +786,7 @@ func (c *connection) runOperation(ctx context.Context, op *operation, params *gr
 		}
 		// Anything else (e.g. complexity limit) is a GraphQL response with
 		// errors, delivered like a result.
-		if b, ok := c.encodeResponse(op, resp); ok && c.sendForOp(op, b) {
+		if b, ok := c.encodeResponse(op, resp); ok && c.sendForOp(ctx, op, b) {
 			c.finishOp(op, mustEncode(msgComplete, op.id, nil))
 		}
 		return
@@ -690,7 +803,7 @@ func (c *connection) runOperation(ctx context.Context, op *operation, params *gr
 		if !ok {
 			return
 		}
-		if !c.sendForOp(op, b) {
+		if !c.sendForOp(ctx, op, b) {
 			// Client completed it, or the connection is closing; the
 			// cancelled ctx stops the resolver.
 			return

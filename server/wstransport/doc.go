@@ -26,13 +26,45 @@
 // connection_ack, 4403 when InitFunc rejects the connection, 4406 when the
 // client offered no supported subprotocol, 4408 when connection_init does not
 // arrive in time, 4409 for a duplicate operation id, 4429 for a second
-// connection_init and 4500 when handling a message panicked. On top of that the transport closes with 1001 when the
-// server shuts down or a peer stops answering pings (both make graphql-ws
-// clients reconnect), 1009 when a message exceeds the read limit and 1013 when
-// a client does not read fast enough to keep its send queue bounded. The legacy
-// protocol uses the same codes and sends a connection_error message before
-// closing, because subscriptions-transport-ws clients only surface that
-// message and ignore close codes.
+// connection_init and 4500 when handling a message panicked. On top of that
+// the transport closes with 1001 when the server shuts down or a peer stops
+// answering pings (both make graphql-ws clients reconnect), 1009 when a
+// message exceeds the read limit and 1013 when a client does not read fast
+// enough (see Slow consumers). The legacy protocol uses the same codes and
+// sends a connection_error message before closing for client mistakes,
+// because subscriptions-transport-ws clients only surface that message and
+// ignore close codes.
+//
+// # Slow consumers
+//
+// Each connection has one writer goroutine and a send queue bounded by
+// Config.SendQueue messages and Config.SendQueueBytes bytes (256 and 1 MiB).
+// When the queue is full an operation waits for room before producing its
+// next result. That wait is backpressure, not a failure: a client that reads
+// slower than results arrive, such as one replaying a long events(after:)
+// backlog, gets every message at its own pace. It never reaches other
+// clients, because each connection has its own queue and writer, and the
+// event bus never waits for a subscriber: a subscriber that does not take
+// its events catches up from the database later.
+//
+// A write blocks only once the client stopped reading and the TCP buffers
+// are full. When one write (a message or a ping) has blocked for
+// Config.WriteTimeout (10s), the client is cut off: its operations are
+// cancelled, queued messages are discarded, one Warn line is logged, and
+// OnClose reports 1013. If the stalled write completes within a further 2s,
+// the client then receives the close frame 1013 "Try Again Later" with
+// SlowConsumerReason, "too slow: reconnect and resubscribe with after set to
+// the id of the last event received". Otherwise the TCP connection is reset
+// (a write that timed out may have left half a frame, so no close frame can
+// follow it) and the client sees 1006. graphql-ws retries both codes;
+// subscriptions-transport-ws reconnects on any close when its reconnect
+// option is set. Nothing is lost either way: messages arrive in order and
+// without gaps up to the cut, so events(after: <last id received>) resumes
+// exactly. Both npm clients resubscribe with the payload they first sent,
+// so the client application has to update variables.after as events arrive
+// (or drop ids it has seen). A connection's memory is thus bounded by its
+// send queue, and a stuck client holds its goroutines for at most
+// WriteTimeout plus 2s.
 //
 // # Subprotocol negotiation
 //

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -52,9 +53,12 @@ type GorillaConfig struct {
 	// means 4 KiB. Write buffers come from a shared pool so that idle
 	// connections do not each pin one.
 	ReadBufferSize, WriteBufferSize int
-	// WriteTimeout bounds WriteJSON and control frames (close, ping) so a
-	// peer that stopped reading cannot block a writer forever; zero means
-	// 10s.
+	// WriteTimeout bounds each WriteJSON and ping so a peer that stopped
+	// reading cannot block a writer forever; zero means 10s. A write that
+	// times out drops the TCP connection: it may have left half a frame on
+	// the wire, and gorilla refuses every later write, so nothing could
+	// be sent on it anyway. Dropping it ends gqlgen's reader too, and with
+	// it the connection's operations. Close frames get at most 1s.
 	WriteTimeout time.Duration
 }
 
@@ -128,7 +132,7 @@ func (g *Gorilla) Accept(w http.ResponseWriter, r *http.Request, opts transport.
 	if err != nil {
 		return nil, fmt.Errorf("upgrade to websocket: %w", err)
 	}
-	return &gorillaConn{conn: conn, writeTimeout: g.writeTimeout}, nil
+	return &gorillaConn{conn: conn, writeTimeout: g.writeTimeout, closeTimeout: min(closeFrameTimeout, g.writeTimeout)}, nil
 }
 
 // gorillaConn is the transport.WebsocketConn that Accept returns. Besides
@@ -139,6 +143,7 @@ func (g *Gorilla) Accept(w http.ResponseWriter, r *http.Request, opts transport.
 type gorillaConn struct {
 	conn         *websocket.Conn
 	writeTimeout time.Duration
+	closeTimeout time.Duration
 }
 
 var (
@@ -172,25 +177,49 @@ func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 
 // WriteJSON exists for the stock gqlgen transport, which writes from several
 // goroutines under its own mutex; the deadline keeps a stuck peer from
-// holding that mutex forever.
+// holding that mutex forever, and dropping the connection on timeout makes
+// gqlgen tear it down instead of writing into a dead socket.
 func (c *gorillaConn) WriteJSON(v any) error {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 		return fmt.Errorf("set websocket write deadline: %w", err)
 	}
 	if err := c.conn.WriteJSON(v); err != nil {
-		return fmt.Errorf("write websocket json: %w", err)
+		return c.writeError("write websocket json", err)
 	}
 	return nil
 }
 
-// WriteClose sends a close frame. The reason is cut to fit a control frame
-// (123 bytes), because gorilla refuses longer ones outright.
+// WriteClose sends a close frame with a short deadline: the connection is
+// ending, so a peer that cannot take it is dropped rather than waited for.
+// The reason is cut to fit a control frame (123 bytes), because gorilla
+// refuses longer ones outright.
 func (c *gorillaConn) WriteClose(code int, reason string) error {
 	msg := websocket.FormatCloseMessage(code, truncateReason(reason))
-	if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.writeTimeout)); err != nil {
-		return fmt.Errorf("write websocket close frame: %w", err)
+	if err := c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.closeTimeout)); err != nil {
+		return c.writeError("write websocket close frame", err)
 	}
 	return nil
+}
+
+// writeError wraps a failed write and drops the connection if it timed out:
+// see GorillaConfig.WriteTimeout.
+func (c *gorillaConn) writeError(action string, err error) error {
+	if isTimeout(err) {
+		c.drop()
+		return fmt.Errorf("%s: peer not reading, connection dropped: %w", action, err)
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}
+
+// drop closes the TCP connection with a reset. A graceful close would leave
+// the kernel holding the unsent send buffer (up to megabytes) for a peer
+// that is not reading, possibly for minutes; the reset frees it at once and
+// tells a live client immediately, which then reconnects (1006).
+func (c *gorillaConn) drop() {
+	if tc, ok := c.conn.NetConn().(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.conn.Close()
 }
 
 func (c *gorillaConn) Subprotocol() string { return c.conn.Subprotocol() }
@@ -211,14 +240,14 @@ func (c *gorillaConn) WriteText(data []byte) error {
 		return fmt.Errorf("set websocket write deadline: %w", err)
 	}
 	if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
-		return fmt.Errorf("write websocket message: %w", err)
+		return c.writeError("write websocket message", err)
 	}
 	return nil
 }
 
 func (c *gorillaConn) WritePing() error {
 	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout)); err != nil {
-		return fmt.Errorf("write websocket ping: %w", err)
+		return c.writeError("write websocket ping", err)
 	}
 	return nil
 }

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +45,9 @@ type testSchema struct {
 	cancelled chan string
 	// closeResults receives CloseConn's results from Subscription.closeMe.
 	closeResults chan []bool
+	// floodBytes counts the payload bytes every flood stream has produced,
+	// i.e. what the server tried to push.
+	floodBytes atomic.Int64
 }
 
 const testSDL = `
@@ -57,6 +62,7 @@ type Mutation {
 type Subscription {
 	events: String!
 	flood(size: Int!): String!
+	counter(size: Int!): String!
 	closeMe(code: Int!): String!
 }
 `
@@ -130,7 +136,22 @@ func (s *testSchema) exec(ctx context.Context) graphql.ResponseHandler {
 			if ctx.Err() != nil {
 				return nil
 			}
+			s.floodBytes.Add(size)
 			return resp
+		}
+	case "counter":
+		// An endless stream as fast as the transport takes it, like the
+		// event bus replaying a backlog: "1 xxx", "2 xxx", ... so that a
+		// reader can tell whether anything was skipped.
+		size, _ := args["size"].(int64)
+		pad := strings.Repeat("x", int(size))
+		n := 0
+		return func(ctx context.Context) *graphql.Response {
+			if ctx.Err() != nil {
+				return nil
+			}
+			n++
+			return dataResponse("counter", strconv.Itoa(n)+" "+pad)
 		}
 	case "closeMe":
 		code, _ := args["code"].(int64)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -94,69 +93,6 @@ func TestPongsKeepConnectionAlive(t *testing.T) {
 		}
 	case <-time.After(ioTimeout):
 		t.Fatal("no response after pings")
-	}
-}
-
-// smallBufListener shrinks the kernel send buffer of accepted connections so
-// that a client that does not read fills it after a few messages instead of
-// several megabytes.
-type smallBufListener struct{ net.Listener }
-
-func (l smallBufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(4096)
-	}
-	return c, nil
-}
-
-func TestSlowConsumerClosed1013(t *testing.T) {
-	env := newEnvWithListener(t, wstransport.Config{
-		SendQueue: 4,
-		// Long enough that the queue overflows long before a write times
-		// out; the 1013 must come from the queue.
-		WriteTimeout: 30 * time.Second,
-	}, func(l net.Listener) net.Listener { return smallBufListener{l} })
-
-	d := websocket.Dialer{
-		HandshakeTimeout: ioTimeout,
-		Subprotocols:     []string{wstransport.SubprotocolGraphQLTransportWS},
-		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var nd net.Dialer
-			conn, err := nd.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-			return conn, nil
-		},
-	}
-	conn, _, err := d.Dial(env.wsURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	c := &client{t: t, conn: conn}
-	c.init(nil)
-
-	// Stop reading while the server pushes 64 KiB events as fast as it can.
-	c.subscribe("flood", "subscription { flood(size: 65536) }")
-	env.schema.waitCancelled(t, "flood")
-
-	msgs, code, reason := c.readUntilClose()
-	if code != 1013 || reason != "slow consumer, resume later" {
-		t.Fatalf("close = %d %q after %d messages, want 1013", code, reason, len(msgs))
-	}
-	for _, m := range msgs {
-		if m.Type != "next" {
-			t.Fatalf("unexpected %s before close", m.Type)
-		}
-	}
-	if got := env.hooks.waitClose(t); got != 1013 {
-		t.Fatalf("OnClose(%d), want 1013", got)
 	}
 }
 

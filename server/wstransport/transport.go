@@ -53,6 +53,26 @@ const (
 // frame, for the peer's answer before dropping the TCP connection.
 const closeHandshakeGrace = 2 * time.Second
 
+// SlowConsumerReason is the close reason sent with 1013 to a client cut off
+// for not reading fast enough. Nothing was lost that it cannot get back: the
+// event stream replays everything after a given id, so the reason says how
+// to resume rather than merely that it failed.
+const SlowConsumerReason = "too slow: reconnect and resubscribe with after set to the id of the last event received"
+
+// cutOffGrace is how much longer the write that stalled may run after a slow
+// consumer was cut off. A client that was only briefly stuck (a paused tab, a
+// GC pause) then still gets the rest of that frame and the 1013 close frame
+// with its reason; one that stays stuck is dropped without a close frame
+// (1006 for the client), because a write that timed out leaves the stream
+// mid-frame and nothing can follow it.
+const cutOffGrace = 2 * time.Second
+
+// closeFrameTimeout bounds the write of a close frame. It is short because
+// by then the connection is over: a peer that cannot take 125 bytes within a
+// second is dropped instead of keeping its goroutines for another
+// WriteTimeout.
+const closeFrameTimeout = time.Second
+
 // Defaults for zero Config fields; Config documents why each is what it is.
 const (
 	defaultInitTimeout      = 3 * time.Second
@@ -60,6 +80,7 @@ const (
 	defaultLegacyKeepAlive  = 10 * time.Second
 	defaultReadLimit        = 1 << 20
 	defaultSendQueue        = 256
+	defaultSendQueueBytes   = 1 << 20
 	defaultMaxSubscriptions = 100
 )
 
@@ -84,8 +105,10 @@ type Hooks struct {
 	// offered none we speak; such a connection is closed with 4406).
 	OnConnect func(subprotocol string)
 	// OnClose receives the code the server sent (1001 "keep-alive timeout"
-	// for a peer that stopped answering pings), or the peer's code when the
-	// peer closed first, or 1006 when the connection just dropped.
+	// for a peer that stopped answering pings, 1013 for a slow consumer
+	// even when its close frame could not be delivered), or the peer's
+	// code when the peer closed first, or 1006 when the connection just
+	// dropped.
 	OnClose func(code int)
 	// OnSubscribe is called when an operation (subscription, query or
 	// mutation) is accepted.
@@ -122,17 +145,26 @@ type Config struct {
 	// ReadLimit is the largest client message in bytes; default 1 MiB.
 	// Bigger messages close the connection with 1009.
 	ReadLimit int64
-	// WriteTimeout bounds each write to the socket; default 10s. A write
-	// that cannot finish in time means the peer is gone or stuck, and the
-	// connection is dropped.
+	// WriteTimeout is how long one write to the socket (a message or a
+	// ping) may block; default 10s. A write blocks only once the client
+	// has stopped reading and the TCP buffers are full, so one that does
+	// not finish in time cuts the client off with 1013 and
+	// SlowConsumerReason, which graphql-ws clients retry; the TCP
+	// connection is dropped if the write still has not finished
+	// cutOffGrace (2s) later. See the package documentation.
 	WriteTimeout time.Duration
-	// SendQueue is the number of outgoing messages buffered per connection;
-	// default 256. One writer goroutine per connection drains it, so
-	// resolvers never block on a slow socket. When it is full the client is
-	// not keeping up and the connection is closed with 1013 "slow consumer,
-	// resume later" (graphql-ws clients reconnect on 1013) instead of
-	// buffering without bound.
-	SendQueue int
+	// SendQueue and SendQueueBytes bound the messages queued per
+	// connection and not yet written; defaults 256 and 1 MiB (the last
+	// message admitted may overshoot the bytes, so any size fits). One
+	// writer goroutine per connection drains the queue. An operation whose
+	// next result finds the queue full waits for room, so a burst (a
+	// replay of events(after:), say) reaches a client at the pace it reads
+	// instead of cutting it off; the event bus never waits for it, it lets
+	// that subscriber catch up from the database. Memory per connection
+	// stays bounded, and a client that does not read at all is cut off by
+	// WriteTimeout.
+	SendQueue      int
+	SendQueueBytes int
 	// MaxSubscriptions caps concurrently active operations per connection;
 	// default 100. One more gets an "error" message for its id, not a
 	// close, so the client's other operations keep running.
@@ -164,6 +196,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = defaultSendQueue
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = defaultSendQueueBytes
 	}
 	if c.MaxSubscriptions <= 0 {
 		c.MaxSubscriptions = defaultMaxSubscriptions
@@ -199,7 +234,10 @@ func New(cfg Config) *Transport {
 	cfg = cfg.withDefaults()
 	g, err := NewGorilla(GorillaConfig{
 		AllowedOrigins: cfg.AllowedOrigins,
-		WriteTimeout:   cfg.WriteTimeout,
+		// The socket's own deadline is the hard stop; the connection
+		// decides the cut-off itself after WriteTimeout so that the close
+		// frame can still follow a write that finishes within the grace.
+		WriteTimeout: cfg.WriteTimeout + cutOffGrace,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("wstransport.New: %v", err))
