@@ -361,7 +361,9 @@ func TestTokenCreateRejectsBadInput(t *testing.T) {
 	}
 }
 
-// The npm clients (graphql-ws, graphql-http's audit) against a real gateway.
+// The npm clients (graphql-ws, subscriptions-transport-ws, Apollo Client,
+// graphql-http's audit) against a real gateway: node --test runs every
+// test/js/*.test.mjs.
 func TestNodeClients(t *testing.T) {
 	t.Parallel()
 	if os.Getenv("DESKBRIDGE_SKIP_NODE") == "1" {
