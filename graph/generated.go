@@ -37,6 +37,9 @@ type ResolverRoot interface {
 	DeskContact() DeskContactResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Signal() SignalResolver
+	SignalConnection() SignalConnectionResolver
+	SignalEvent() SignalEventResolver
 	Subscription() SubscriptionResolver
 	Ticket() TicketResolver
 	TicketEvent() TicketEventResolver
@@ -308,6 +311,7 @@ type ComplexityRoot struct {
 		CreateAPIToken           func(childComplexity int, input model.CreateAPITokenInput) int
 		CreateTicketFromCrm      func(childComplexity int, input model.CreateTicketFromCrmInput) int
 		DeactivateConnection     func(childComplexity int, id string) int
+		MarkSignalsRead          func(childComplexity int, ids []string, all *bool) int
 		PauseSync                func(childComplexity int, connectionID string) int
 		ReactivateConnection     func(childComplexity int, id string) int
 		RemoveConnection         func(childComplexity int, id string) int
@@ -322,6 +326,7 @@ type ComplexityRoot struct {
 		StartFirstSync           func(childComplexity int, connectionID string) int
 		SwitchDeskPortal         func(childComplexity int, input model.SwitchDeskPortalInput) int
 		UpdatePermissionProfile  func(childComplexity int, role model.Role, input model.PermissionProfileInput) int
+		UpdateSignalSettings     func(childComplexity int, scope *model.SignalScope, kinds []*model.SignalSettingInput) int
 		UpdateSyncSettings       func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
 	}
 
@@ -398,6 +403,8 @@ type ComplexityRoot struct {
 		PermissionProfiles  func(childComplexity int) int
 		ReachableCrmOrgs    func(childComplexity int, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) int
 		ServiceKeyPortals   func(childComplexity int, deskDataCenter model.DataCenter, serviceKey model.ServiceKeyInput) int
+		SignalSettings      func(childComplexity int) int
+		Signals             func(childComplexity int, first *int, after *string, unreadOnly *bool) int
 		Ticket              func(childComplexity int, id *string, deskID *string) int
 		TicketStats         func(childComplexity int, groupBy []model.TicketStatGroup) int
 		Tickets             func(childComplexity int, first *int, after *string, updatedSince *time.Time, filter *model.TicketFilter) int
@@ -410,8 +417,47 @@ type ComplexityRoot struct {
 		System  func(childComplexity int) int
 	}
 
+	Signal struct {
+		Channel      func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		OccurredAt   func(childComplexity int) int
+		Read         func(childComplexity int) int
+		Ticket       func(childComplexity int) int
+		TicketDeskID func(childComplexity int) int
+		Title        func(childComplexity int) int
+	}
+
+	SignalConnection struct {
+		Edges       func(childComplexity int) int
+		PageInfo    func(childComplexity int) int
+		UnreadCount func(childComplexity int) int
+	}
+
+	SignalEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	SignalEvent struct {
+		ID     func(childComplexity int) int
+		Signal func(childComplexity int) int
+	}
+
+	SignalSetting struct {
+		Channels func(childComplexity int) int
+		Enabled  func(childComplexity int) int
+		Kind     func(childComplexity int) int
+	}
+
+	SignalSettings struct {
+		Kinds func(childComplexity int) int
+		Scope func(childComplexity int) int
+	}
+
 	Subscription struct {
 		Events       func(childComplexity int, after *string, types []model.EventType) int
+		SignalEvents func(childComplexity int, after *string) int
 		SyncEvents   func(childComplexity int, connectionID *string, after *string) int
 		TicketEvents func(childComplexity int, after *string, filter *model.TicketEventFilter) int
 	}
@@ -684,6 +730,8 @@ type MutationResolver interface {
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id string) (*model.APIToken, error)
 	UpdatePermissionProfile(ctx context.Context, role model.Role, input model.PermissionProfileInput) (*model.PermissionProfile, error)
+	UpdateSignalSettings(ctx context.Context, scope *model.SignalScope, kinds []*model.SignalSettingInput) (*model.SignalSettings, error)
+	MarkSignalsRead(ctx context.Context, ids []string, all *bool) (int, error)
 	UpdateSyncSettings(ctx context.Context, connectionID string, input model.UpdateSyncSettingsInput) (*model.UpdateSyncSettingsPayload, error)
 	SaveFieldMappings(ctx context.Context, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) ([]*model.FieldMapping, error)
 	RetrySyncFailures(ctx context.Context, connectionID string, ids []string) (int, error)
@@ -724,9 +772,21 @@ type QueryResolver interface {
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	APITokens(ctx context.Context, first *int, after *string, includeRevoked *bool) (*model.APITokenConnection, error)
 	PermissionProfiles(ctx context.Context) ([]*model.PermissionProfile, error)
+	Signals(ctx context.Context, first *int, after *string, unreadOnly *bool) (*model.SignalConnection, error)
+	SignalSettings(ctx context.Context) (*model.SignalSettings, error)
+}
+type SignalResolver interface {
+	Ticket(ctx context.Context, obj *model.Signal) (*model.Ticket, error)
+}
+type SignalConnectionResolver interface {
+	UnreadCount(ctx context.Context, obj *model.SignalConnection) (int, error)
+}
+type SignalEventResolver interface {
+	Signal(ctx context.Context, obj *model.SignalEvent) (*model.Signal, error)
 }
 type SubscriptionResolver interface {
 	Events(ctx context.Context, after *string, types []model.EventType) (<-chan *model.Event, error)
+	SignalEvents(ctx context.Context, after *string) (<-chan *model.SignalEvent, error)
 	TicketEvents(ctx context.Context, after *string, filter *model.TicketEventFilter) (<-chan *model.TicketEvent, error)
 	SyncEvents(ctx context.Context, connectionID *string, after *string) (<-chan *model.Event, error)
 }
@@ -1847,6 +1907,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeactivateConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.markSignalsRead":
+		if e.ComplexityRoot.Mutation.MarkSignalsRead == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markSignalsRead_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkSignalsRead(childComplexity, args["ids"].([]string), args["all"].(*bool)), true
 	case "Mutation.pauseSync":
 		if e.ComplexityRoot.Mutation.PauseSync == nil {
 			break
@@ -2001,6 +2072,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdatePermissionProfile(childComplexity, args["role"].(model.Role), args["input"].(model.PermissionProfileInput)), true
+	case "Mutation.updateSignalSettings":
+		if e.ComplexityRoot.Mutation.UpdateSignalSettings == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateSignalSettings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateSignalSettings(childComplexity, args["scope"].(*model.SignalScope), args["kinds"].([]*model.SignalSettingInput)), true
 	case "Mutation.updateSyncSettings":
 		if e.ComplexityRoot.Mutation.UpdateSyncSettings == nil {
 			break
@@ -2434,6 +2516,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ServiceKeyPortals(childComplexity, args["deskDataCenter"].(model.DataCenter), args["serviceKey"].(model.ServiceKeyInput)), true
+	case "Query.signalSettings":
+		if e.ComplexityRoot.Query.SignalSettings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.SignalSettings(childComplexity), true
+	case "Query.signals":
+		if e.ComplexityRoot.Query.Signals == nil {
+			break
+		}
+
+		args, err := ec.field_Query_signals_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Signals(childComplexity, args["first"].(*int), args["after"].(*string), args["unreadOnly"].(*bool)), true
 	case "Query.ticket":
 		if e.ComplexityRoot.Query.Ticket == nil {
 			break
@@ -2493,6 +2592,132 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.QueueDepth.System(childComplexity), true
 
+	case "Signal.channel":
+		if e.ComplexityRoot.Signal.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.Channel(childComplexity), true
+	case "Signal.id":
+		if e.ComplexityRoot.Signal.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.ID(childComplexity), true
+	case "Signal.kind":
+		if e.ComplexityRoot.Signal.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.Kind(childComplexity), true
+	case "Signal.occurredAt":
+		if e.ComplexityRoot.Signal.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.OccurredAt(childComplexity), true
+	case "Signal.read":
+		if e.ComplexityRoot.Signal.Read == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.Read(childComplexity), true
+	case "Signal.ticket":
+		if e.ComplexityRoot.Signal.Ticket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.Ticket(childComplexity), true
+	case "Signal.ticketDeskId":
+		if e.ComplexityRoot.Signal.TicketDeskID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.TicketDeskID(childComplexity), true
+	case "Signal.title":
+		if e.ComplexityRoot.Signal.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.Title(childComplexity), true
+
+	case "SignalConnection.edges":
+		if e.ComplexityRoot.SignalConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalConnection.Edges(childComplexity), true
+	case "SignalConnection.pageInfo":
+		if e.ComplexityRoot.SignalConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalConnection.PageInfo(childComplexity), true
+	case "SignalConnection.unreadCount":
+		if e.ComplexityRoot.SignalConnection.UnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalConnection.UnreadCount(childComplexity), true
+
+	case "SignalEdge.cursor":
+		if e.ComplexityRoot.SignalEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalEdge.Cursor(childComplexity), true
+	case "SignalEdge.node":
+		if e.ComplexityRoot.SignalEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalEdge.Node(childComplexity), true
+
+	case "SignalEvent.id":
+		if e.ComplexityRoot.SignalEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalEvent.ID(childComplexity), true
+	case "SignalEvent.signal":
+		if e.ComplexityRoot.SignalEvent.Signal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalEvent.Signal(childComplexity), true
+
+	case "SignalSetting.channels":
+		if e.ComplexityRoot.SignalSetting.Channels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalSetting.Channels(childComplexity), true
+	case "SignalSetting.enabled":
+		if e.ComplexityRoot.SignalSetting.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalSetting.Enabled(childComplexity), true
+	case "SignalSetting.kind":
+		if e.ComplexityRoot.SignalSetting.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalSetting.Kind(childComplexity), true
+
+	case "SignalSettings.kinds":
+		if e.ComplexityRoot.SignalSettings.Kinds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalSettings.Kinds(childComplexity), true
+	case "SignalSettings.scope":
+		if e.ComplexityRoot.SignalSettings.Scope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SignalSettings.Scope(childComplexity), true
+
 	case "Subscription.events":
 		if e.ComplexityRoot.Subscription.Events == nil {
 			break
@@ -2504,6 +2729,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.Events(childComplexity, args["after"].(*string), args["types"].([]model.EventType)), true
+	case "Subscription.signalEvents":
+		if e.ComplexityRoot.Subscription.SignalEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_signalEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.SignalEvents(childComplexity, args["after"].(*string)), true
 	case "Subscription.syncEvents":
 		if e.ComplexityRoot.Subscription.SyncEvents == nil {
 			break
@@ -3437,6 +3673,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputPermissionProfileInput,
 		ec.unmarshalInputRequestCrmAccessInput,
 		ec.unmarshalInputServiceKeyInput,
+		ec.unmarshalInputSignalSettingInput,
 		ec.unmarshalInputSwitchDeskPortalInput,
 		ec.unmarshalInputTicketCommentInput,
 		ec.unmarshalInputTicketEventFilter,
@@ -4475,6 +4712,8 @@ enum EventType {
   TICKET_MERGED
   "A ticket was deleted."
   TICKET_DELETED
+  "A signal for the caller (only its user sees it; see ` + "`" + `signalEvents` + "`" + `)."
+  SIGNAL
 }
 
 """
@@ -4843,6 +5082,135 @@ type Mutation
 
 "Real-time streams over WebSocket (graphql-transport-ws, or the legacy graphql-ws subprotocol)."
 type Subscription
+`, BuiltIn: false},
+	{Name: "../schema/signals.graphqls", Input: `# Signals (SPEC E4): a user's notifications about tickets, each kind
+# switchable per user and per desk channel, delivered live and kept to be
+# listed (read / unread) afterwards. A user hears about the tickets of the
+# customers they own in the CRM (the CRM owner's email is theirs), or every
+# ticket with scope ALL; a mention reaches the mentioned agent's user
+# whatever the scope. A user never gets a signal for their own action.
+
+"What a signal is about."
+enum SignalKind {
+  "A ticket was created."
+  NEW_TICKET
+  "The customer replied on a ticket."
+  NEW_REPLY
+  "A comment was added to a ticket."
+  NEW_COMMENT
+  "The user was mentioned in a ticket comment (by the email of their desk agent)."
+  MENTION
+  "A ticket's due date passed while it was unresolved (once per ticket and due date)."
+  OVERDUE_TICKET
+  "A ticket was escalated."
+  ESCALATED_TICKET
+  "The customer rated a ticket."
+  NEW_RATING
+}
+
+"Whose tickets a user hears about."
+enum SignalScope {
+  "Tickets of customers whose CRM owner has the user's email (the default)."
+  OWNED
+  "Every ticket of the org."
+  ALL
+}
+
+"A notification for the caller."
+type Signal implements Node {
+  "Global id."
+  id: ID!
+  "What it is about."
+  kind: SignalKind!
+  "A line to show, e.g. 'New reply on ticket #101 Invoice question'."
+  title: String!
+  "The ticket's desk id."
+  ticketDeskId: String!
+  "The ticket's desk channel (Email, Phone, Chat, Web...), when known."
+  channel: String
+  "When it was raised."
+  occurredAt: DateTime!
+  "Whether the user marked it read."
+  read: Boolean!
+  "The ticket as deskbridge holds it now (null once deleted)."
+  ticket: Ticket
+}
+
+"A page of signals."
+type SignalConnection {
+  "The signals, newest first, with their cursors."
+  edges: [SignalEdge!]!
+  "Where the page sits."
+  pageInfo: PageInfo!
+  "The caller's unread signals, in all."
+  unreadCount: Int!
+}
+
+"A signal and its cursor."
+type SignalEdge {
+  "Opaque cursor for ` + "`" + `after` + "`" + `."
+  cursor: String!
+  "The signal."
+  node: Signal!
+}
+
+"A user's switch for one kind of signal."
+type SignalSetting {
+  "The kind."
+  kind: SignalKind!
+  "On or off."
+  enabled: Boolean!
+  "The desk channels it applies to; empty means every channel."
+  channels: [String!]!
+}
+
+"The caller's signal settings."
+type SignalSettings {
+  "Whose tickets the user hears about."
+  scope: SignalScope!
+  "One switch per kind, every kind listed."
+  kinds: [SignalSetting!]!
+}
+
+"A switch to change."
+input SignalSettingInput {
+  "The kind."
+  kind: SignalKind!
+  "On or off."
+  enabled: Boolean!
+  "The desk channels it applies to (at most 20); empty or left out means every channel."
+  channels: [String!]
+}
+
+extend type Query {
+  "The caller's signals, newest first."
+  signals("How many items at most." first: Int = 20, "Start after this cursor (the endCursor of the previous page)." after: String, "Only unread ones." unreadOnly: Boolean = false): SignalConnection!
+  "The caller's signal settings."
+  signalSettings: SignalSettings!
+}
+
+extend type Mutation {
+  "Changes the caller's signal settings: the kinds given, and the scope when given."
+  updateSignalSettings("Whose tickets to hear about; unchanged when left out." scope: SignalScope, "The switches to change." kinds: [SignalSettingInput!]): SignalSettings!
+  "Marks the given signals read, or all of them; returns how many changed."
+  markSignalsRead("The signals' global ids." ids: [ID!], "Every unread signal." all: Boolean = false): Int!
+}
+
+extend type Subscription {
+  """
+  The caller's signals as they are raised. With ` + "`" + `after` + "`" + ` (an event id from a
+  previous ` + "`" + `signalEvents` + "`" + ` delivery), first replays what followed it.
+  """
+  signalEvents("Resume after this event id." after: ID): SignalEvent!
+}
+
+"A signal as the stream delivers it."
+type SignalEvent {
+  "Position in the org's stream; pass it as ` + "`" + `after` + "`" + ` to resume."
+  id: ID!
+  "The signal."
+  signal: Signal!
+}
 `, BuiltIn: false},
 	{Name: "../schema/sync.graphqls", Input: `# Sync administration of a connection (SPEC B1-B6, B12-B14): settings,
 # field mappings, history, failures with retry, conflicts, queue depth, and
@@ -6169,6 +6537,82 @@ func (ec *executionContext) childFields_QueueDepth(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type QueueDepth", field.Name)
 }
 
+func (ec *executionContext) childFields_Signal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Signal_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Signal_kind(ctx, field)
+	case "title":
+		return ec.fieldContext_Signal_title(ctx, field)
+	case "ticketDeskId":
+		return ec.fieldContext_Signal_ticketDeskId(ctx, field)
+	case "channel":
+		return ec.fieldContext_Signal_channel(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_Signal_occurredAt(ctx, field)
+	case "read":
+		return ec.fieldContext_Signal_read(ctx, field)
+	case "ticket":
+		return ec.fieldContext_Signal_ticket(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Signal", field.Name)
+}
+
+func (ec *executionContext) childFields_SignalConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SignalConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SignalConnection_pageInfo(ctx, field)
+	case "unreadCount":
+		return ec.fieldContext_SignalConnection_unreadCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignalConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SignalEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SignalEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SignalEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignalEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SignalEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SignalEvent_id(ctx, field)
+	case "signal":
+		return ec.fieldContext_SignalEvent_signal(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignalEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_SignalSetting(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_SignalSetting_kind(ctx, field)
+	case "enabled":
+		return ec.fieldContext_SignalSetting_enabled(ctx, field)
+	case "channels":
+		return ec.fieldContext_SignalSetting_channels(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignalSetting", field.Name)
+}
+
+func (ec *executionContext) childFields_SignalSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "scope":
+		return ec.fieldContext_SignalSettings_scope(ctx, field)
+	case "kinds":
+		return ec.fieldContext_SignalSettings_kinds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SignalSettings", field.Name)
+}
+
 func (ec *executionContext) childFields_SwitchDeskPortalPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "connection":
@@ -7159,6 +7603,28 @@ func (ec *executionContext) field_Mutation_deactivateConnection_args(ctx context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_markSignalsRead_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "all",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["all"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_pauseSync_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7384,6 +7850,28 @@ func (ec *executionContext) field_Mutation_updatePermissionProfile_args(ctx cont
 		return nil, err
 	}
 	args["input"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateSignalSettings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "scope",
+		func(ctx context.Context, v any) (*model.SignalScope, error) {
+			return ec.unmarshalOSignalScope2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalScope(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["scope"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "kinds",
+		func(ctx context.Context, v any) ([]*model.SignalSettingInput, error) {
+			return ec.unmarshalOSignalSettingInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettingInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["kinds"] = arg1
 	return args, nil
 }
 
@@ -7883,6 +8371,36 @@ func (ec *executionContext) field_Query_serviceKeyPortals_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_signals_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "unreadOnly",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["unreadOnly"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_ticketStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7976,6 +8494,20 @@ func (ec *executionContext) field_Subscription_events_args(ctx context.Context, 
 		return nil, err
 	}
 	args["types"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_signalEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
 	return args, nil
 }
 
@@ -12719,6 +13251,94 @@ func (ec *executionContext) fieldContext_Mutation_updatePermissionProfile(ctx co
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_updateSignalSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateSignalSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateSignalSettings(ctx, fc.Args["scope"].(*model.SignalScope), fc.Args["kinds"].([]*model.SignalSettingInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SignalSettings) graphql.Marshaler {
+			return ec.marshalNSignalSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettings(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateSignalSettings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignalSettings(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateSignalSettings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_markSignalsRead(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_markSignalsRead(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MarkSignalsRead(ctx, fc.Args["ids"].([]string), fc.Args["all"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_markSignalsRead(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_markSignalsRead_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_updateSyncSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15050,6 +15670,82 @@ func (ec *executionContext) fieldContext_Query_permissionProfiles(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_signals(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_signals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Signals(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["unreadOnly"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SignalConnection) graphql.Marshaler {
+			return ec.marshalNSignalConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_signals(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignalConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_signals_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_signalSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_signalSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().SignalSettings(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SignalSettings) graphql.Marshaler {
+			return ec.marshalNSignalSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettings(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_signalSettings(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignalSettings(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15195,6 +15891,520 @@ func (ec *executionContext) fieldContext_QueueDepth_pending(_ context.Context, f
 	return graphql.NewScalarFieldContext("QueueDepth", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
+func (ec *executionContext) _Signal_id(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Signal", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _Signal_kind(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SignalKind) graphql.Marshaler {
+			return ec.marshalNSignalKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Signal", field, false, false, errors.New("field of type SignalKind does not have child fields"))
+}
+
+func (ec *executionContext) _Signal_title(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Signal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Signal_ticketDeskId(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_ticketDeskId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TicketDeskID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_ticketDeskId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Signal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Signal_channel(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_channel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_channel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Signal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Signal_occurredAt(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Signal", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _Signal_read(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_read(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Read, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_read(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Signal", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _Signal_ticket(ctx context.Context, field graphql.CollectedField, obj *model.Signal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Signal_ticket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Signal().Ticket(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalOTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Signal_ticket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Signal",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SignalConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SignalConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SignalEdge) graphql.Marshaler {
+			return ec.marshalNSignalEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignalConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignalEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SignalConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SignalConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignalConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SignalConnection_unreadCount(ctx context.Context, field graphql.CollectedField, obj *model.SignalConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalConnection_unreadCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignalConnection().UnreadCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalConnection_unreadCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignalConnection", field, true, true, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _SignalEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SignalEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignalEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SignalEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SignalEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Signal) graphql.Marshaler {
+			return ec.marshalNSignal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignalEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Signal(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SignalEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.SignalEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignalEvent", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _SignalEvent_signal(ctx context.Context, field graphql.CollectedField, obj *model.SignalEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalEvent_signal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SignalEvent().Signal(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Signal) graphql.Marshaler {
+			return ec.marshalNSignal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalEvent_signal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignalEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Signal(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SignalSetting_kind(ctx context.Context, field graphql.CollectedField, obj *model.SignalSetting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalSetting_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SignalKind) graphql.Marshaler {
+			return ec.marshalNSignalKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalSetting_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignalSetting", field, false, false, errors.New("field of type SignalKind does not have child fields"))
+}
+
+func (ec *executionContext) _SignalSetting_enabled(ctx context.Context, field graphql.CollectedField, obj *model.SignalSetting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalSetting_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalSetting_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignalSetting", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _SignalSetting_channels(ctx context.Context, field graphql.CollectedField, obj *model.SignalSetting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalSetting_channels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalSetting_channels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignalSetting", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _SignalSettings_scope(ctx context.Context, field graphql.CollectedField, obj *model.SignalSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalSettings_scope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SignalScope) graphql.Marshaler {
+			return ec.marshalNSignalScope2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalScope(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalSettings_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SignalSettings", field, false, false, errors.New("field of type SignalScope does not have child fields"))
+}
+
+func (ec *executionContext) _SignalSettings_kinds(ctx context.Context, field graphql.CollectedField, obj *model.SignalSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SignalSettings_kinds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kinds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SignalSetting) graphql.Marshaler {
+			return ec.marshalNSignalSetting2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SignalSettings_kinds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SignalSettings",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignalSetting(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_events(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -15233,6 +16443,50 @@ func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_events_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_signalEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_signalEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().SignalEvents(ctx, fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SignalEvent) graphql.Marshaler {
+			return ec.marshalNSignalEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_signalEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SignalEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_signalEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -20644,6 +21898,50 @@ func (ec *executionContext) unmarshalInputServiceKeyInput(ctx context.Context, o
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputSignalSettingInput(ctx context.Context, obj any) (model.SignalSettingInput, error) {
+	var it model.SignalSettingInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "enabled", "channels"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNSignalKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalNBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
+		case "channels":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("channels"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Channels = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputSwitchDeskPortalInput(ctx context.Context, obj any) (model.SwitchDeskPortalInput, error) {
 	var it model.SwitchDeskPortalInput
 	if obj == nil {
@@ -21162,6 +22460,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Ticket(ctx, sel, obj)
+	case model.Signal:
+		return ec._Signal(ctx, sel, &obj)
+	case *model.Signal:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Signal(ctx, sel, obj)
 	case model.Org:
 		return ec._Org(ctx, sel, &obj)
 	case *model.Org:
@@ -24171,6 +25476,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updateSignalSettings":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateSignalSettings(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "markSignalsRead":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_markSignalsRead(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "updateSyncSettings":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateSyncSettings(ctx, field)
@@ -25236,6 +26555,50 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "signals":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_signals(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "signalSettings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_signalSettings(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -25319,6 +26682,403 @@ func (ec *executionContext) _QueueDepth(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var signalImplementors = []string{"Signal", "Node"}
+
+func (ec *executionContext) _Signal(ctx context.Context, sel ast.SelectionSet, obj *model.Signal) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Signal")
+		case "id":
+			out.Values[i] = ec._Signal_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._Signal_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "title":
+			out.Values[i] = ec._Signal_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ticketDeskId":
+			out.Values[i] = ec._Signal_ticketDeskId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "channel":
+			out.Values[i] = ec._Signal_channel(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "occurredAt":
+			out.Values[i] = ec._Signal_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "read":
+			out.Values[i] = ec._Signal_read(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ticket":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Signal_ticket(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var signalConnectionImplementors = []string{"SignalConnection"}
+
+func (ec *executionContext) _SignalConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SignalConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signalConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignalConnection")
+		case "edges":
+			out.Values[i] = ec._SignalConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SignalConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "unreadCount":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._SignalConnection_unreadCount(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var signalEdgeImplementors = []string{"SignalEdge"}
+
+func (ec *executionContext) _SignalEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SignalEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signalEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignalEdge")
+		case "cursor":
+			out.Values[i] = ec._SignalEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._SignalEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var signalEventImplementors = []string{"SignalEvent"}
+
+func (ec *executionContext) _SignalEvent(ctx context.Context, sel ast.SelectionSet, obj *model.SignalEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signalEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignalEvent")
+		case "id":
+			out.Values[i] = ec._SignalEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "signal":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._SignalEvent_signal(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var signalSettingImplementors = []string{"SignalSetting"}
+
+func (ec *executionContext) _SignalSetting(ctx context.Context, sel ast.SelectionSet, obj *model.SignalSetting) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signalSettingImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignalSetting")
+		case "kind":
+			out.Values[i] = ec._SignalSetting_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enabled":
+			out.Values[i] = ec._SignalSetting_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "channels":
+			out.Values[i] = ec._SignalSetting_channels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var signalSettingsImplementors = []string{"SignalSettings"}
+
+func (ec *executionContext) _SignalSettings(ctx context.Context, sel ast.SelectionSet, obj *model.SignalSettings) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, signalSettingsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SignalSettings")
+		case "scope":
+			out.Values[i] = ec._SignalSettings_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kinds":
+			out.Values[i] = ec._SignalSettings_kinds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -25334,6 +27094,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "events":
 		return ec._Subscription_events(ctx, fields[0])
+	case "signalEvents":
+		return ec._Subscription_signalEvents(ctx, fields[0])
 	case "ticketEvents":
 		return ec._Subscription_ticketEvents(ctx, fields[0])
 	case "syncEvents":
@@ -28328,6 +30090,123 @@ func (ec *executionContext) unmarshalNServiceKeyInput2ᚖgithubᚗcomᚋdeskbrid
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNSignal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignal(ctx context.Context, sel ast.SelectionSet, v *model.Signal) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Signal(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSignalConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalConnection(ctx context.Context, sel ast.SelectionSet, v *model.SignalConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SignalConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSignalEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SignalEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSignalEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSignalEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalEdge(ctx context.Context, sel ast.SelectionSet, v *model.SignalEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SignalEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSignalEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalEvent(ctx context.Context, sel ast.SelectionSet, v *model.SignalEvent) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SignalEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSignalKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalKind(ctx context.Context, v any) (model.SignalKind, error) {
+	var res model.SignalKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSignalKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalKind(ctx context.Context, sel ast.SelectionSet, v model.SignalKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNSignalScope2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalScope(ctx context.Context, v any) (model.SignalScope, error) {
+	var res model.SignalScope
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSignalScope2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalScope(ctx context.Context, sel ast.SelectionSet, v model.SignalScope) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNSignalSetting2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SignalSetting) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSignalSetting2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSetting(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSignalSetting2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSetting(ctx context.Context, sel ast.SelectionSet, v *model.SignalSetting) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SignalSetting(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSignalSettingInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettingInput(ctx context.Context, v any) (*model.SignalSettingInput, error) {
+	res, err := ec.unmarshalInputSignalSettingInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSignalSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettings(ctx context.Context, sel ast.SelectionSet, v *model.SignalSettings) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._SignalSettings(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -29576,6 +31455,39 @@ func (ec *executionContext) marshalOQueueDepth2ᚕᚖgithubᚗcomᚋdeskbridge�
 	}
 
 	return ret
+}
+
+func (ec *executionContext) unmarshalOSignalScope2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalScope(ctx context.Context, v any) (*model.SignalScope, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.SignalScope)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSignalScope2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalScope(ctx context.Context, sel ast.SelectionSet, v *model.SignalScope) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOSignalSettingInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettingInputᚄ(ctx context.Context, v any) ([]*model.SignalSettingInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.SignalSettingInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNSignalSettingInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐSignalSettingInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

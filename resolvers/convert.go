@@ -41,6 +41,13 @@ func eventModel(e store.Event) *model.Event {
 	}
 }
 
+// viewerEvents is the stream filter of what the viewer may see: its
+// org's events its role permits, and of the events for one user (signals)
+// only its own.
+func viewerEvents(v auth.Viewer) store.EventFilter {
+	return store.EventFilter{OrgID: v.OrgID, Permissions: v.Permissions(), Refs: store.EventRefs{User: v.UserID}}
+}
+
 func eventTypes(types []model.EventType) []string {
 	out := make([]string, len(types))
 	for i, t := range types {

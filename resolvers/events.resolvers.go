@@ -29,7 +29,8 @@ func (r *queryResolver) Events(ctx context.Context, first *int, after *string, t
 	if err != nil {
 		return nil, err
 	}
-	filter := store.EventFilter{OrgID: v.OrgID, Permissions: v.Permissions(), Types: eventTypes(types)}
+	filter := viewerEvents(v)
+	filter.Types = eventTypes(types)
 	rows, err := store.EventsAfter(ctx, r.DB, filter, afterID, limit+1)
 	if err != nil {
 		return nil, err
@@ -58,6 +59,7 @@ func (r *subscriptionResolver) Events(ctx context.Context, after *string, types 
 			return nil, err
 		}
 	}
-	filter := store.EventFilter{OrgID: v.OrgID, Permissions: v.Permissions(), Types: eventTypes(types)}
+	filter := viewerEvents(v)
+	filter.Types = eventTypes(types)
 	return eventbus.Subscribe(ctx, r.Bus, filter, from, eventModel)
 }

@@ -59,6 +59,8 @@ func (r *Resolver) loadNode(ctx context.Context, id string) (model.Node, error) 
 			return nil, err
 		}
 		return connectionModel(c), nil
+	case "Signal":
+		return r.signalOfViewer(ctx, rowID)
 	case "Ticket", "DeskContact", "DeskAccount", "CrmRecord", "Deal", "Note", "Activity":
 		return r.loadCustomerNode(ctx, v, id, typeName, rowID)
 	}

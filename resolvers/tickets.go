@@ -126,11 +126,11 @@ func ticketEventModel(e store.Event) *model.TicketEvent {
 
 // ticketEventFilter is the stream filter of a ticketEvents subscription.
 func ticketEventFilter(v auth.Viewer, f *model.TicketEventFilter) store.EventFilter {
-	filter := store.EventFilter{OrgID: v.OrgID, Permissions: v.Permissions()}
+	filter := viewerEvents(v)
 	var types []model.TicketEventType
 	if f != nil {
 		filter.Refs = store.EventRefs{Ticket: deref(f.TicketDeskID), Contact: deref(f.ContactDeskID),
-			Account: deref(f.AccountDeskID), Department: deref(f.DepartmentID)}
+			Account: deref(f.AccountDeskID), Department: deref(f.DepartmentID), User: v.UserID}
 		types = f.Types
 	}
 	for stream, typed := range ticketEventTypes {

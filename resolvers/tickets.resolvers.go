@@ -13,7 +13,6 @@ import (
 	"github.com/deskbridge/deskbridge/eventbus"
 	"github.com/deskbridge/deskbridge/graph"
 	"github.com/deskbridge/deskbridge/graph/model"
-	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
 )
@@ -160,8 +159,9 @@ func (r *subscriptionResolver) SyncEvents(ctx context.Context, connectionID *str
 			return nil, err
 		}
 	}
-	filter := store.EventFilter{OrgID: v.OrgID, Permissions: v.Permissions(), Refs: store.EventRefs{Connection: connID},
-		Types: []string{syncengine.SyncEventProgress, syncengine.SyncEventRunFinished, syncengine.SyncEventFailure}}
+	filter := viewerEvents(v)
+	filter.Refs.Connection = connID
+	filter.Types = []string{syncengine.SyncEventProgress, syncengine.SyncEventRunFinished, syncengine.SyncEventFailure}
 	return eventbus.Subscribe(ctx, r.Bus, filter, from, eventModel)
 }
 

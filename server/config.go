@@ -40,6 +40,7 @@ type Config struct {
 	PollInterval    time.Duration // DESKBRIDGE_POLL_INTERVAL: how often the leader polls every connection
 	WatchInterval   time.Duration // DESKBRIDGE_WATCH_INTERVAL: how often the leader checks vendor subscriptions
 	FirstSyncEvery  time.Duration // DESKBRIDGE_FIRST_SYNC_INTERVAL: how often the leader advances first syncs
+	OverdueEvery    time.Duration // DESKBRIDGE_OVERDUE_INTERVAL: how often the leader looks for newly overdue tickets
 	HistoryKeep     time.Duration // DESKBRIDGE_HISTORY_RETENTION: how long sync history is kept (at least 7 days)
 	PublicURL       string        // DESKBRIDGE_PUBLIC_URL: the gateway as vendors reach it, for webhooks
 	PGBin           string        // DESKBRIDGE_PG_BIN: where the embedded default finds initdb/postgres
@@ -77,6 +78,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("poll_interval", c.PollInterval),
 		slog.Duration("watch_interval", c.WatchInterval),
 		slog.Duration("first_sync_interval", c.FirstSyncEvery),
+		slog.Duration("overdue_interval", c.OverdueEvery),
 		slog.Duration("history_retention", c.HistoryKeep),
 		slog.String("public_url", c.PublicURL),
 		slog.Bool("demo", c.Demo),
@@ -138,6 +140,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	pollInterval := fs.String("poll-interval", env("DESKBRIDGE_POLL_INTERVAL", "30s"), "how often the cluster leader polls every connection for changes (env DESKBRIDGE_POLL_INTERVAL)")
 	watchInterval := fs.String("watch-interval", env("DESKBRIDGE_WATCH_INTERVAL", "10m"), "how often the cluster leader checks the vendors' notification subscriptions (env DESKBRIDGE_WATCH_INTERVAL)")
 	firstSyncInterval := fs.String("first-sync-interval", env("DESKBRIDGE_FIRST_SYNC_INTERVAL", "5s"), "how often the cluster leader advances running first syncs, a few pages each (env DESKBRIDGE_FIRST_SYNC_INTERVAL)")
+	overdueInterval := fs.String("overdue-interval", env("DESKBRIDGE_OVERDUE_INTERVAL", "1m"), "how often the cluster leader looks for tickets that just became overdue, for signals (env DESKBRIDGE_OVERDUE_INTERVAL)")
 	publicURL := fs.String("public-url", env("DESKBRIDGE_PUBLIC_URL", ""), "the gateway's URL as the vendors reach it, for change notifications; default the listen address (env DESKBRIDGE_PUBLIC_URL)")
 	historyKeep := fs.String("history-retention", env("DESKBRIDGE_HISTORY_RETENTION", "168h"), "how long sync history is kept; at least 168h, the 7 days SPEC B13 promises (env DESKBRIDGE_HISTORY_RETENTION)")
 	pgBin := fs.String("pg-bin", env("DESKBRIDGE_PG_BIN", ""), "folder with initdb and postgres for the embedded default (env DESKBRIDGE_PG_BIN)")
@@ -172,6 +175,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 		c.PollInterval = parseDuration(&errs, "poll interval", *pollInterval)
 		c.WatchInterval = parseDuration(&errs, "watch interval", *watchInterval)
 		c.FirstSyncEvery = parseDuration(&errs, "first sync interval", *firstSyncInterval)
+		c.OverdueEvery = parseDuration(&errs, "overdue interval", *overdueInterval)
 		c.HistoryKeep = parseDuration(&errs, "history retention", *historyKeep)
 		if c.HistoryKeep > 0 && c.HistoryKeep < 7*24*time.Hour {
 			errs = append(errs, fmt.Errorf("history retention %s: keep at least 168h (7 days)", c.HistoryKeep))

@@ -181,9 +181,10 @@ type customerPick struct {
 // startCustomerWorld connects the acme org and waits until the first sync
 // linked the people and the mirror read both sides' records, then picks the
 // ticket with the richest CRM picture. It returns an admin token of acme.
-func startCustomerWorld(t *testing.T) (*connectionWorld, string, customerPick) {
+// extraEnv adds to or overrides the gateway's environment.
+func startCustomerWorld(t *testing.T, extraEnv ...map[string]string) (*connectionWorld, string, customerPick) {
 	t.Helper()
-	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
+	w := startConnectionWorld(t, append([]map[string]string{{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"}}, extraEnv...)...)
 	admin := w.ts.token("acme", auth.RoleAdmin)
 	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
 		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})

@@ -54,7 +54,16 @@ func listComplexity(c *graph.ComplexityRoot) {
 	c.Query.Activities = func(child int, _ []model.ActivityKind, first *int, _ *string, _ *time.Time) int {
 		return bi(child, first)
 	}
+	// A ticket's conversation is read from the desk itself: each costs a
+	// vendor call, priced so a list of tickets cannot fan out into a
+	// hundred of them.
+	conversation := func(child int, first *int) int { return vendorCall + pageOf(first, 20)*child }
+	c.Ticket.Threads, c.Ticket.Comments = conversation, conversation
+	c.Query.Signals = func(child int, first *int, _ *string, _ *bool) int { return 1 + pageOf(first, 20)*child }
 }
+
+// vendorCall is the complexity of a field that calls a vendor's API.
+const vendorCall = 100
 
 // depthLimit refuses operations nested deeper than max levels, counting
 // through fragments; complexity alone would let a narrow, very deep query

@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.connections = connections
 	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log,
 		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
-		FirstSyncEvery: cfg.FirstSyncEvery, HistoryRetention: cfg.HistoryKeep, PublicURL: publicURL}
+		FirstSyncEvery: cfg.FirstSyncEvery, OverdueEvery: cfg.OverdueEvery, HistoryRetention: cfg.HistoryKeep, PublicURL: publicURL}
 	go func() {
 		defer close(s.engineDone)
 		if cfg.SyncWorkers == 0 {

@@ -34,6 +34,9 @@ type EventRefs struct {
 	Account    string `db:"account_ref"`
 	Department string `db:"department_ref"`
 	Connection int64  `db:"connection_ref"`
+	// User is set on an event for one user only (a signal): no one else
+	// sees it. A filter's User is the reader.
+	User int64 `db:"user_ref"`
 }
 
 // Matches reports whether an event with refs e passes the filter's ref
@@ -43,7 +46,7 @@ func (f EventFilter) Matches(e EventRefs) bool {
 	r := f.Refs
 	return (r.Ticket == "" || r.Ticket == e.Ticket) && (r.Contact == "" || r.Contact == e.Contact) &&
 		(r.Account == "" || r.Account == e.Account) && (r.Department == "" || r.Department == e.Department) &&
-		(r.Connection == 0 || r.Connection == e.Connection)
+		(r.Connection == 0 || r.Connection == e.Connection) && (e.User == 0 || e.User == r.User)
 }
 
 // NewEvent is what InsertEvent needs. Permission names what a subscriber must
@@ -59,7 +62,7 @@ type NewEvent struct {
 
 const eventColumns = `id, org_id, type, permission, subject_id, payload, occurred_at,
 	COALESCE(ticket_ref, '') AS ticket_ref, COALESCE(contact_ref, '') AS contact_ref, COALESCE(account_ref, '') AS account_ref,
-	COALESCE(department_ref, '') AS department_ref, COALESCE(connection_ref, 0) AS connection_ref`
+	COALESCE(department_ref, '') AS department_ref, COALESCE(connection_ref, 0) AS connection_ref, COALESCE(user_ref, 0) AS user_ref`
 
 // InsertEvent appends an event to the outbox inside the caller's transaction
 // and queues a NOTIFY with its id, delivered when the transaction commits.
@@ -83,10 +86,11 @@ func InsertEvent(ctx context.Context, tx *sqlx.Tx, e NewEvent) (Event, error) {
 	}
 	var out Event
 	err = tx.GetContext(ctx, &out, `
-		INSERT INTO events (org_id, type, permission, subject_id, payload, ticket_ref, contact_ref, account_ref, department_ref, connection_ref)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, 0))
+		INSERT INTO events (org_id, type, permission, subject_id, payload, ticket_ref, contact_ref, account_ref, department_ref,
+			connection_ref, user_ref)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, 0), NULLIF($11, 0))
 		RETURNING `+eventColumns, e.OrgID, e.Type, e.Permission, e.SubjectID, payload,
-		e.Refs.Ticket, e.Refs.Contact, e.Refs.Account, e.Refs.Department, e.Refs.Connection)
+		e.Refs.Ticket, e.Refs.Contact, e.Refs.Account, e.Refs.Department, e.Refs.Connection, e.Refs.User)
 	if err != nil {
 		return Event{}, classify("inserting event", err)
 	}
@@ -113,10 +117,10 @@ func EventsAfter(ctx context.Context, q Queryer, f EventFilter, afterID int64, l
 		WHERE org_id = $1 AND id > $2 AND permission = ANY($3)
 		  AND (cardinality($4::text[]) = 0 OR type = ANY($4))
 		  AND ($6 = '' OR ticket_ref = $6) AND ($7 = '' OR contact_ref = $7) AND ($8 = '' OR account_ref = $8)
-		  AND ($9 = '' OR department_ref = $9) AND ($10 = 0 OR connection_ref = $10)
+		  AND ($9 = '' OR department_ref = $9) AND ($10 = 0 OR connection_ref = $10) AND (user_ref IS NULL OR user_ref = $11)
 		ORDER BY id LIMIT $5`,
 		f.OrgID, afterID, pq.Array(f.Permissions), pq.Array(nonNil(f.Types)), limit,
-		f.Refs.Ticket, f.Refs.Contact, f.Refs.Account, f.Refs.Department, f.Refs.Connection)
+		f.Refs.Ticket, f.Refs.Contact, f.Refs.Account, f.Refs.Department, f.Refs.Connection, f.Refs.User)
 	if err != nil {
 		return nil, fmt.Errorf("reading events: %w", err)
 	}

@@ -40,6 +40,9 @@ type Engine struct {
 	// a run is picked up and finished at once; this interval only matters
 	// after an error or a change of leader.
 	FirstSyncEvery time.Duration
+	// OverdueEvery is how often the leader looks for tickets that became
+	// overdue (E4); default 1m.
+	OverdueEvery time.Duration
 
 	wakeOnce sync.Once
 	wake     chan struct{}
@@ -115,6 +118,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		gocron.WithName("sync-first-sync"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
 		return fmt.Errorf("scheduling the first sync: %w", err)
+	}
+	overdueEvery := e.OverdueEvery
+	if overdueEvery <= 0 {
+		overdueEvery = time.Minute
+	}
+	if _, err := sched.NewJob(gocron.DurationJob(overdueEvery), gocron.NewTask(func() { e.signalOverdue(ctx) }),
+		gocron.WithName("ticket-overdue"), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
+		return fmt.Errorf("scheduling overdue detection: %w", err)
 	}
 	if _, err := sched.NewJob(gocron.DurationJob(24*time.Hour), gocron.NewTask(func() { e.pruneHistory(ctx) }),
 		gocron.WithName("sync-history-retention"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
@@ -229,6 +240,18 @@ func (e *Engine) watchAll(ctx context.Context) {
 		if err := EnsureWatches(ctx, e.DB, e.Connectors, e.PublicURL(), c); err != nil {
 			e.Log.Warn("subscribing a connection to notifications; polling still captures", "connection", c.ID, "err", err)
 		}
+	}
+}
+
+// signalOverdue signals the tickets that became overdue (E4).
+func (e *Engine) signalOverdue(ctx context.Context) {
+	n, err := NoteOverdueTickets(ctx, e.DB, time.Now())
+	if err != nil {
+		e.Log.Error("detecting overdue tickets", "err", err)
+		return
+	}
+	if n > 0 {
+		e.Log.Info("overdue tickets signalled", "tickets", n)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,10 @@ type TicketEventPayload struct {
 	MergedIDs      []string       `json:"mergedIds,omitempty"`
 	CRMModule      string         `json:"crmModule,omitempty"` // a ticket created from a CRM record
 	CRMID          string         `json:"crmId,omitempty"`
+	Escalated      bool           `json:"escalated,omitempty"` // the change escalated the ticket
+	// ActorUserID is the deskbridge user who made the change, who needs
+	// no signal about it; not part of the event.
+	ActorUserID int64 `json:"-"`
 }
 
 // TicketError is a refused ticket action, with the code and message the
@@ -291,7 +296,7 @@ func (s *TicketService) CreateFromCRM(ctx context.Context, v auth.Viewer, conn s
 		func() (connector.Record, error) { return desk.CreateTicket(ctx, fields) },
 		func(tx *sqlx.Tx, rec connector.Record) error {
 			return recordTicketEvent(ctx, tx, conn, &rec, TicketCreated,
-				TicketEventPayload{Source: SourceDeskbridge, CRMModule: in.Module, CRMID: in.CRMID})
+				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, CRMModule: in.Module, CRMID: in.CRMID})
 		})
 }
 
@@ -373,7 +378,7 @@ func (s *TicketService) ticketContactOf(ctx context.Context, conn store.Connecti
 // mirror row), so subscribers filtered by contact, account or department
 // get it.
 func recordTicketEvent(ctx context.Context, tx *sqlx.Tx, conn store.Connection, rec *connector.Record, typ string, p TicketEventPayload) error {
-	var refs store.MirrorRefs
+	var facts ticketFacts
 	if rec != nil {
 		rows, err := mirrorRecords(connector.Desk, "tickets", []connector.Record{*rec})
 		if err != nil {
@@ -382,26 +387,48 @@ func recordTicketEvent(ctx context.Context, tx *sqlx.Tx, conn store.Connection, 
 		if _, err := store.UpsertMirror(ctx, tx, conn.OrgID, conn.ID, rows); err != nil {
 			return err
 		}
-		refs = rows[0].Refs
+		refs := rows[0].Refs
 		p.TicketID = rec.ID
 		if p.Status == "" {
 			p.Status = refs.Status
 		}
+		facts = ticketFacts{id: rec.ID, number: str(rec.Fields["ticketNumber"]), subject: refs.Title, channel: str(rec.Fields["channel"]),
+			contact: refs.ContactID, account: refs.AccountID, department: refs.DepartmentID}
 	} else {
-		known, err := store.CustomerRecordsByExtIDs(ctx, tx, conn.OrgID, conn.ID, string(connector.Desk), "tickets", []string{p.TicketID})
+		facts.id = p.TicketID
+		row, known, err := ticketRow(ctx, tx, conn, p.TicketID)
 		if err != nil {
 			return err
 		}
-		if row, ok := known[p.TicketID]; ok {
-			refs = store.MirrorRefs{ContactID: deref(row.ContactRef), AccountID: deref(row.AccountRef),
-				DepartmentID: deref(row.DepartmentID), Status: deref(row.Status)}
+		if known {
+			facts = factsOfRow(row)
+			if p.Status == "" {
+				p.Status = deref(row.Status)
+			}
 		}
 	}
 	subject := "Ticket:" + p.TicketID
-	_, err := store.InsertEvent(ctx, tx, store.NewEvent{OrgID: conn.OrgID, Type: typ, Permission: string(auth.PermReadOrg),
-		SubjectID: &subject, Payload: p, Refs: store.EventRefs{Ticket: p.TicketID, Contact: refs.ContactID,
-			Account: refs.AccountID, Department: refs.DepartmentID, Connection: conn.ID}})
-	return err
+	ev, err := store.InsertEvent(ctx, tx, store.NewEvent{OrgID: conn.OrgID, Type: typ, Permission: string(auth.PermReadOrg),
+		SubjectID: &subject, Payload: p, Refs: store.EventRefs{Ticket: p.TicketID, Contact: facts.contact,
+			Account: facts.account, Department: facts.department, Connection: conn.ID}})
+	if err != nil {
+		return err
+	}
+	return signalTicketEvent(ctx, tx, conn, typ, p, facts, signalCause(typ, p, ev.ID))
+}
+
+// signalCause names what caused a ticket event's signals, the same for a
+// redelivery of the same change: the thread or comment id, or the event.
+func signalCause(typ string, p TicketEventPayload, eventID int64) string {
+	switch {
+	case p.Thread != nil && str(p.Thread["id"]) != "":
+		return "thread:" + str(p.Thread["id"])
+	case p.Comment != nil && str(p.Comment["id"]) != "":
+		return "comment:" + str(p.Comment["id"])
+	case typ == TicketCreated:
+		return "created:" + p.TicketID
+	}
+	return "event:" + strconv.FormatInt(eventID, 10)
 }
 
 // ticketRow reads a ticket's mirror row; ok is false when it is not
@@ -468,7 +495,7 @@ func (s *TicketService) Reply(ctx context.Context, v auth.Viewer, conn store.Con
 	return runKeyed(ctx, s.DB, v.OrgID, in.Key, "replyToTicket", in,
 		func() (connector.Record, error) { return desk.SendReply(ctx, in.TicketID, r) },
 		func(tx *sqlx.Tx, thread connector.Record) error {
-			p := TicketEventPayload{Source: SourceDeskbridge, TicketID: in.TicketID, Thread: thread.Fields, Status: in.Status}
+			p := TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, TicketID: in.TicketID, Thread: thread.Fields, Status: in.Status}
 			return recordTicketEvent(ctx, tx, conn, nil, TicketReply, p)
 		})
 }
@@ -524,7 +551,7 @@ func (s *TicketService) Comment(ctx context.Context, v auth.Viewer, conn store.C
 	return runKeyed(ctx, s.DB, v.OrgID, in.Key, "addTicketComment", in,
 		func() (connector.Record, error) { return desk.AddComment(ctx, in.TicketID, in.Content, in.Public) },
 		func(tx *sqlx.Tx, comment connector.Record) error {
-			p := TicketEventPayload{Source: SourceDeskbridge, TicketID: in.TicketID, Comment: comment.Fields}
+			p := TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, TicketID: in.TicketID, Comment: comment.Fields}
 			return recordTicketEvent(ctx, tx, conn, nil, TicketComment, p)
 		})
 }
@@ -563,7 +590,7 @@ func (s *TicketService) SetStatus(ctx context.Context, v auth.Viewer, conn store
 				return nil
 			}
 			return recordTicketEvent(ctx, tx, conn, &rec, TicketStatusChanged,
-				TicketEventPayload{Source: SourceDeskbridge, PreviousStatus: previous})
+				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, PreviousStatus: previous})
 		})
 }
 
@@ -668,6 +695,9 @@ func noteTicketChange(ctx context.Context, tx *sqlx.Tx, conn store.Connection, r
 	if now := str(rec.Fields["status"]); typ == TicketUpdated && previousStatus != "" && !strings.EqualFold(previousStatus, now) {
 		typ, p.PreviousStatus = TicketStatusChanged, previousStatus
 	}
+	if rec.Fields["isEscalated"] == true && !(known && wasEscalated(prev.Fields)) {
+		p.Escalated = true
+	}
 	if typ == TicketUpdated && known && !ticketFieldsChanged(prev.Fields, rec.Fields) {
 		// Only counters and times moved (a message or comment was added,
 		// which has its own event): mirror it, tell nobody.
@@ -679,6 +709,15 @@ func noteTicketChange(ctx context.Context, tx *sqlx.Tx, conn store.Connection, r
 		return false, err
 	}
 	return true, recordTicketEvent(ctx, tx, conn, &rec, typ, p)
+}
+
+// wasEscalated reads isEscalated from a mirrored ticket's fields.
+func wasEscalated(mirrored json.RawMessage) bool {
+	var f struct {
+		IsEscalated bool `json:"isEscalated"`
+	}
+	_ = json.Unmarshal(mirrored, &f)
+	return f.IsEscalated
 }
 
 // ticketNewsFields are the ticket fields whose change is news to a

@@ -792,6 +792,84 @@ type ServiceKeyInput struct {
 	Key string `json:"key"`
 }
 
+// A notification for the caller.
+type Signal struct {
+	// Global id.
+	ID string `json:"id"`
+	// What it is about.
+	Kind SignalKind `json:"kind"`
+	// A line to show, e.g. 'New reply on ticket #101 Invoice question'.
+	Title string `json:"title"`
+	// The ticket's desk id.
+	TicketDeskID string `json:"ticketDeskId"`
+	// The ticket's desk channel (Email, Phone, Chat, Web...), when known.
+	Channel *string `json:"channel,omitempty"`
+	// When it was raised.
+	OccurredAt time.Time `json:"occurredAt"`
+	// Whether the user marked it read.
+	Read bool `json:"read"`
+	// The ticket as deskbridge holds it now (null once deleted).
+	Ticket *Ticket `json:"ticket,omitempty"`
+}
+
+func (Signal) IsNode() {}
+
+// A page of signals.
+type SignalConnection struct {
+	// The signals, newest first, with their cursors.
+	Edges []*SignalEdge `json:"edges"`
+	// Where the page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// The caller's unread signals, in all.
+	UnreadCount int `json:"unreadCount"`
+}
+
+// A signal and its cursor.
+type SignalEdge struct {
+	// Opaque cursor for `after`.
+	Cursor string `json:"cursor"`
+	// The signal.
+	Node *Signal `json:"node"`
+}
+
+// A signal as the stream delivers it.
+type SignalEvent struct {
+	// Position in the org's stream; pass it as `after` to resume.
+	ID string `json:"id"`
+	// The signal.
+	Signal *Signal `json:"signal"`
+	// the signal's row id, read by the signal resolver
+	SignalID int64 `json:"-"`
+}
+
+// A user's switch for one kind of signal.
+type SignalSetting struct {
+	// The kind.
+	Kind SignalKind `json:"kind"`
+	// On or off.
+	Enabled bool `json:"enabled"`
+	// The desk channels it applies to; empty means every channel.
+	Channels []string `json:"channels"`
+}
+
+// A switch to change.
+type SignalSettingInput struct {
+	// The kind.
+	Kind SignalKind `json:"kind"`
+	// On or off.
+	Enabled bool `json:"enabled"`
+	// The desk channels it applies to (at most 20); empty or left out means every channel.
+	Channels []string `json:"channels,omitempty"`
+}
+
+// The caller's signal settings.
+type SignalSettings struct {
+	// Whose tickets the user hears about.
+	Scope SignalScope `json:"scope"`
+	// One switch per kind, every kind listed.
+	Kinds []*SignalSetting `json:"kinds"`
+}
+
 // Real-time streams over WebSocket (graphql-transport-ws, or the legacy graphql-ws subprotocol).
 type Subscription struct {
 }
@@ -2150,6 +2228,8 @@ const (
 	EventTypeTicketMerged EventType = "TICKET_MERGED"
 	// A ticket was deleted.
 	EventTypeTicketDeleted EventType = "TICKET_DELETED"
+	// A signal for the caller (only its user sees it; see `signalEvents`).
+	EventTypeSignal EventType = "SIGNAL"
 )
 
 var AllEventType = []EventType{
@@ -2169,11 +2249,12 @@ var AllEventType = []EventType{
 	EventTypeTicketComment,
 	EventTypeTicketMerged,
 	EventTypeTicketDeleted,
+	EventTypeSignal,
 }
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished, EventTypeSyncFailure, EventTypeTicketCreated, EventTypeTicketUpdated, EventTypeTicketStatusChanged, EventTypeTicketReply, EventTypeTicketComment, EventTypeTicketMerged, EventTypeTicketDeleted:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished, EventTypeSyncFailure, EventTypeTicketCreated, EventTypeTicketUpdated, EventTypeTicketStatusChanged, EventTypeTicketReply, EventTypeTicketComment, EventTypeTicketMerged, EventTypeTicketDeleted, EventTypeSignal:
 		return true
 	}
 	return false
@@ -2451,6 +2532,137 @@ func (e *Role) UnmarshalJSON(b []byte) error {
 }
 
 func (e Role) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a signal is about.
+type SignalKind string
+
+const (
+	// A ticket was created.
+	SignalKindNewTicket SignalKind = "NEW_TICKET"
+	// The customer replied on a ticket.
+	SignalKindNewReply SignalKind = "NEW_REPLY"
+	// A comment was added to a ticket.
+	SignalKindNewComment SignalKind = "NEW_COMMENT"
+	// The user was mentioned in a ticket comment (by the email of their desk agent).
+	SignalKindMention SignalKind = "MENTION"
+	// A ticket's due date passed while it was unresolved (once per ticket and due date).
+	SignalKindOverdueTicket SignalKind = "OVERDUE_TICKET"
+	// A ticket was escalated.
+	SignalKindEscalatedTicket SignalKind = "ESCALATED_TICKET"
+	// The customer rated a ticket.
+	SignalKindNewRating SignalKind = "NEW_RATING"
+)
+
+var AllSignalKind = []SignalKind{
+	SignalKindNewTicket,
+	SignalKindNewReply,
+	SignalKindNewComment,
+	SignalKindMention,
+	SignalKindOverdueTicket,
+	SignalKindEscalatedTicket,
+	SignalKindNewRating,
+}
+
+func (e SignalKind) IsValid() bool {
+	switch e {
+	case SignalKindNewTicket, SignalKindNewReply, SignalKindNewComment, SignalKindMention, SignalKindOverdueTicket, SignalKindEscalatedTicket, SignalKindNewRating:
+		return true
+	}
+	return false
+}
+
+func (e SignalKind) String() string {
+	return string(e)
+}
+
+func (e *SignalKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SignalKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SignalKind", str)
+	}
+	return nil
+}
+
+func (e SignalKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SignalKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SignalKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Whose tickets a user hears about.
+type SignalScope string
+
+const (
+	// Tickets of customers whose CRM owner has the user's email (the default).
+	SignalScopeOwned SignalScope = "OWNED"
+	// Every ticket of the org.
+	SignalScopeAll SignalScope = "ALL"
+)
+
+var AllSignalScope = []SignalScope{
+	SignalScopeOwned,
+	SignalScopeAll,
+}
+
+func (e SignalScope) IsValid() bool {
+	switch e {
+	case SignalScopeOwned, SignalScopeAll:
+		return true
+	}
+	return false
+}
+
+func (e SignalScope) String() string {
+	return string(e)
+}
+
+func (e *SignalScope) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SignalScope(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SignalScope", str)
+	}
+	return nil
+}
+
+func (e SignalScope) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SignalScope) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SignalScope) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
