@@ -6,7 +6,7 @@ STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 JS_DIR    = test/js
 BIN       = bin/deskbridge
 
-.PHONY: run build generate check-generated test test-go js-deps lint bench bench-firstsync clean
+.PHONY: run build generate check-generated test test-go js-deps lint bench bench-firstsync bench-fanout clean
 
 ## run: start the gateway on the embedded PostgreSQL with a demo org; prints the GraphiQL URL and an admin token
 run:
@@ -29,7 +29,7 @@ check-generated:
 		diff -r $$tmp/graph graph | head -20; rm -rf $$tmp; exit 1; \
 	fi; rm -rf $$tmp; echo "graph/ is up to date"
 
-## js-deps: install the npm clients the end-to-end tests drive (graphql-ws, graphql-http, Zoho's CRM SDK)
+## js-deps: install the npm clients the end-to-end tests drive (graphql-ws, Apollo Client, graphql-http, Zoho's CRM SDK)
 js-deps: $(JS_DIR)/node_modules/.package-lock.json $(JS_DIR)/zoho-sdk/node_modules/.package-lock.json
 
 $(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
@@ -50,12 +50,16 @@ lint:
 	$(STATICCHECK) ./...
 
 ## bench: benchmarks that print throughput and latency (numbers for the closing notes; never timed assertions)
-bench: bench-firstsync
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkFirstSync$$' -benchtime 5s -benchmem ./...
+bench: bench-firstsync bench-fanout
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkFirstSync|BenchmarkSubscriptionFanout)$$' -benchtime 5s -benchmem ./...
 
 ## bench-firstsync: the first sync of a 10k and a 100k world through the gateway binary (minutes; one run each)
 bench-firstsync:
 	$(GO) test -run '^$$' -bench '^BenchmarkFirstSync$$' -benchtime 1x -timeout 90m ./cmd/deskbridge
+
+## bench-fanout: 5,000 WebSocket subscribers, 1,000 events/s for 10 s through the gateway and through a bare gorilla broadcast (a minute; once; sizes via DESKBRIDGE_FANOUT_*)
+bench-fanout:
+	$(GO) test -run '^$$' -bench '^BenchmarkSubscriptionFanout$$' -benchtime 1x -timeout 30m ./server
 
 ## clean: remove build output (not the embedded database in .deskbridge/)
 clean:
