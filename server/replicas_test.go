@@ -65,3 +65,52 @@ func TestTwoReplicasShareTheSync(t *testing.T) {
 		t.Fatalf("the contacts run added %d, want %d", added, want)
 	}
 }
+
+// Two replicas on one database each deliver every ticket event to their
+// own subscribers once, whichever replica the change went through.
+func TestTwoReplicasDeliverEveryTicketEventOnce(t *testing.T) {
+	t.Parallel()
+	w, admin, pick := startCustomerWorld(t)
+	second := startServerLog(t, w.dsn, maps.Clone(w.env), io.Discard)
+	subs := []*wsClient{w.ts.dial(admin), second.dial(admin)}
+	for _, s := range subs {
+		s.expect("connection_ack")
+		s.subscribe("t", `subscription($f: TicketEventFilter) { ticketEvents(filter: $f) { id type status } }`,
+			map[string]any{"f": map[string]any{"ticketDeskId": pick.TicketID}})
+	}
+	waitFor(t, "both subscriptions", func() bool {
+		return w.ts.srv.bus.Subscribers() > 0 && second.srv.bus.Subscribers() > 0
+	})
+	// Status changes alternately through each replica, each to a status
+	// the ticket does not have (setting the same status is no event).
+	current := dig(w.ts.query(admin, `query($id: String!) { ticket(deskId: $id) { status } }`, map[string]any{"id": pick.TicketID}).Data, "ticket", "status")
+	var statuses []string
+	for _, st := range []string{"On Hold", "Open", "Closed", "Open", "On Hold"} {
+		if len(statuses) < 4 && (len(statuses) > 0 || st != current) {
+			statuses = append(statuses, st)
+		}
+	}
+	for i, st := range statuses {
+		via := []*testServer{w.ts, second}[i%2]
+		if r := via.query(admin, `mutation($id: String!, $s: String!) { setTicketStatus(input: {ticketDeskId: $id, status: $s}) { status } }`,
+			map[string]any{"id": pick.TicketID, "s": st}); len(r.Errors) > 0 {
+			t.Fatalf("setTicketStatus %s: %+v", st, r.Errors)
+		}
+	}
+	for n, s := range subs {
+		var ids []string
+		for _, st := range statuses {
+			ev := dig(s.expect("next"), "payload", "data", "ticketEvents").(map[string]any)
+			if ev["status"] != st {
+				t.Fatalf("replica %d: event %+v, want status %s", n, ev, st)
+			}
+			ids = append(ids, ev["id"].(string))
+		}
+		// Nothing more: no event twice.
+		_ = s.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		var extra map[string]any
+		if err := s.conn.ReadJSON(&extra); err == nil && extra["type"] == "next" {
+			t.Fatalf("replica %d delivered an extra event %+v after %v", n, extra, ids)
+		}
+	}
+}

@@ -67,3 +67,51 @@ func BenchmarkCRMChangeToDeskLatency(b *testing.B) {
 	b.ReportMetric(ms(latencies[min(n-1, n*99/100)]), "p99-ms")
 	b.ReportMetric(ms(latencies[n-1]), "max-ms")
 }
+
+// BenchmarkDeskTicketChangeToSubscriber (issue 6 item 11): a ticket changed
+// in the desk sandbox, to the desk's webhook, to the ticket event at a
+// subscribed WebSocket client, one change at a time: p50/p99 from the
+// change in the desk to the client's receipt.
+func BenchmarkDeskTicketChangeToSubscriber(b *testing.B) {
+	w := startConnectionWorld(b, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "1h", "DESKBRIDGE_WATCH_INTERVAL": "100ms", "DESKBRIDGE_LOG_LEVEL": "warn"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
+		b.Fatalf("connectCrm: %+v", r.Errors)
+	}
+	waitFor(b, "the vendor subscriptions", func() bool {
+		var n int
+		_ = w.ts.srv.db.DB.Get(&n, `SELECT count(*) FROM connection_watches`)
+		return n == 2
+	})
+	deskSide := w.sb.Desk("us")
+	ticketID := deskSide.IDs("tickets")[0]
+	sub := w.ts.dial(admin)
+	sub.expect("connection_ack")
+	sub.subscribe("t", `subscription($f: TicketEventFilter) { ticketEvents(filter: $f) { id type ticket { deskId subject } } }`,
+		map[string]any{"f": map[string]any{"ticketDeskId": ticketID}})
+	waitFor(b, "the subscription", func() bool { return w.ts.srv.bus.Subscribers() > 0 })
+	latencies := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		want := fmt.Sprintf("subject %d", i)
+		start := time.Now()
+		if _, err := deskSide.UpdateTicket(ticketID, map[string]any{"subject": want}); err != nil {
+			b.Fatal(err)
+		}
+		msg := sub.expect("next")
+		if got := dig(msg, "payload", "data", "ticketEvents", "ticket", "subject"); got != want {
+			b.Fatalf("change %d: the event shows %v, want %q", i, got, want)
+		}
+		latencies = append(latencies, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	n := len(latencies)
+	b.ReportMetric(ms(latencies[n/2]), "p50-ms")
+	b.ReportMetric(ms(latencies[min(n-1, n*99/100)]), "p99-ms")
+	b.ReportMetric(ms(latencies[n-1]), "max-ms")
+}
