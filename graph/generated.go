@@ -312,6 +312,7 @@ type ComplexityRoot struct {
 		CreateTicketFromCrm      func(childComplexity int, input model.CreateTicketFromCrmInput) int
 		DeactivateConnection     func(childComplexity int, id string) int
 		MarkSignalsRead          func(childComplexity int, ids []string, all *bool) int
+		MergeTickets             func(childComplexity int, input model.MergeTicketsInput) int
 		PauseSync                func(childComplexity int, connectionID string) int
 		ReactivateConnection     func(childComplexity int, id string) int
 		RemoveConnection         func(childComplexity int, id string) int
@@ -743,6 +744,7 @@ type MutationResolver interface {
 	ReplyToTicket(ctx context.Context, input model.TicketReplyInput) (*model.TicketThread, error)
 	AddTicketComment(ctx context.Context, input model.TicketCommentInput) (*model.TicketComment, error)
 	SetTicketStatus(ctx context.Context, input model.TicketStatusInput) (*model.Ticket, error)
+	MergeTickets(ctx context.Context, input model.MergeTicketsInput) (*model.Ticket, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
@@ -1918,6 +1920,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkSignalsRead(childComplexity, args["ids"].([]string), args["all"].(*bool)), true
+	case "Mutation.mergeTickets":
+		if e.ComplexityRoot.Mutation.MergeTickets == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_mergeTickets_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MergeTickets(childComplexity, args["input"].(model.MergeTicketsInput)), true
 	case "Mutation.pauseSync":
 		if e.ComplexityRoot.Mutation.PauseSync == nil {
 			break
@@ -3670,6 +3683,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputDateRangeFilter,
 		ec.unmarshalInputDealFilter,
 		ec.unmarshalInputFieldMappingInput,
+		ec.unmarshalInputMergeTicketsInput,
 		ec.unmarshalInputPermissionProfileInput,
 		ec.unmarshalInputRequestCrmAccessInput,
 		ec.unmarshalInputServiceKeyInput,
@@ -5815,6 +5829,16 @@ input TicketStatusInput {
   idempotencyKey: String
 }
 
+"Tickets merged into one (E2's desk rules: at most three at a time)."
+input MergeTicketsInput {
+  "The ticket that stays; it takes the others' messages and comments."
+  ticketDeskId: String!
+  "The tickets merged into it (1 to 3); they go to the desk's recycle bin."
+  mergeDeskIds: [String!]!
+  "As for createTicketFromCrm."
+  idempotencyKey: String!
+}
+
 extend type Mutation {
   """
   Creates a desk ticket for a CRM record's customer and links it to the
@@ -5828,6 +5852,11 @@ extend type Mutation {
   addTicketComment(input: TicketCommentInput!): TicketComment!
   "Changes the ticket's status (E3). Needs ticketActions (C3)."
   setTicketStatus(input: TicketStatusInput!): Ticket!
+  """
+  Merges tickets into one: a MERGED event for the ticket that stays and a
+  DELETED event for each merged one. Needs ticketActions (C3).
+  """
+  mergeTickets(input: MergeTicketsInput!): Ticket!
 }
 
 "What happened to a ticket."
@@ -7622,6 +7651,20 @@ func (ec *executionContext) field_Mutation_markSignalsRead_args(ctx context.Cont
 		return nil, err
 	}
 	args["all"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_mergeTickets_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.MergeTicketsInput, error) {
+			return ec.unmarshalNMergeTicketsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMergeTicketsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -13817,6 +13860,50 @@ func (ec *executionContext) fieldContext_Mutation_setTicketStatus(ctx context.Co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_setTicketStatus_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_mergeTickets(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_mergeTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MergeTickets(ctx, fc.Args["input"].(model.MergeTicketsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_mergeTickets(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_mergeTickets_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -21703,6 +21790,50 @@ func (ec *executionContext) unmarshalInputFieldMappingInput(ctx context.Context,
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputMergeTicketsInput(ctx context.Context, obj any) (model.MergeTicketsInput, error) {
+	var it model.MergeTicketsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ticketDeskId", "mergeDeskIds", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ticketDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketDeskId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketDeskID = data
+		case "mergeDeskIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("mergeDeskIds"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MergeDeskIds = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputPermissionProfileInput(ctx context.Context, obj any) (model.PermissionProfileInput, error) {
 	var it model.PermissionProfileInput
 	if obj == nil {
@@ -25563,6 +25694,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "setTicketStatus":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setTicketStatus(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mergeTickets":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_mergeTickets(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -29942,6 +30080,11 @@ func (ec *executionContext) unmarshalNMatchEmail2githubᚗcomᚋdeskbridgeᚋdes
 
 func (ec *executionContext) marshalNMatchEmail2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx context.Context, sel ast.SelectionSet, v model.MatchEmail) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNMergeTicketsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMergeTicketsInput(ctx context.Context, v any) (model.MergeTicketsInput, error) {
+	res, err := ec.unmarshalInputMergeTicketsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNMergedField2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMergedField(ctx context.Context, sel ast.SelectionSet, v *model.MergedField) graphql.Marshaler {

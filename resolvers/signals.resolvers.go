@@ -9,14 +9,13 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/deskbridge/deskbridge/auth"
 	"github.com/deskbridge/deskbridge/eventbus"
 	"github.com/deskbridge/deskbridge/graph"
 	"github.com/deskbridge/deskbridge/graph/model"
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine"
+	"github.com/jmoiron/sqlx"
 )
 
 func (r *mutationResolver) UpdateSignalSettings(ctx context.Context, scope *model.SignalScope, kinds []*model.SignalSettingInput) (*model.SignalSettings, error) {

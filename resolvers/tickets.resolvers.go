@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/deskbridge/deskbridge/auth"
@@ -114,6 +115,28 @@ func (r *mutationResolver) SetTicketStatus(ctx context.Context, input model.Tick
 		return nil, err
 	}
 	return r.ticketAnswer(ctx, v, conn, rec.ID)
+}
+
+func (r *mutationResolver) MergeTickets(ctx context.Context, input model.MergeTicketsInput) (*model.Ticket, error) {
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := checkKey("input.idempotencyKey", &input.IdempotencyKey, true)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(input.MergeDeskIds); n == 0 || n > 3 {
+		return nil, badInput("input.mergeDeskIds", "give 1 to 3 tickets to merge")
+	}
+	if slices.Contains(input.MergeDeskIds, input.TicketDeskID) {
+		return nil, badInput("input.mergeDeskIds", "a ticket cannot be merged into itself")
+	}
+	master, err := r.TicketService.Merge(ctx, v, conn, syncengine.MergeRequest{TicketID: input.TicketDeskID, IDs: input.MergeDeskIds, Key: key})
+	if err != nil {
+		return nil, err
+	}
+	return r.ticketAnswer(ctx, v, conn, master.ID)
 }
 
 func (r *subscriptionResolver) TicketEvents(ctx context.Context, after *string, filter *model.TicketEventFilter) (<-chan *model.TicketEvent, error) {

@@ -9,7 +9,7 @@ import (
 )
 
 const ticketEventsSubscription = `subscription($f: TicketEventFilter, $after: ID) { ticketEvents(filter: $f, after: $after) {
-	id type source ticketDeskId contactDeskId status previousStatus thread { deskId cc } comment { deskId content }
+	id type source ticketDeskId contactDeskId status previousStatus mergedDeskIds thread { deskId cc } comment { deskId content }
 	ticket { deskId status customer { deals(first: 5) { edges { node { amount } } } } } } }`
 
 const createTicketMutation = `mutation($in: CreateTicketFromCrmInput!) { createTicketFromCrm(input: $in) { id deskId subject status contact { deskId } } }`
@@ -129,6 +129,29 @@ func TestTicketsFromCRMRecords(t *testing.T) {
 	t.Logf("DEBUG hooks %+v", desk.Webhooks())
 	nextEvent(t, sub, "STATUS_CHANGED", "DESK", ticketID, pick.DeskID, threadID)
 
+	// A second ticket merged into the first: MERGED for the one that
+	// stays, DELETED for the other, which leaves the record's count.
+	in["subject"], in["idempotencyKey"] = "Duplicate question", "create-2"
+	r = w.ts.query(admin, createTicketMutation, map[string]any{"in": in})
+	if len(r.Errors) > 0 {
+		t.Fatalf("second ticket: %+v", r.Errors)
+	}
+	second := dig(r.Data, "createTicketFromCrm", "deskId").(string)
+	nextEvent(t, sub, "CREATED", "DESKBRIDGE", second, pick.DeskID, nil)
+	r = w.ts.query(admin, `mutation($in: MergeTicketsInput!) { mergeTickets(input: $in) { deskId } }`,
+		map[string]any{"in": map[string]any{"ticketDeskId": ticketID, "mergeDeskIds": []string{second}, "idempotencyKey": "merge-1"}})
+	if len(r.Errors) > 0 || dig(r.Data, "mergeTickets", "deskId") != ticketID {
+		t.Fatalf("mergeTickets: %+v %+v", r.Errors, r.Data)
+	}
+	if merged := nextEvent(t, sub, "MERGED", "DESKBRIDGE", ticketID, pick.DeskID, nil); fmt.Sprint(merged["mergedDeskIds"]) != "["+second+"]" {
+		t.Fatalf("merged event: %+v", merged)
+	}
+	nextEvent(t, sub, "DELETED", "DESKBRIDGE", second, pick.DeskID, nil)
+	r = w.ts.query(admin, counts, map[string]any{"id": pick.CRMID})
+	if got := int(dig(r.Data, "crmRecord", "ticketCounts", "total").(float64)); got != pick.Tickets+1 {
+		t.Fatalf("the record counts %d tickets after the merge, want %d", got, pick.Tickets+1)
+	}
+
 	// E1: a contact without a valid email cannot raise a ticket.
 	var noEmail string
 	if err := w.ts.srv.db.DB.Get(&noEmail, `SELECT ext_id FROM mirror_records WHERE system = 'zoho_crm' AND module = 'contacts'
@@ -160,11 +183,14 @@ func grepLog(log, s string) string {
 func nextEvent(t *testing.T, sub *wsClient, typ, source, ticketID, contactID string, threadID any) map[string]any {
 	t.Helper()
 	msg := sub.expect("next")
-	if errs, _ := dig(msg, "payload").(map[string]any)["errors"].([]any); len(errs) != 1 ||
-		fmt.Sprint(dig(errs[0].(map[string]any), "extensions", "code")) != codeForbidden {
+	errs, _ := dig(msg, "payload").(map[string]any)["errors"].([]any)
+	ev := dig(msg, "payload", "data", "ticketEvents").(map[string]any)
+	switch {
+	case typ == "DELETED" && (len(errs) != 0 || ev["ticket"] != nil):
+		t.Fatalf("a deleted ticket's event has no ticket and no error: %+v", msg)
+	case typ != "DELETED" && (len(errs) != 1 || fmt.Sprint(dig(errs[0].(map[string]any), "extensions", "code")) != codeForbidden):
 		t.Fatalf("%s event: a restricted agent's event must carry exactly the FORBIDDEN deals error: %+v", typ, msg)
 	}
-	ev := dig(msg, "payload", "data", "ticketEvents").(map[string]any)
 	if ev["type"] != typ || ev["source"] != source || ev["ticketDeskId"] != ticketID || ev["contactDeskId"] != contactID {
 		t.Fatalf("event %+v, want %s from %s", ev, typ, source)
 	}

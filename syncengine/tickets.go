@@ -594,6 +594,54 @@ func (s *TicketService) SetStatus(ctx context.Context, v auth.Viewer, conn store
 		})
 }
 
+// MergeRequest merges tickets into one.
+type MergeRequest struct {
+	TicketID string
+	IDs      []string
+	Key      string
+}
+
+// Merge merges tickets into one and records a MERGED event for the ticket
+// that stays and a DELETED event (and deleted mirror row) for each merged
+// one: the desk's own webhook ignores deskbridge's calls, so this is how
+// their subscribers learn of it.
+func (s *TicketService) Merge(ctx context.Context, v auth.Viewer, conn store.Connection, in MergeRequest) (connector.Record, error) {
+	if err := mayActOnTickets(v); err != nil {
+		return connector.Record{}, err
+	}
+	known, err := store.CustomerRecordsByExtIDs(ctx, s.DB, conn.OrgID, conn.ID, string(connector.Desk), "tickets", append([]string{in.TicketID}, in.IDs...))
+	if err != nil {
+		return connector.Record{}, err
+	}
+	for _, id := range append([]string{in.TicketID}, in.IDs...) {
+		if _, ok := known[id]; !ok {
+			return connector.Record{}, fmt.Errorf("ticket %s: %w", id, store.ErrNotFound)
+		}
+	}
+	desk, err := s.ticketDesk(ctx, conn)
+	if err != nil {
+		return connector.Record{}, err
+	}
+	return runKeyed(ctx, s.DB, v.OrgID, in.Key, "mergeTickets", in,
+		func() (connector.Record, error) { return desk.MergeTickets(ctx, in.TicketID, in.IDs, nil) },
+		func(tx *sqlx.Tx, master connector.Record) error {
+			if err := recordTicketEvent(ctx, tx, conn, &master, TicketMerged,
+				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, MergedIDs: in.IDs}); err != nil {
+				return err
+			}
+			// The events first: they take the merged tickets' contact and
+			// department from their mirror rows, still live.
+			for _, id := range in.IDs {
+				if err := recordTicketEvent(ctx, tx, conn, nil, TicketDeleted,
+					TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, TicketID: id}); err != nil {
+					return err
+				}
+			}
+			_, err := store.MarkMirrorDeleted(ctx, tx, conn.OrgID, conn.ID, string(connector.Desk), "tickets", in.IDs, time.Now())
+			return err
+		})
+}
+
 // Conversation reads a ticket's latest threads or comments from the desk
 // (C3: anyone who sees the ticket reads them).
 func (s *TicketService) Conversation(ctx context.Context, conn store.Connection, ticketID string, activity connector.Activity, limit int) ([]connector.Record, error) {

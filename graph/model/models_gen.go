@@ -620,6 +620,16 @@ type FieldMappingInput struct {
 	ValueMap any `json:"valueMap,omitempty"`
 }
 
+// Tickets merged into one (E2's desk rules: at most three at a time).
+type MergeTicketsInput struct {
+	// The ticket that stays; it takes the others' messages and comments.
+	TicketDeskID string `json:"ticketDeskId"`
+	// The tickets merged into it (1 to 3); they go to the desk's recycle bin.
+	MergeDeskIds []string `json:"mergeDeskIds"`
+	// As for createTicketFromCrm.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
 // A desk field beside its CRM counterpart, by the connection's field mapping.
 type MergedField struct {
 	// The desk field's API name.

@@ -25,6 +25,10 @@ type TicketDesk interface {
 	UpdateTicket(ctx context.Context, id string, fields map[string]any) (Record, error)
 	SendReply(ctx context.Context, ticketID string, r Reply) (Record, error)
 	AddComment(ctx context.Context, ticketID, content string, public bool) (Record, error)
+	// MergeTickets merges ids into masterID (source picks, per field, the
+	// ticket whose value is kept) and returns the master; the others go
+	// to the desk's recycle bin.
+	MergeTickets(ctx context.Context, masterID string, ids []string, source map[string]string) (Record, error)
 	ListThreads(ctx context.Context, ticketID string, from, limit int) ([]Record, error)
 	ListComments(ctx context.Context, ticketID string, from, limit int) ([]Record, error)
 	// ReplyAddresses lists a department's verified reply addresses; the
