@@ -442,6 +442,20 @@ func ticketRow(ctx context.Context, q store.Queryer, conn store.Connection, tick
 	return row, ok, nil
 }
 
+// mirroredTicket is a ticket a mutation acts on: one of the connection's
+// mirrored, live tickets, else ErrNotFound (another org's or portal's
+// ticket is as unknown as one that does not exist).
+func mirroredTicket(ctx context.Context, q store.Queryer, conn store.Connection, ticketID string) (store.CustomerRecord, error) {
+	row, ok, err := ticketRow(ctx, q, conn, ticketID)
+	if err != nil {
+		return store.CustomerRecord{}, err
+	}
+	if !ok {
+		return store.CustomerRecord{}, fmt.Errorf("ticket %s: %w", ticketID, store.ErrNotFound)
+	}
+	return row, nil
+}
+
 // ReplyRequest is a reply, reply-all or forward (E2).
 type ReplyRequest struct {
 	TicketID    string
@@ -470,12 +484,9 @@ func (s *TicketService) Reply(ctx context.Context, v auth.Viewer, conn store.Con
 	if in.Mode == "FORWARD" && len(in.To) == 0 {
 		return connector.Record{}, &TicketError{Code: CodeFailedPrecondition, Message: "a forward needs at least one address in `to`"}
 	}
-	row, ok, err := ticketRow(ctx, s.DB, conn, in.TicketID)
+	row, err := mirroredTicket(ctx, s.DB, conn, in.TicketID)
 	if err != nil {
 		return connector.Record{}, err
-	}
-	if !ok {
-		return connector.Record{}, fmt.Errorf("ticket %s: %w", in.TicketID, store.ErrNotFound)
 	}
 	desk, err := s.ticketDesk(ctx, conn)
 	if err != nil {
@@ -539,10 +550,8 @@ func (s *TicketService) Comment(ctx context.Context, v auth.Viewer, conn store.C
 	if err := mayActOnTickets(v); err != nil {
 		return connector.Record{}, err
 	}
-	if _, ok, err := ticketRow(ctx, s.DB, conn, in.TicketID); err != nil {
+	if _, err := mirroredTicket(ctx, s.DB, conn, in.TicketID); err != nil {
 		return connector.Record{}, err
-	} else if !ok {
-		return connector.Record{}, fmt.Errorf("ticket %s: %w", in.TicketID, store.ErrNotFound)
 	}
 	desk, err := s.ticketDesk(ctx, conn)
 	if err != nil {
@@ -569,12 +578,9 @@ func (s *TicketService) SetStatus(ctx context.Context, v auth.Viewer, conn store
 	if err := mayActOnTickets(v); err != nil {
 		return connector.Record{}, err
 	}
-	row, ok, err := ticketRow(ctx, s.DB, conn, in.TicketID)
+	row, err := mirroredTicket(ctx, s.DB, conn, in.TicketID)
 	if err != nil {
 		return connector.Record{}, err
-	}
-	if !ok {
-		return connector.Record{}, fmt.Errorf("ticket %s: %w", in.TicketID, store.ErrNotFound)
 	}
 	desk, err := s.ticketDesk(ctx, conn)
 	if err != nil {
