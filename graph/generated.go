@@ -5845,18 +5845,18 @@ extend type Mutation {
   record at once (E1). Refused with FAILED_PRECONDITION when the contact has
   no valid email. Needs the profile's ticketActions (C3).
   """
-  createTicketFromCrm(input: CreateTicketFromCrmInput!): Ticket!
+  createTicketFromCrm("What to do." input: CreateTicketFromCrmInput!): Ticket!
   "Replies, replies to all or forwards (E2). Needs ticketActions (C3)."
-  replyToTicket(input: TicketReplyInput!): TicketThread!
+  replyToTicket("What to do." input: TicketReplyInput!): TicketThread!
   "Adds a comment. Needs ticketActions (C3)."
-  addTicketComment(input: TicketCommentInput!): TicketComment!
+  addTicketComment("What to do." input: TicketCommentInput!): TicketComment!
   "Changes the ticket's status (E3). Needs ticketActions (C3)."
-  setTicketStatus(input: TicketStatusInput!): Ticket!
+  setTicketStatus("What to do." input: TicketStatusInput!): Ticket!
   """
   Merges tickets into one: a MERGED event for the ticket that stays and a
   DELETED event for each merged one. Needs ticketActions (C3).
   """
-  mergeTickets(input: MergeTicketsInput!): Ticket!
+  mergeTickets("What to do." input: MergeTicketsInput!): Ticket!
 }
 
 "What happened to a ticket."

@@ -689,18 +689,25 @@ func recordDeskTicketChanges(ctx context.Context, db *sqlx.DB, conn store.Connec
 				case ch.Activity == connector.ActivityComment:
 					typ, p.Comment = TicketComment, ch.Detail
 				case ch.Kind == connector.Deleted:
+					if _, live, err := ticketRow(ctx, tx, conn, id); err != nil {
+						return err
+					} else if !live {
+						continue // unknown or already deleted
+					}
+					// The event first: it takes the ticket's contact and
+					// department from its mirror row, still live.
+					if err := recordTicketEvent(ctx, tx, conn, nil, TicketDeleted, p); err != nil {
+						return err
+					}
 					at := ch.At
 					if at.IsZero() {
 						at = time.Now()
 					}
-					n, err := store.MarkMirrorDeleted(ctx, tx, conn.OrgID, conn.ID, string(connector.Desk), "tickets", []string{id}, at)
-					if err != nil {
+					if _, err := store.MarkMirrorDeleted(ctx, tx, conn.OrgID, conn.ID, string(connector.Desk), "tickets", []string{id}, at); err != nil {
 						return err
 					}
-					if n == 0 {
-						continue // unknown or already deleted
-					}
-					typ = TicketDeleted
+					recorded++
+					continue
 				case i < len(ch.Records):
 					ok, err := noteTicketChange(ctx, tx, conn, ch.Records[i], ch.Kind == connector.Created, str(ch.Previous["status"]))
 					if err != nil {

@@ -50,6 +50,21 @@ func TestDeskTicketWebhookRecordsEachChangeOnce(t *testing.T) {
 	if events[0].Department == "" || events[0].Connection != f.conn.ID {
 		t.Fatalf("update event refs %+v", events[0].EventRefs)
 	}
+
+	// A deletion, delivered twice, is one DELETED event that still names
+	// the ticket's contact and department (taken before the row is marked).
+	body, _ = json.Marshal([]map[string]any{{"eventType": "Ticket_Delete", "orgId": desk.OrgID(), "eventTime": "1767225700000",
+		"payload": map[string]any(updated)}})
+	for range 2 {
+		if _, err := syncengine.ReceiveWebhook(f.ctx, f.db, f.w.Connectors, f.conn.ID, "desk", "t", http.Header{}, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err = store.EventsAfter(f.ctx, f.db, store.EventFilter{OrgID: f.conn.OrgID, Permissions: []string{string(auth.PermReadOrg)},
+		Refs: store.EventRefs{Ticket: id}, Types: []string{syncengine.TicketDeleted}}, 0, 10)
+	if err != nil || len(events) != 1 || events[0].Department == "" || (events[0].Contact == "" && updated["contactId"] != nil) {
+		t.Fatalf("deleted events %+v (%v)", events, err)
+	}
 }
 
 // E1: a CRM contact without a valid email cannot raise a ticket, and the
