@@ -467,6 +467,9 @@ func (r *queryResolver) CrmRecords(ctx context.Context, module model.CrmModule, 
 	if err != nil {
 		return nil, err
 	}
+	if err := r.prefetchCRMLinks(ctx, v, conn, page.Records); err != nil {
+		return nil, err
+	}
 	return &model.CrmRecordConnection{PageInfo: customerPageInfo(page, cursor), Edges: edgesOf(page,
 		func(c string, rec store.CustomerRecord) *model.CrmRecordEdge {
 			return &model.CrmRecordEdge{Cursor: c, Node: crmRecordModel(rec)}

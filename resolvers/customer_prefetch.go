@@ -281,3 +281,63 @@ func (r *Resolver) prefetchAccountRefs(ctx context.Context, v auth.Viewer, conn 
 	}
 	return r.loadNeighbourhood(ctx, v, conn, nil, nil, ids)
 }
+
+// prefetchCRMLinks loads, for a page of CRM records whose nodes ask for
+// `customer`, `tickets` or `ticketCounts`, the links of their contacts and
+// accounts in two statements (and, for `customer`, their CRM contacts and
+// accounts), so each node's customer is built from the cache instead of
+// lookups per record.
+func (r *Resolver) prefetchCRMLinks(ctx context.Context, v auth.Viewer, conn store.Connection, recs []store.CustomerRecord) error {
+	asked := selected(ctx, []string{"edges", "node"}, "customer", "tickets", "ticketCounts")
+	if len(recs) == 0 || !(asked["customer"] || asked["tickets"] || asked["ticketCounts"]) {
+		return nil
+	}
+	var contacts, accounts []string
+	for _, rec := range recs {
+		switch rec.Module {
+		case "contacts":
+			contacts = append(contacts, rec.ExtID)
+		case "accounts":
+			accounts = append(accounts, rec.ExtID)
+		case "deals":
+			contacts = append(contacts, deref(rec.ContactRef))
+		}
+		accounts = append(accounts, deref(rec.AccountRef))
+	}
+	c := cacheOf(ctx)
+	// The page's records are what their customers' crmContact or
+	// crmAccount read.
+	c.mu.Lock()
+	for i := range recs {
+		rec := &recs[i]
+		c.records[recordKey{rec.System, rec.Module, rec.ExtID}] = rec
+	}
+	c.mu.Unlock()
+	if asked["customer"] {
+		if err := r.prefetch(ctx, v, conn, conn.CRMSystem, "accounts", nonEmptyIDs(accounts...)); err != nil {
+			return err
+		}
+		if err := r.prefetch(ctx, v, conn, conn.CRMSystem, "contacts", nonEmptyIDs(contacts...)); err != nil {
+			return err
+		}
+	}
+	for module, ids := range map[string][]string{"contacts": nonEmptyIDs(contacts...), "accounts": nonEmptyIDs(accounts...)} {
+		if len(ids) == 0 {
+			continue
+		}
+		links, err := store.LinksByCRMIDs(ctx, r.reads(), v.OrgID, conn.ID, module, ids)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		for _, id := range ids {
+			desk := links[id].DeskID // "" when unlinked: known to have none
+			c.links[linkKey{module, "crm", id}] = desk
+			if desk != "" {
+				c.links[linkKey{module, "desk", desk}] = id
+			}
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}

@@ -1048,3 +1048,33 @@ func BenchmarkBIReadContacts(b *testing.B) {
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "rows/s")
 	})
 }
+
+// A BI page of CRM records asking for each record's customer (its CRM
+// contact and account) costs the same statements whatever its size: the
+// records' links and related records come in one read per module, not one
+// per record. (The customer's lists and counts are still read per
+// customer: a report wants ticketStats instead.)
+func TestCRMRecordsCustomerRoundTrips(t *testing.T) {
+	t.Parallel()
+	w, rec := startSidebarWorld(t, 20, true)
+	const q = `query($n: Int) { crmRecords(module: CONTACTS, first: $n) { edges { node { crmId customer { crmContact { crmId } crmAccount { crmId } } } } } }`
+	run := func(n int) (int, int) {
+		t.Helper()
+		r := w.ts.query(w.token, q, map[string]any{"n": n}) // the token's first use writes last_used_at
+		rec.take()
+		r = w.ts.query(w.token, q, map[string]any{"n": n})
+		stmts, _ := rec.take()
+		if len(r.Errors) > 0 {
+			t.Fatalf("crmRecords(first: %d): %+v", n, r.Errors)
+		}
+		return len(stmts), len(dig(r.Data, "crmRecords", "edges").([]any))
+	}
+	few, fewRecords := run(3)
+	many, manyRecords := run(30)
+	if manyRecords <= fewRecords {
+		t.Fatalf("the world has %d CRM contacts; want more than %d", manyRecords, fewRecords)
+	}
+	if few != many {
+		t.Fatalf("statements: %d for %d records, %d for %d; want the same", few, fewRecords, many, manyRecords)
+	}
+}
