@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/deskbridge/deskbridge/auth"
@@ -100,7 +101,15 @@ func demoActivity(ctx context.Context, sb *sandbox.Sandbox, every time.Duration,
 
 // printDemo tells the newcomer where everything is and what to try.
 func printDemo(w io.Writer, url, secret string, sb *sandbox.Sandbox, conn store.Connection) {
-	fmt.Fprintf(w, "\n  deskbridge is running.\n  GraphiQL:     %s/#token=%s\n  GraphQL:      %s/graphql\n  Admin token:  %s\n", url, secret, url, secret)
+	fmt.Fprintf(w, "\n  deskbridge is running.\n  GraphiQL:     %s/#token=%s\n", url, secret)
+	// The example sidebar (server/examples) opens on a sample ticket whose
+	// customer has deals, so the whole picture shows; without the sandbox
+	// the page asks for a ticket.
+	sidebar := url + "/examples/sidebar#token=" + secret
+	if ticket := demoTicket(sb); ticket != "" {
+		sidebar += "&ticket=" + ticket
+	}
+	fmt.Fprintf(w, "  Sidebar:      %s\n  GraphQL:      %s/graphql\n  Admin token:  %s\n", sidebar, url, secret)
 	if sb != nil {
 		ep := sb.Endpoints()["us"]
 		fmt.Fprintf(w, "\n  Sandbox vendors (sample data; a CRM user and a desk agent edit a contact now and then):\n")
@@ -110,4 +119,34 @@ func printDemo(w io.Writer, url, secret string, sb *sandbox.Sandbox, conn store.
 		fmt.Fprintf(w, "    subscription { events { id type occurredAt payload } }\n")
 	}
 	fmt.Fprintln(w)
+}
+
+// demoTicket returns the desk id of the first sandbox ticket whose contact
+// shares its email with a CRM contact that has deals, or "" (no sandbox, or
+// no such ticket).
+func demoTicket(sb *sandbox.Sandbox) string {
+	if sb == nil {
+		return ""
+	}
+	crmSide, deskSide := sb.CRM("us"), sb.Desk("us")
+	withDeals := map[string]bool{} // lower-cased emails
+	for _, id := range crmSide.IDs("Deals") {
+		deal, _ := crmSide.Record("Deals", id)
+		ref, _ := deal["Contact_Name"].(map[string]any)
+		if ref == nil {
+			continue
+		}
+		contact, _ := crmSide.Record("Contacts", fmt.Sprint(ref["id"]))
+		if email, _ := contact["Email"].(string); email != "" {
+			withDeals[strings.ToLower(email)] = true
+		}
+	}
+	for _, id := range deskSide.IDs("tickets") {
+		ticket, _ := deskSide.Ticket(id)
+		contact, _ := deskSide.Contact(fmt.Sprint(ticket["contactId"]))
+		if email, _ := contact["email"].(string); email != "" && withDeals[strings.ToLower(email)] {
+			return id
+		}
+	}
+	return ""
 }

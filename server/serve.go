@@ -18,6 +18,7 @@ import (
 	"github.com/deskbridge/deskbridge/migrations"
 	"github.com/deskbridge/deskbridge/resolvers"
 	"github.com/deskbridge/deskbridge/sandbox"
+	"github.com/deskbridge/deskbridge/server/examples"
 	"github.com/deskbridge/deskbridge/server/playground"
 	"github.com/deskbridge/deskbridge/server/wstransport"
 	"github.com/deskbridge/deskbridge/store"
@@ -138,6 +139,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	pg := playground.Handler(playground.Options{Endpoint: "/graphql", Title: "deskbridge"})
 	mux.Handle("GET /{$}", observe("playground", m, log, pg))
 	mux.Handle("GET /playground/", pg)
+	mux.Handle("GET "+examples.Prefix, observe("examples", m, log, examples.Handler(examples.Options{Endpoint: "/graphql"})))
 	s.handler = mux
 	s.ready.Store(true)
 	return s, nil

@@ -380,12 +380,22 @@ func (s *TicketService) ticketContactOf(ctx context.Context, conn store.Connecti
 func recordTicketEvent(ctx context.Context, tx *sqlx.Tx, conn store.Connection, rec *connector.Record, typ string, p TicketEventPayload) error {
 	var facts ticketFacts
 	if rec != nil {
+		if err := store.LockTickets(ctx, tx, conn.ID, []string{rec.ID}); err != nil {
+			return err
+		}
 		rows, err := mirrorRecords(connector.Desk, "tickets", []connector.Record{*rec})
 		if err != nil {
 			return err
 		}
-		if _, err := store.UpsertMirror(ctx, tx, conn.OrgID, conn.ID, rows); err != nil {
+		written, err := store.UpsertMirror(ctx, tx, conn.OrgID, conn.ID, rows)
+		if err != nil {
 			return err
+		}
+		if written == 0 && typ != TicketMerged {
+			// The mirror holds this copy (or a newer one) already: another
+			// path (polling, the webhook) recorded the change first, as
+			// the same kind of event. (A merge is news only here.)
+			return nil
 		}
 		refs := rows[0].Refs
 		p.TicketID = rec.ID
@@ -675,7 +685,19 @@ func (s *TicketService) Conversation(ctx context.Context, conn store.Connection,
 // ignores our source id, and the mutation recorded them already.
 func recordDeskTicketChanges(ctx context.Context, db *sqlx.DB, conn store.Connection, changes []connector.Change) (int, error) {
 	recorded := 0
+	var ticketIDs []string
+	for _, ch := range changes {
+		if ch.Module == "tickets" {
+			ticketIDs = append(ticketIDs, ch.IDs...)
+		}
+	}
+	if len(ticketIDs) == 0 {
+		return 0, nil
+	}
 	err := store.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		if err := store.LockTickets(ctx, tx, conn.ID, ticketIDs); err != nil {
+			return err
+		}
 		for _, ch := range changes {
 			if ch.Module != "tickets" {
 				continue
@@ -738,6 +760,9 @@ func recordDeskTicketChanges(ctx context.Context, db *sqlx.DB, conn store.Connec
 // the desk reported a new ticket; previousStatus is the status before, when
 // the desk sent it and the ticket was not mirrored yet.
 func noteTicketChange(ctx context.Context, tx *sqlx.Tx, conn store.Connection, rec connector.Record, created bool, previousStatus string) (bool, error) {
+	if err := store.LockTickets(ctx, tx, conn.ID, []string{rec.ID}); err != nil {
+		return false, err
+	}
 	prev, known, err := ticketRow(ctx, tx, conn, rec.ID)
 	if err != nil {
 		return false, err
@@ -822,6 +847,9 @@ func normalizeJSON(v any) any {
 // since the connection was made. The first read of a desk's existing
 // tickets is a bulk load, not news.
 func notePolledTickets(ctx context.Context, tx *sqlx.Tx, conn store.Connection, recs []connector.Record) error {
+	if err := store.LockTickets(ctx, tx, conn.ID, recordIDs(recs)); err != nil {
+		return err
+	}
 	known, err := store.CustomerRecordsByExtIDs(ctx, tx, conn.OrgID, conn.ID, string(connector.Desk), "tickets", recordIDs(recs))
 	if err != nil {
 		return err
