@@ -184,6 +184,8 @@ type ComplexityRoot struct {
 		CrmContact   func(childComplexity int) int
 		CustomerType func(childComplexity int) int
 		Deals        func(childComplexity int, first *int, after *string, filter *model.DealFilter, orderBy *model.DealOrder) int
+		DeskAccount  func(childComplexity int) int
+		DeskContact  func(childComplexity int) int
 		MergedFields func(childComplexity int) int
 		Notes        func(childComplexity int, first *int, after *string, filter *model.DateRangeFilter) int
 		TicketCounts func(childComplexity int) int
@@ -397,6 +399,7 @@ type ComplexityRoot struct {
 		DeskContact         func(childComplexity int, id *string, deskID *string) int
 		DeskContacts        func(childComplexity int, first *int, after *string, updatedSince *time.Time) int
 		DeskPortalLanguages func(childComplexity int) int
+		EventStreamPosition func(childComplexity int) int
 		Events              func(childComplexity int, first *int, after *string, types []model.EventType) int
 		Node                func(childComplexity int, id string) int
 		Nodes               func(childComplexity int, ids []string) int
@@ -699,6 +702,8 @@ type CrmRecordResolver interface {
 type CustomerResolver interface {
 	CrmContact(ctx context.Context, obj *model.Customer) (*model.CrmRecord, error)
 	CrmAccount(ctx context.Context, obj *model.Customer) (*model.CrmRecord, error)
+	DeskContact(ctx context.Context, obj *model.Customer) (*model.DeskContact, error)
+	DeskAccount(ctx context.Context, obj *model.Customer) (*model.DeskAccount, error)
 	CustomerType(ctx context.Context, obj *model.Customer) (*string, error)
 	MergedFields(ctx context.Context, obj *model.Customer) ([]*model.MergedField, error)
 	Deals(ctx context.Context, obj *model.Customer, first *int, after *string, filter *model.DealFilter, orderBy *model.DealOrder) (*model.DealConnection, error)
@@ -771,6 +776,7 @@ type QueryResolver interface {
 	DealStats(ctx context.Context) ([]*model.DealStat, error)
 	ActivityStats(ctx context.Context) ([]*model.ActivityStat, error)
 	Events(ctx context.Context, first *int, after *string, types []model.EventType) (*model.EventConnection, error)
+	EventStreamPosition(ctx context.Context) (string, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	APITokens(ctx context.Context, first *int, after *string, includeRevoked *bool) (*model.APITokenConnection, error)
 	PermissionProfiles(ctx context.Context) ([]*model.PermissionProfile, error)
@@ -1393,6 +1399,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Customer.Deals(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*model.DealFilter), args["orderBy"].(*model.DealOrder)), true
+	case "Customer.deskAccount":
+		if e.ComplexityRoot.Customer.DeskAccount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.DeskAccount(childComplexity), true
+	case "Customer.deskContact":
+		if e.ComplexityRoot.Customer.DeskContact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.DeskContact(childComplexity), true
 	case "Customer.mergedFields":
 		if e.ComplexityRoot.Customer.MergedFields == nil {
 			break
@@ -2456,6 +2474,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DeskPortalLanguages(childComplexity), true
+	case "Query.eventStreamPosition":
+		if e.ComplexityRoot.Query.EventStreamPosition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.EventStreamPosition(childComplexity), true
 	case "Query.events":
 		if e.ComplexityRoot.Query.Events == nil {
 			break
@@ -4297,6 +4321,10 @@ type Customer {
   crmContact: CrmRecord
   "The CRM account (contactInfo)."
   crmAccount: CrmRecord
+  "The desk contact the picture is about, if any (desk data: every role), e.g. to follow its tickets with ticketEvents."
+  deskContact: DeskContact
+  "The desk account the picture is about, if any."
+  deskAccount: DeskAccount
   "The CRM customer type (the contact's Customer_Type, else the account's Account_Type) (contactInfo)."
   customerType: String
   "Desk and CRM values side by side for every mapped field (contactInfo)."
@@ -4777,6 +4805,15 @@ extend type Query {
     "Only these types; all when omitted."
     types: [EventType!]
   ): EventConnection!
+}
+
+extend type Query {
+  """
+  The org's newest event id now. To follow something without a gap, read
+  this first, then what you show, then subscribe with it as ` + "`" + `after` + "`" + `: events
+  your read already reflects may come again, none is missed.
+  """
+  eventStreamPosition: ID!
 }
 
 extend type Subscription {
@@ -6214,6 +6251,10 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_crmContact(ctx, field)
 	case "crmAccount":
 		return ec.fieldContext_Customer_crmAccount(ctx, field)
+	case "deskContact":
+		return ec.fieldContext_Customer_deskContact(ctx, field)
+	case "deskAccount":
+		return ec.fieldContext_Customer_deskAccount(ctx, field)
 	case "customerType":
 		return ec.fieldContext_Customer_customerType(ctx, field)
 	case "mergedFields":
@@ -10900,6 +10941,70 @@ func (ec *executionContext) fieldContext_Customer_crmAccount(_ context.Context, 
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CrmRecord(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Customer_deskContact(ctx context.Context, field graphql.CollectedField, obj *model.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_deskContact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Customer().DeskContact(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeskContact) graphql.Marshaler {
+			return ec.marshalODeskContact2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskContact(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_deskContact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeskContact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Customer_deskAccount(ctx context.Context, field graphql.CollectedField, obj *model.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_deskAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Customer().DeskAccount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeskAccount) graphql.Marshaler {
+			return ec.marshalODeskAccount2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskAccount(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_deskAccount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeskAccount(ctx, field)
 		},
 	}
 	return fc, nil
@@ -15647,6 +15752,29 @@ func (ec *executionContext) fieldContext_Query_events(ctx context.Context, field
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_eventStreamPosition(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_eventStreamPosition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().EventStreamPosition(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_eventStreamPosition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, errors.New("field of type ID does not have child fields"))
 }
 
 func (ec *executionContext) _Query_viewer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -24119,6 +24247,82 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "deskContact":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Customer_deskContact(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "deskAccount":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Customer_deskAccount(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "customerType":
 			field := field
 
@@ -26615,6 +26819,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_events(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "eventStreamPosition":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_eventStreamPosition(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}

@@ -762,6 +762,19 @@ func (r *Resolver) customerCRMRecord(ctx context.Context, k store.CustomerKey, m
 	return crmRecordModel(*rec), nil
 }
 
+// customerDeskRecord is a customer's desk contact or account (nil when
+// it has none): desk data, open to every role that reaches the picture.
+func (r *Resolver) customerDeskRecord(ctx context.Context, module, id string) (*store.CustomerRecord, error) {
+	if id == "" {
+		return nil, nil
+	}
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.record(ctx, v, conn, deskSystem, module, id)
+}
+
 // mergedFields puts the leading desk record's values beside its CRM
 // record's, pair by pair: the connection's saved mappings of that module,
 // or the standard pairs while none are saved.

@@ -87,6 +87,22 @@ func (r *customerResolver) CrmAccount(ctx context.Context, obj *model.Customer) 
 	return r.customerCRMRecord(ctx, obj.Key, "accounts", obj.Key.CRMAccountID)
 }
 
+func (r *customerResolver) DeskContact(ctx context.Context, obj *model.Customer) (*model.DeskContact, error) {
+	rec, err := r.customerDeskRecord(ctx, "contacts", obj.Key.DeskContactID)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	return deskContactModel(*rec), nil
+}
+
+func (r *customerResolver) DeskAccount(ctx context.Context, obj *model.Customer) (*model.DeskAccount, error) {
+	rec, err := r.customerDeskRecord(ctx, "accounts", obj.Key.DeskAccountID)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	return deskAccountModel(*rec), nil
+}
+
 func (r *customerResolver) CustomerType(ctx context.Context, obj *model.Customer) (*string, error) {
 	v, conn, err := r.customerContext(ctx)
 	if err != nil {

@@ -47,6 +47,15 @@ func (r *queryResolver) Events(ctx context.Context, first *int, after *string, t
 	return conn, nil
 }
 
+func (r *queryResolver) EventStreamPosition(ctx context.Context) (string, error) {
+	v, err := auth.FromContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	id, err := store.LatestEventID(ctx, r.DB, v.OrgID)
+	return strconv.FormatInt(id, 10), err
+}
+
 // Events is the resolver for the events field.
 func (r *subscriptionResolver) Events(ctx context.Context, after *string, types []model.EventType) (<-chan *model.Event, error) {
 	v, err := auth.FromContext(ctx)

@@ -272,7 +272,7 @@ func TestCustomerEntryPointsByDealAndDeskRecord(t *testing.T) {
 	}
 
 	// A desk contact and account by desk id and by global id.
-	const byDesk = `query($c: String!, $a: String!) { deskContact(deskId: $c) { id deskId customer { crmContact { crmId } } ticketCounts { total } }
+	const byDesk = `query($c: String!, $a: String!) { deskContact(deskId: $c) { id deskId customer { crmContact { crmId } deskContact { deskId } } ticketCounts { total } }
 		deskAccount(deskId: $a) { id deskId name } }`
 	var account string
 	if err := db.Get(&account, `SELECT ext_id FROM mirror_records WHERE system = 'zoho_desk' AND module = 'accounts' AND deleted_at IS NULL ORDER BY ext_id LIMIT 1`); err != nil {
@@ -280,6 +280,7 @@ func TestCustomerEntryPointsByDealAndDeskRecord(t *testing.T) {
 	}
 	r = w.ts.query(admin, byDesk, map[string]any{"c": pick.DeskID, "a": account})
 	if len(r.Errors) > 0 || dig(r.Data, "deskContact", "customer", "crmContact", "crmId") != pick.CRMID ||
+		dig(r.Data, "deskContact", "customer", "deskContact", "deskId") != pick.DeskID ||
 		int(dig(r.Data, "deskContact", "ticketCounts", "total").(float64)) != pick.Tickets {
 		t.Fatalf("deskContact(deskId): %+v %+v", r.Errors, r.Data)
 	}

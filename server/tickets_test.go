@@ -38,6 +38,9 @@ func TestTicketsFromCRMRecords(t *testing.T) {
 	sub.subscribe("t", ticketEventsSubscription, map[string]any{"f": map[string]any{"contactDeskId": pick.DeskID}})
 	waitFor(t, "the subscription", func() bool { return w.ts.srv.bus.Subscribers() > 0 })
 
+	// A client reads the stream's position first, to follow from there.
+	position := dig(w.ts.query(admin, `{ eventStreamPosition }`, nil).Data, "eventStreamPosition").(string)
+
 	in := map[string]any{"module": "CONTACTS", "crmId": pick.CRMID, "departmentId": dept, "subject": "Invoice question",
 		"description": "Raised from the CRM", "idempotencyKey": "create-1"}
 	before := desk.Counts().Tickets
@@ -149,6 +152,16 @@ func TestTicketsFromCRMRecords(t *testing.T) {
 	r = w.ts.query(admin, counts, map[string]any{"id": pick.CRMID})
 	if got := int(dig(r.Data, "crmRecord", "ticketCounts", "total").(float64)); got != pick.Tickets+1 {
 		t.Fatalf("the record counts %d tickets after the merge, want %d", got, pick.Tickets+1)
+	}
+
+	// Subscribing late from the position read at the start misses
+	// nothing: the ticket's creation comes first.
+	late := w.ts.dial(admin)
+	late.expect("connection_ack")
+	late.subscribe("l", `subscription($f: TicketEventFilter, $after: ID) { ticketEvents(filter: $f, after: $after) { type ticketDeskId } }`,
+		map[string]any{"f": map[string]any{"ticketDeskId": ticketID}, "after": position})
+	if ev := dig(late.expect("next"), "payload", "data", "ticketEvents").(map[string]any); ev["type"] != "CREATED" {
+		t.Fatalf("replay from the position read before the create: %+v", ev)
 	}
 
 	// E1: a contact without a valid email cannot raise a ticket.

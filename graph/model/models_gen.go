@@ -376,6 +376,10 @@ type Customer struct {
 	CrmContact *CrmRecord `json:"crmContact,omitempty"`
 	// The CRM account (contactInfo).
 	CrmAccount *CrmRecord `json:"crmAccount,omitempty"`
+	// The desk contact the picture is about, if any (desk data: every role), e.g. to follow its tickets with ticketEvents.
+	DeskContact *DeskContact `json:"deskContact,omitempty"`
+	// The desk account the picture is about, if any.
+	DeskAccount *DeskAccount `json:"deskAccount,omitempty"`
 	// The CRM customer type (the contact's Customer_Type, else the account's Account_Type) (contactInfo).
 	CustomerType *string `json:"customerType,omitempty"`
 	// Desk and CRM values side by side for every mapped field (contactInfo).
