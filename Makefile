@@ -6,7 +6,7 @@ STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 JS_DIR    = test/js
 BIN       = bin/deskbridge
 
-.PHONY: run build generate check-generated test test-go js-deps lint bench bench-firstsync bench-fanout clean
+.PHONY: run build generate check-generated test test-go js-deps lint bench bench-firstsync bench-fanout bench-kb clean
 
 ## run: start the gateway on the embedded PostgreSQL with a demo org; prints the GraphiQL URL and an admin token
 run:
@@ -50,8 +50,8 @@ lint:
 	$(STATICCHECK) ./...
 
 ## bench: benchmarks that print throughput and latency (numbers for the closing notes; never timed assertions)
-bench: bench-firstsync bench-fanout
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkFirstSync|BenchmarkSubscriptionFanout)$$' -benchtime 5s -benchmem ./...
+bench: bench-firstsync bench-fanout bench-kb
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkFirstSync|BenchmarkSubscriptionFanout|BenchmarkKBSync)$$' -benchtime 5s -benchmem ./...
 
 ## bench-firstsync: the first sync of a 10k and a 100k world through the gateway binary (minutes; one run each)
 bench-firstsync:
@@ -60,6 +60,10 @@ bench-firstsync:
 ## bench-fanout: 5,000 WebSocket subscribers, 1,000 events/s for 10 s through the gateway and through a bare gorilla broadcast (a minute; once; sizes via DESKBRIDGE_FANOUT_*)
 bench-fanout:
 	$(GO) test -run '^$$' -bench '^BenchmarkSubscriptionFanout$$' -benchtime 1x -timeout 30m ./server
+
+## bench-kb: the KB sync of 10,000 desk articles in 200 categories into SalesIQ through the gateway binary: seconds and peak RSS (once; goal under 30 s)
+bench-kb:
+	$(GO) test -run '^$$' -bench '^BenchmarkKBSync$$' -benchtime 1x -timeout 30m ./cmd/deskbridge
 
 ## clean: remove build output (not the embedded database in .deskbridge/)
 clean:

@@ -30,6 +30,8 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	ApiToken() ApiTokenResolver
+	ChatConversation() ChatConversationResolver
+	ChatLink() ChatLinkResolver
 	Connection() ConnectionResolver
 	CrmRecord() CrmRecordResolver
 	Customer() CustomerResolver
@@ -105,6 +107,95 @@ type ComplexityRoot struct {
 		Desk func(childComplexity int) int
 	}
 
+	ChatConversation struct {
+		Attended           func(childComplexity int) int
+		AutoConversionNote func(childComplexity int) int
+		CanChangeTickets   func(childComplexity int) int
+		CannotChangeReason func(childComplexity int) int
+		ConversationID     func(childComplexity int) int
+		Department         func(childComplexity int) int
+		Ended              func(childComplexity int) int
+		Missed             func(childComplexity int) int
+		Question           func(childComplexity int) int
+		RecentTickets      func(childComplexity int, first *int, scope *model.ChatTicketScope) int
+		SearchTickets      func(childComplexity int, query string, scope *model.ChatTicketScope, first *int) int
+		State              func(childComplexity int) int
+		Ticket             func(childComplexity int) int
+		TicketOrigin       func(childComplexity int) int
+		Transcript         func(childComplexity int) int
+		Visitor            func(childComplexity int) int
+		VisitorPanel       func(childComplexity int) int
+	}
+
+	ChatConversionRules struct {
+		Chats                func(childComplexity int) int
+		FallbackDepartmentID func(childComplexity int) int
+		TicketStatus         func(childComplexity int) int
+		Timing               func(childComplexity int) int
+	}
+
+	ChatDepartmentMapping struct {
+		Automatic          func(childComplexity int) int
+		ChatDepartmentID   func(childComplexity int) int
+		ChatDepartmentName func(childComplexity int) int
+		DeskDepartmentID   func(childComplexity int) int
+		DeskDepartmentName func(childComplexity int) int
+		Mode               func(childComplexity int) int
+		UpdatedAt          func(childComplexity int) int
+	}
+
+	ChatDeskPortal struct {
+		Connected func(childComplexity int) int
+		Current   func(childComplexity int) int
+		Name      func(childComplexity int) int
+		OrgID     func(childComplexity int) int
+	}
+
+	ChatLink struct {
+		ConnectionID       func(childComplexity int) int
+		DataCenter         func(childComplexity int) int
+		DepartmentMappings func(childComplexity int, refresh *bool) int
+		DeskOrgID          func(childComplexity int) int
+		DeskPortal         func(childComplexity int) int
+		ID                 func(childComplexity int) int
+		LastCheckedAt      func(childComplexity int) int
+		LinkedAt           func(childComplexity int) int
+		LinkedBy           func(childComplexity int) int
+		LinkedUser         func(childComplexity int) int
+		RelinkReason       func(childComplexity int) int
+		Rules              func(childComplexity int) int
+		SalesIQPortal      func(childComplexity int) int
+		Status             func(childComplexity int) int
+		UpdatedAt          func(childComplexity int) int
+		WebhookSubscribed  func(childComplexity int) int
+	}
+
+	ChatLinkedUser struct {
+		DeskUserID func(childComplexity int) int
+		Email      func(childComplexity int) int
+		Name       func(childComplexity int) int
+	}
+
+	ChatMessage struct {
+		ID         func(childComplexity int) int
+		SenderName func(childComplexity int) int
+		SenderType func(childComplexity int) int
+		SentAt     func(childComplexity int) int
+		Text       func(childComplexity int) int
+	}
+
+	ChatPortal struct {
+		Name       func(childComplexity int) int
+		ScreenName func(childComplexity int) int
+	}
+
+	ChatVisitor struct {
+		Email func(childComplexity int) int
+		ID    func(childComplexity int) int
+		Name  func(childComplexity int) int
+		Phone func(childComplexity int) int
+	}
+
 	Connection struct {
 		AccessRequest        func(childComplexity int) int
 		AuthMethod           func(childComplexity int) int
@@ -129,6 +220,11 @@ type ComplexityRoot struct {
 		SyncRuns             func(childComplexity int) int
 		TimeZone             func(childComplexity int) int
 		UpdatedAt            func(childComplexity int) int
+	}
+
+	ConvertChatPayload struct {
+		Created func(childComplexity int) int
+		Ticket  func(childComplexity int) int
 	}
 
 	CreateApiTokenPayload struct {
@@ -297,6 +393,97 @@ type ComplexityRoot struct {
 		ValueMap  func(childComplexity int) int
 	}
 
+	KbChatDepartment struct {
+		ID   func(childComplexity int) int
+		Name func(childComplexity int) int
+	}
+
+	KbChatPortal struct {
+		DataCenter    func(childComplexity int) int
+		HasCredential func(childComplexity int) int
+		ScreenName    func(childComplexity int) int
+	}
+
+	KbDepartmentCategories struct {
+		ChatDepartmentID func(childComplexity int) int
+		DeskCategoryIds  func(childComplexity int) int
+	}
+
+	KbDeskCategory struct {
+		ID         func(childComplexity int) int
+		Name       func(childComplexity int) int
+		ParentID   func(childComplexity int) int
+		Visibility func(childComplexity int) int
+	}
+
+	KbSyncFailure struct {
+		Attempts      func(childComplexity int) int
+		ChatArticleID func(childComplexity int) int
+		DeskArticleID func(childComplexity int) int
+		ID            func(childComplexity int) int
+		Message       func(childComplexity int) int
+		OccurredAt    func(childComplexity int) int
+		Operation     func(childComplexity int) int
+		Reason        func(childComplexity int) int
+		ResolvedAt    func(childComplexity int) int
+		RetriedAt     func(childComplexity int) int
+		Title         func(childComplexity int) int
+		VendorCode    func(childComplexity int) int
+	}
+
+	KbSyncFailureConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	KbSyncFailureEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	KbSyncRun struct {
+		Added        func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Deleted      func(childComplexity int) int
+		Error        func(childComplexity int) int
+		Failed       func(childComplexity int) int
+		FinishedAt   func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Listed       func(childComplexity int) int
+		ScheduledFor func(childComplexity int) int
+		StartedAt    func(childComplexity int) int
+		Status       func(childComplexity int) int
+		Trigger      func(childComplexity int) int
+		Unchanged    func(childComplexity int) int
+		Updated      func(childComplexity int) int
+	}
+
+	KbSyncRunConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	KbSyncRunEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	KbSyncSettings struct {
+		ArticleStatus func(childComplexity int) int
+		ConnectionID  func(childComplexity int) int
+		Departments   func(childComplexity int) int
+		Enabled       func(childComplexity int) int
+		FirstSyncAt   func(childComplexity int) int
+		Interval      func(childComplexity int) int
+		LastRun       func(childComplexity int) int
+		NextRunAt     func(childComplexity int) int
+		Permission    func(childComplexity int) int
+		RunHour       func(childComplexity int) int
+		SalesIq       func(childComplexity int) int
+		TimeZone      func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
+	}
+
 	MergedField struct {
 		CrmField  func(childComplexity int) int
 		CrmValue  func(childComplexity int) int
@@ -305,32 +492,49 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddTicketComment         func(childComplexity int, input model.TicketCommentInput) int
-		ApproveCrmAccess         func(childComplexity int, input model.ApproveCrmAccessInput) int
-		CancelFirstSync          func(childComplexity int, connectionID string) int
-		ConnectCrm               func(childComplexity int, input model.ConnectCrmInput) int
-		ConnectCrmWithServiceKey func(childComplexity int, input model.ConnectCrmWithServiceKeyInput) int
-		CreateAPIToken           func(childComplexity int, input model.CreateAPITokenInput) int
-		CreateTicketFromCrm      func(childComplexity int, input model.CreateTicketFromCrmInput) int
-		DeactivateConnection     func(childComplexity int, id string) int
-		MarkSignalsRead          func(childComplexity int, ids []string, all *bool) int
-		MergeTickets             func(childComplexity int, input model.MergeTicketsInput) int
-		PauseSync                func(childComplexity int, connectionID string) int
-		ReactivateConnection     func(childComplexity int, id string) int
-		RemoveConnection         func(childComplexity int, id string) int
-		ReplyToTicket            func(childComplexity int, input model.TicketReplyInput) int
-		RequestCrmAccess         func(childComplexity int, input model.RequestCrmAccessInput) int
-		ResendCrmAccessRequest   func(childComplexity int, id string) int
-		ResumeSync               func(childComplexity int, connectionID string) int
-		RetrySyncFailures        func(childComplexity int, connectionID string, ids []string) int
-		RevokeAPIToken           func(childComplexity int, id string) int
-		SaveFieldMappings        func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
-		SetTicketStatus          func(childComplexity int, input model.TicketStatusInput) int
-		StartFirstSync           func(childComplexity int, connectionID string) int
-		SwitchDeskPortal         func(childComplexity int, input model.SwitchDeskPortalInput) int
-		UpdatePermissionProfile  func(childComplexity int, role model.Role, input model.PermissionProfileInput) int
-		UpdateSignalSettings     func(childComplexity int, scope *model.SignalScope, kinds []*model.SignalSettingInput) int
-		UpdateSyncSettings       func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
+		AddTicketComment                   func(childComplexity int, input model.TicketCommentInput) int
+		ApproveCrmAccess                   func(childComplexity int, input model.ApproveCrmAccessInput) int
+		AttachChatToTicket                 func(childComplexity int, input model.ChatTicketMergeInput) int
+		CancelFirstSync                    func(childComplexity int, connectionID string) int
+		ChangeChatDeskPortal               func(childComplexity int, deskOrgID string) int
+		ConnectCrm                         func(childComplexity int, input model.ConnectCrmInput) int
+		ConnectCrmWithServiceKey           func(childComplexity int, input model.ConnectCrmWithServiceKeyInput) int
+		ConvertChatToTicket                func(childComplexity int, input model.ConvertChatInput) int
+		CreateAPIToken                     func(childComplexity int, input model.CreateAPITokenInput) int
+		CreateTicketFromCrm                func(childComplexity int, input model.CreateTicketFromCrmInput) int
+		DeactivateConnection               func(childComplexity int, id string) int
+		DisableChatLink                    func(childComplexity int) int
+		EnableChatLink                     func(childComplexity int) int
+		LinkSalesIq                        func(childComplexity int, input model.LinkSalesIQInput) int
+		MarkSignalsRead                    func(childComplexity int, ids []string, all *bool) int
+		MergeTicketIntoChatTicket          func(childComplexity int, input model.ChatTicketMergeInput) int
+		MergeTickets                       func(childComplexity int, input model.MergeTicketsInput) int
+		PauseSync                          func(childComplexity int, connectionID string) int
+		ReactivateConnection               func(childComplexity int, id string) int
+		RelinkSalesIq                      func(childComplexity int, input model.RelinkSalesIQInput) int
+		RemoveConnection                   func(childComplexity int, id string) int
+		ReplyToTicket                      func(childComplexity int, input model.TicketReplyInput) int
+		RequestCrmAccess                   func(childComplexity int, input model.RequestCrmAccessInput) int
+		ResendCrmAccessRequest             func(childComplexity int, id string) int
+		ResumeSync                         func(childComplexity int, connectionID string) int
+		RetryKbFailures                    func(childComplexity int, connectionID string, ids []string) int
+		RetrySyncFailures                  func(childComplexity int, connectionID string, ids []string) int
+		RevokeAPIToken                     func(childComplexity int, id string) int
+		SaveFieldMappings                  func(childComplexity int, connectionID string, module model.SyncModule, mappings []*model.FieldMappingInput) int
+		SetChatDepartmentMapping           func(childComplexity int, input model.ChatDepartmentMappingInput) int
+		SetChatTicketStatus                func(childComplexity int, input model.ChatTicketStatusInput) int
+		SetTicketStatus                    func(childComplexity int, input model.TicketStatusInput) int
+		StartFirstSync                     func(childComplexity int, connectionID string) int
+		SwitchDeskPortal                   func(childComplexity int, input model.SwitchDeskPortalInput) int
+		SyncKbNow                          func(childComplexity int, connectionID string) int
+		UndoAutomaticChatDepartmentMapping func(childComplexity int, chatDepartmentID string) int
+		UnlinkSalesIq                      func(childComplexity int) int
+		UpdateChatConversionRules          func(childComplexity int, input model.ChatConversionRulesInput) int
+		UpdateChatVisitor                  func(childComplexity int, input model.ChatVisitorInput) int
+		UpdateKbSync                       func(childComplexity int, connectionID string, input model.UpdateKbSyncInput) int
+		UpdatePermissionProfile            func(childComplexity int, role model.Role, input model.PermissionProfileInput) int
+		UpdateSignalSettings               func(childComplexity int, scope *model.SignalScope, kinds []*model.SignalSettingInput) int
+		UpdateSyncSettings                 func(childComplexity int, connectionID string, input model.UpdateSyncSettingsInput) int
 	}
 
 	Note struct {
@@ -386,6 +590,9 @@ type ComplexityRoot struct {
 		APITokens           func(childComplexity int, first *int, after *string, includeRevoked *bool) int
 		Activities          func(childComplexity int, kinds []model.ActivityKind, first *int, after *string, updatedSince *time.Time) int
 		ActivityStats       func(childComplexity int) int
+		ChatConversation    func(childComplexity int, conversationID string) int
+		ChatDeskPortals     func(childComplexity int) int
+		ChatLink            func(childComplexity int) int
 		ClassifiedTickets   func(childComplexity int, departmentID *string, first *int, after *string) int
 		Connections         func(childComplexity int, includeRemoved *bool) int
 		CrmRecord           func(childComplexity int, module model.CrmModule, crmID string) int
@@ -401,11 +608,17 @@ type ComplexityRoot struct {
 		DeskPortalLanguages func(childComplexity int) int
 		EventStreamPosition func(childComplexity int) int
 		Events              func(childComplexity int, first *int, after *string, types []model.EventType) int
+		KbChatDepartments   func(childComplexity int, connectionID string) int
+		KbDeskCategories    func(childComplexity int, connectionID string) int
+		KbSyncFailures      func(childComplexity int, connectionID string, includeResolved *bool, first *int, after *string) int
+		KbSyncRuns          func(childComplexity int, connectionID string, first *int, after *string) int
+		KbSyncSettings      func(childComplexity int, connectionID string) int
 		Node                func(childComplexity int, id string) int
 		Nodes               func(childComplexity int, ids []string) int
 		Notes               func(childComplexity int, first *int, after *string, updatedSince *time.Time) int
 		PermissionProfiles  func(childComplexity int) int
 		ReachableCrmOrgs    func(childComplexity int, crmSystem model.CrmSystem, dataCenter model.DataCenter, credentials model.ZohoCredentialsInput) int
+		SalesIQPortals      func(childComplexity int, credentials model.ZohoCredentialsInput) int
 		ServiceKeyPortals   func(childComplexity int, deskDataCenter model.DataCenter, serviceKey model.ServiceKeyInput) int
 		SignalSettings      func(childComplexity int) int
 		Signals             func(childComplexity int, first *int, after *string, unreadOnly *bool) int
@@ -460,10 +673,11 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		Events       func(childComplexity int, after *string, types []model.EventType) int
-		SignalEvents func(childComplexity int, after *string) int
-		SyncEvents   func(childComplexity int, connectionID *string, after *string) int
-		TicketEvents func(childComplexity int, after *string, filter *model.TicketEventFilter) int
+		Events         func(childComplexity int, after *string, types []model.EventType) int
+		SignalEvents   func(childComplexity int, after *string) int
+		SyncEvents     func(childComplexity int, connectionID *string, after *string) int
+		TicketEvents   func(childComplexity int, after *string, filter *model.TicketEventFilter) int
+		VisitorTickets func(childComplexity int, conversationID string, after *string) int
 	}
 
 	SwitchDeskPortalPayload struct {
@@ -570,25 +784,28 @@ type ComplexityRoot struct {
 	}
 
 	Ticket struct {
-		Account      func(childComplexity int) int
-		AssigneeID   func(childComplexity int) int
-		Channel      func(childComplexity int) int
-		Comments     func(childComplexity int, first *int) int
-		Contact      func(childComplexity int) int
-		CreatedAt    func(childComplexity int) int
-		Customer     func(childComplexity int) int
-		DepartmentID func(childComplexity int) int
-		DeskID       func(childComplexity int) int
-		DueAt        func(childComplexity int) int
-		ID           func(childComplexity int) int
-		ModifiedAt   func(childComplexity int) int
-		Number       func(childComplexity int) int
-		Overdue      func(childComplexity int) int
-		Priority     func(childComplexity int) int
-		Status       func(childComplexity int) int
-		StatusType   func(childComplexity int) int
-		Subject      func(childComplexity int) int
-		Threads      func(childComplexity int, first *int) int
+		Account            func(childComplexity int) int
+		AssigneeID         func(childComplexity int) int
+		Channel            func(childComplexity int) int
+		ChatConversationID func(childComplexity int) int
+		ChatTranscript     func(childComplexity int) int
+		Comments           func(childComplexity int, first *int) int
+		Contact            func(childComplexity int) int
+		CreatedAt          func(childComplexity int) int
+		Customer           func(childComplexity int) int
+		DepartmentID       func(childComplexity int) int
+		DeskID             func(childComplexity int) int
+		DeskURL            func(childComplexity int) int
+		DueAt              func(childComplexity int) int
+		ID                 func(childComplexity int) int
+		ModifiedAt         func(childComplexity int) int
+		Number             func(childComplexity int) int
+		Overdue            func(childComplexity int) int
+		Priority           func(childComplexity int) int
+		Status             func(childComplexity int) int
+		StatusType         func(childComplexity int) int
+		Subject            func(childComplexity int) int
+		Threads            func(childComplexity int, first *int) int
 	}
 
 	TicketComment struct {
@@ -674,6 +891,17 @@ type ComplexityRoot struct {
 		Token   func(childComplexity int) int
 		User    func(childComplexity int) int
 	}
+
+	VisitorPanel struct {
+		AccountName    func(childComplexity int) int
+		Contact        func(childComplexity int) int
+		ContactOwner   func(childComplexity int) int
+		ContractName   func(childComplexity int) int
+		DeskURL        func(childComplexity int) int
+		OverdueTickets func(childComplexity int) int
+		SLAName        func(childComplexity int) int
+		TotalTickets   func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -682,6 +910,17 @@ type ComplexityRoot struct {
 
 type ApiTokenResolver interface {
 	User(ctx context.Context, obj *model.APIToken) (*model.User, error)
+}
+type ChatConversationResolver interface {
+	Ticket(ctx context.Context, obj *model.ChatConversation) (*model.Ticket, error)
+
+	VisitorPanel(ctx context.Context, obj *model.ChatConversation) (*model.VisitorPanel, error)
+	RecentTickets(ctx context.Context, obj *model.ChatConversation, first *int, scope *model.ChatTicketScope) ([]*model.Ticket, error)
+	SearchTickets(ctx context.Context, obj *model.ChatConversation, query string, scope *model.ChatTicketScope, first *int) ([]*model.Ticket, error)
+	Transcript(ctx context.Context, obj *model.ChatConversation) ([]*model.ChatMessage, error)
+}
+type ChatLinkResolver interface {
+	DepartmentMappings(ctx context.Context, obj *model.ChatLink, refresh *bool) ([]*model.ChatDepartmentMapping, error)
 }
 type ConnectionResolver interface {
 	Settings(ctx context.Context, obj *model.Connection) ([]*model.SyncSettings, error)
@@ -724,6 +963,20 @@ type DeskContactResolver interface {
 	TicketCounts(ctx context.Context, obj *model.DeskContact) (*model.TicketCounts, error)
 }
 type MutationResolver interface {
+	LinkSalesIq(ctx context.Context, input model.LinkSalesIQInput) (*model.ChatLink, error)
+	RelinkSalesIq(ctx context.Context, input model.RelinkSalesIQInput) (*model.ChatLink, error)
+	ChangeChatDeskPortal(ctx context.Context, deskOrgID string) (*model.ChatLink, error)
+	DisableChatLink(ctx context.Context) (*model.ChatLink, error)
+	EnableChatLink(ctx context.Context) (*model.ChatLink, error)
+	UnlinkSalesIq(ctx context.Context) (*model.ChatLink, error)
+	UpdateChatConversionRules(ctx context.Context, input model.ChatConversionRulesInput) (*model.ChatLink, error)
+	SetChatDepartmentMapping(ctx context.Context, input model.ChatDepartmentMappingInput) (*model.ChatDepartmentMapping, error)
+	UndoAutomaticChatDepartmentMapping(ctx context.Context, chatDepartmentID string) (*model.ChatDepartmentMapping, error)
+	ConvertChatToTicket(ctx context.Context, input model.ConvertChatInput) (*model.ConvertChatPayload, error)
+	UpdateChatVisitor(ctx context.Context, input model.ChatVisitorInput) (*model.ChatVisitor, error)
+	AttachChatToTicket(ctx context.Context, input model.ChatTicketMergeInput) (*model.Ticket, error)
+	MergeTicketIntoChatTicket(ctx context.Context, input model.ChatTicketMergeInput) (*model.Ticket, error)
+	SetChatTicketStatus(ctx context.Context, input model.ChatTicketStatusInput) (*model.Ticket, error)
 	ConnectCrm(ctx context.Context, input model.ConnectCrmInput) (*model.Connection, error)
 	DeactivateConnection(ctx context.Context, id string) (*model.Connection, error)
 	ReactivateConnection(ctx context.Context, id string) (*model.Connection, error)
@@ -735,6 +988,9 @@ type MutationResolver interface {
 	SwitchDeskPortal(ctx context.Context, input model.SwitchDeskPortalInput) (*model.SwitchDeskPortalPayload, error)
 	CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.CreateAPITokenPayload, error)
 	RevokeAPIToken(ctx context.Context, id string) (*model.APIToken, error)
+	UpdateKbSync(ctx context.Context, connectionID string, input model.UpdateKbSyncInput) (*model.KbSyncSettings, error)
+	SyncKbNow(ctx context.Context, connectionID string) (*model.KbSyncRun, error)
+	RetryKbFailures(ctx context.Context, connectionID string, ids []string) (*model.KbSyncRun, error)
 	UpdatePermissionProfile(ctx context.Context, role model.Role, input model.PermissionProfileInput) (*model.PermissionProfile, error)
 	UpdateSignalSettings(ctx context.Context, scope *model.SignalScope, kinds []*model.SignalSettingInput) (*model.SignalSettings, error)
 	MarkSignalsRead(ctx context.Context, ids []string, all *bool) (int, error)
@@ -754,6 +1010,10 @@ type MutationResolver interface {
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]model.Node, error)
+	ChatLink(ctx context.Context) (*model.ChatLink, error)
+	SalesIQPortals(ctx context.Context, credentials model.ZohoCredentialsInput) ([]*model.ChatPortal, error)
+	ChatDeskPortals(ctx context.Context) ([]*model.ChatDeskPortal, error)
+	ChatConversation(ctx context.Context, conversationID string) (*model.ChatConversation, error)
 	ServiceKeyPortals(ctx context.Context, deskDataCenter model.DataCenter, serviceKey model.ServiceKeyInput) ([]*model.DeskPortal, error)
 	DeskPortalLanguages(ctx context.Context) ([]string, error)
 	Connections(ctx context.Context, includeRemoved *bool) ([]*model.Connection, error)
@@ -779,6 +1039,11 @@ type QueryResolver interface {
 	EventStreamPosition(ctx context.Context) (string, error)
 	Viewer(ctx context.Context) (*model.Viewer, error)
 	APITokens(ctx context.Context, first *int, after *string, includeRevoked *bool) (*model.APITokenConnection, error)
+	KbSyncSettings(ctx context.Context, connectionID string) (*model.KbSyncSettings, error)
+	KbSyncRuns(ctx context.Context, connectionID string, first *int, after *string) (*model.KbSyncRunConnection, error)
+	KbSyncFailures(ctx context.Context, connectionID string, includeResolved *bool, first *int, after *string) (*model.KbSyncFailureConnection, error)
+	KbDeskCategories(ctx context.Context, connectionID string) ([]*model.KbDeskCategory, error)
+	KbChatDepartments(ctx context.Context, connectionID string) ([]*model.KbChatDepartment, error)
 	PermissionProfiles(ctx context.Context) ([]*model.PermissionProfile, error)
 	Signals(ctx context.Context, first *int, after *string, unreadOnly *bool) (*model.SignalConnection, error)
 	SignalSettings(ctx context.Context) (*model.SignalSettings, error)
@@ -793,6 +1058,7 @@ type SignalEventResolver interface {
 	Signal(ctx context.Context, obj *model.SignalEvent) (*model.Signal, error)
 }
 type SubscriptionResolver interface {
+	VisitorTickets(ctx context.Context, conversationID string, after *string) (<-chan *model.TicketEvent, error)
 	Events(ctx context.Context, after *string, types []model.EventType) (<-chan *model.Event, error)
 	SignalEvents(ctx context.Context, after *string) (<-chan *model.SignalEvent, error)
 	TicketEvents(ctx context.Context, after *string, filter *model.TicketEventFilter) (<-chan *model.TicketEvent, error)
@@ -802,6 +1068,9 @@ type TicketResolver interface {
 	Contact(ctx context.Context, obj *model.Ticket) (*model.DeskContact, error)
 	Account(ctx context.Context, obj *model.Ticket) (*model.DeskAccount, error)
 	Customer(ctx context.Context, obj *model.Ticket) (*model.Customer, error)
+	DeskURL(ctx context.Context, obj *model.Ticket) (*string, error)
+	ChatConversationID(ctx context.Context, obj *model.Ticket) (*string, error)
+	ChatTranscript(ctx context.Context, obj *model.Ticket) ([]*model.ChatMessage, error)
 	Threads(ctx context.Context, obj *model.Ticket, first *int) ([]*model.TicketThread, error)
 	Comments(ctx context.Context, obj *model.Ticket, first *int) ([]*model.TicketComment, error)
 }
@@ -1027,6 +1296,402 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AvailableFields.Desk(childComplexity), true
 
+	case "ChatConversation.attended":
+		if e.ComplexityRoot.ChatConversation.Attended == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Attended(childComplexity), true
+	case "ChatConversation.autoConversionNote":
+		if e.ComplexityRoot.ChatConversation.AutoConversionNote == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.AutoConversionNote(childComplexity), true
+	case "ChatConversation.canChangeTickets":
+		if e.ComplexityRoot.ChatConversation.CanChangeTickets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.CanChangeTickets(childComplexity), true
+	case "ChatConversation.cannotChangeReason":
+		if e.ComplexityRoot.ChatConversation.CannotChangeReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.CannotChangeReason(childComplexity), true
+	case "ChatConversation.conversationId":
+		if e.ComplexityRoot.ChatConversation.ConversationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.ConversationID(childComplexity), true
+	case "ChatConversation.department":
+		if e.ComplexityRoot.ChatConversation.Department == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Department(childComplexity), true
+	case "ChatConversation.ended":
+		if e.ComplexityRoot.ChatConversation.Ended == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Ended(childComplexity), true
+	case "ChatConversation.missed":
+		if e.ComplexityRoot.ChatConversation.Missed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Missed(childComplexity), true
+	case "ChatConversation.question":
+		if e.ComplexityRoot.ChatConversation.Question == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Question(childComplexity), true
+	case "ChatConversation.recentTickets":
+		if e.ComplexityRoot.ChatConversation.RecentTickets == nil {
+			break
+		}
+
+		args, err := ec.field_ChatConversation_recentTickets_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ChatConversation.RecentTickets(childComplexity, args["first"].(*int), args["scope"].(*model.ChatTicketScope)), true
+	case "ChatConversation.searchTickets":
+		if e.ComplexityRoot.ChatConversation.SearchTickets == nil {
+			break
+		}
+
+		args, err := ec.field_ChatConversation_searchTickets_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ChatConversation.SearchTickets(childComplexity, args["query"].(string), args["scope"].(*model.ChatTicketScope), args["first"].(*int)), true
+	case "ChatConversation.state":
+		if e.ComplexityRoot.ChatConversation.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.State(childComplexity), true
+	case "ChatConversation.ticket":
+		if e.ComplexityRoot.ChatConversation.Ticket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Ticket(childComplexity), true
+	case "ChatConversation.ticketOrigin":
+		if e.ComplexityRoot.ChatConversation.TicketOrigin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.TicketOrigin(childComplexity), true
+	case "ChatConversation.transcript":
+		if e.ComplexityRoot.ChatConversation.Transcript == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Transcript(childComplexity), true
+	case "ChatConversation.visitor":
+		if e.ComplexityRoot.ChatConversation.Visitor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.Visitor(childComplexity), true
+	case "ChatConversation.visitorPanel":
+		if e.ComplexityRoot.ChatConversation.VisitorPanel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversation.VisitorPanel(childComplexity), true
+
+	case "ChatConversionRules.chats":
+		if e.ComplexityRoot.ChatConversionRules.Chats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversionRules.Chats(childComplexity), true
+	case "ChatConversionRules.fallbackDepartmentId":
+		if e.ComplexityRoot.ChatConversionRules.FallbackDepartmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversionRules.FallbackDepartmentID(childComplexity), true
+	case "ChatConversionRules.ticketStatus":
+		if e.ComplexityRoot.ChatConversionRules.TicketStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversionRules.TicketStatus(childComplexity), true
+	case "ChatConversionRules.timing":
+		if e.ComplexityRoot.ChatConversionRules.Timing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatConversionRules.Timing(childComplexity), true
+
+	case "ChatDepartmentMapping.automatic":
+		if e.ComplexityRoot.ChatDepartmentMapping.Automatic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDepartmentMapping.Automatic(childComplexity), true
+	case "ChatDepartmentMapping.chatDepartmentId":
+		if e.ComplexityRoot.ChatDepartmentMapping.ChatDepartmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDepartmentMapping.ChatDepartmentID(childComplexity), true
+	case "ChatDepartmentMapping.chatDepartmentName":
+		if e.ComplexityRoot.ChatDepartmentMapping.ChatDepartmentName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDepartmentMapping.ChatDepartmentName(childComplexity), true
+	case "ChatDepartmentMapping.deskDepartmentId":
+		if e.ComplexityRoot.ChatDepartmentMapping.DeskDepartmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDepartmentMapping.DeskDepartmentID(childComplexity), true
+	case "ChatDepartmentMapping.deskDepartmentName":
+		if e.ComplexityRoot.ChatDepartmentMapping.DeskDepartmentName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDepartmentMapping.DeskDepartmentName(childComplexity), true
+	case "ChatDepartmentMapping.mode":
+		if e.ComplexityRoot.ChatDepartmentMapping.Mode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDepartmentMapping.Mode(childComplexity), true
+	case "ChatDepartmentMapping.updatedAt":
+		if e.ComplexityRoot.ChatDepartmentMapping.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDepartmentMapping.UpdatedAt(childComplexity), true
+
+	case "ChatDeskPortal.connected":
+		if e.ComplexityRoot.ChatDeskPortal.Connected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDeskPortal.Connected(childComplexity), true
+	case "ChatDeskPortal.current":
+		if e.ComplexityRoot.ChatDeskPortal.Current == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDeskPortal.Current(childComplexity), true
+	case "ChatDeskPortal.name":
+		if e.ComplexityRoot.ChatDeskPortal.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDeskPortal.Name(childComplexity), true
+	case "ChatDeskPortal.orgId":
+		if e.ComplexityRoot.ChatDeskPortal.OrgID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatDeskPortal.OrgID(childComplexity), true
+
+	case "ChatLink.connectionId":
+		if e.ComplexityRoot.ChatLink.ConnectionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.ConnectionID(childComplexity), true
+	case "ChatLink.dataCenter":
+		if e.ComplexityRoot.ChatLink.DataCenter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.DataCenter(childComplexity), true
+	case "ChatLink.departmentMappings":
+		if e.ComplexityRoot.ChatLink.DepartmentMappings == nil {
+			break
+		}
+
+		args, err := ec.field_ChatLink_departmentMappings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ChatLink.DepartmentMappings(childComplexity, args["refresh"].(*bool)), true
+	case "ChatLink.deskOrgId":
+		if e.ComplexityRoot.ChatLink.DeskOrgID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.DeskOrgID(childComplexity), true
+	case "ChatLink.deskPortal":
+		if e.ComplexityRoot.ChatLink.DeskPortal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.DeskPortal(childComplexity), true
+	case "ChatLink.id":
+		if e.ComplexityRoot.ChatLink.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.ID(childComplexity), true
+	case "ChatLink.lastCheckedAt":
+		if e.ComplexityRoot.ChatLink.LastCheckedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.LastCheckedAt(childComplexity), true
+	case "ChatLink.linkedAt":
+		if e.ComplexityRoot.ChatLink.LinkedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.LinkedAt(childComplexity), true
+	case "ChatLink.linkedBy":
+		if e.ComplexityRoot.ChatLink.LinkedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.LinkedBy(childComplexity), true
+	case "ChatLink.linkedUser":
+		if e.ComplexityRoot.ChatLink.LinkedUser == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.LinkedUser(childComplexity), true
+	case "ChatLink.relinkReason":
+		if e.ComplexityRoot.ChatLink.RelinkReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.RelinkReason(childComplexity), true
+	case "ChatLink.rules":
+		if e.ComplexityRoot.ChatLink.Rules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.Rules(childComplexity), true
+	case "ChatLink.salesIQPortal":
+		if e.ComplexityRoot.ChatLink.SalesIQPortal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.SalesIQPortal(childComplexity), true
+	case "ChatLink.status":
+		if e.ComplexityRoot.ChatLink.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.Status(childComplexity), true
+	case "ChatLink.updatedAt":
+		if e.ComplexityRoot.ChatLink.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.UpdatedAt(childComplexity), true
+	case "ChatLink.webhookSubscribed":
+		if e.ComplexityRoot.ChatLink.WebhookSubscribed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLink.WebhookSubscribed(childComplexity), true
+
+	case "ChatLinkedUser.deskUserId":
+		if e.ComplexityRoot.ChatLinkedUser.DeskUserID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLinkedUser.DeskUserID(childComplexity), true
+	case "ChatLinkedUser.email":
+		if e.ComplexityRoot.ChatLinkedUser.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLinkedUser.Email(childComplexity), true
+	case "ChatLinkedUser.name":
+		if e.ComplexityRoot.ChatLinkedUser.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatLinkedUser.Name(childComplexity), true
+
+	case "ChatMessage.id":
+		if e.ComplexityRoot.ChatMessage.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatMessage.ID(childComplexity), true
+	case "ChatMessage.senderName":
+		if e.ComplexityRoot.ChatMessage.SenderName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatMessage.SenderName(childComplexity), true
+	case "ChatMessage.senderType":
+		if e.ComplexityRoot.ChatMessage.SenderType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatMessage.SenderType(childComplexity), true
+	case "ChatMessage.sentAt":
+		if e.ComplexityRoot.ChatMessage.SentAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatMessage.SentAt(childComplexity), true
+	case "ChatMessage.text":
+		if e.ComplexityRoot.ChatMessage.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatMessage.Text(childComplexity), true
+
+	case "ChatPortal.name":
+		if e.ComplexityRoot.ChatPortal.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatPortal.Name(childComplexity), true
+	case "ChatPortal.screenName":
+		if e.ComplexityRoot.ChatPortal.ScreenName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatPortal.ScreenName(childComplexity), true
+
+	case "ChatVisitor.email":
+		if e.ComplexityRoot.ChatVisitor.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatVisitor.Email(childComplexity), true
+	case "ChatVisitor.id":
+		if e.ComplexityRoot.ChatVisitor.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatVisitor.ID(childComplexity), true
+	case "ChatVisitor.name":
+		if e.ComplexityRoot.ChatVisitor.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatVisitor.Name(childComplexity), true
+	case "ChatVisitor.phone":
+		if e.ComplexityRoot.ChatVisitor.Phone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChatVisitor.Phone(childComplexity), true
+
 	case "Connection.accessRequest":
 		if e.ComplexityRoot.Connection.AccessRequest == nil {
 			break
@@ -1190,6 +1855,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Connection.UpdatedAt(childComplexity), true
+
+	case "ConvertChatPayload.created":
+		if e.ComplexityRoot.ConvertChatPayload.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConvertChatPayload.Created(childComplexity), true
+	case "ConvertChatPayload.ticket":
+		if e.ComplexityRoot.ConvertChatPayload.Ticket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConvertChatPayload.Ticket(childComplexity), true
 
 	case "CreateApiTokenPayload.secret":
 		if e.ComplexityRoot.CreateApiTokenPayload.Secret == nil {
@@ -1814,6 +2492,365 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FieldMapping.ValueMap(childComplexity), true
 
+	case "KbChatDepartment.id":
+		if e.ComplexityRoot.KbChatDepartment.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbChatDepartment.ID(childComplexity), true
+	case "KbChatDepartment.name":
+		if e.ComplexityRoot.KbChatDepartment.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbChatDepartment.Name(childComplexity), true
+
+	case "KbChatPortal.dataCenter":
+		if e.ComplexityRoot.KbChatPortal.DataCenter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbChatPortal.DataCenter(childComplexity), true
+	case "KbChatPortal.hasCredential":
+		if e.ComplexityRoot.KbChatPortal.HasCredential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbChatPortal.HasCredential(childComplexity), true
+	case "KbChatPortal.screenName":
+		if e.ComplexityRoot.KbChatPortal.ScreenName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbChatPortal.ScreenName(childComplexity), true
+
+	case "KbDepartmentCategories.chatDepartmentId":
+		if e.ComplexityRoot.KbDepartmentCategories.ChatDepartmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbDepartmentCategories.ChatDepartmentID(childComplexity), true
+	case "KbDepartmentCategories.deskCategoryIds":
+		if e.ComplexityRoot.KbDepartmentCategories.DeskCategoryIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbDepartmentCategories.DeskCategoryIds(childComplexity), true
+
+	case "KbDeskCategory.id":
+		if e.ComplexityRoot.KbDeskCategory.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbDeskCategory.ID(childComplexity), true
+	case "KbDeskCategory.name":
+		if e.ComplexityRoot.KbDeskCategory.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbDeskCategory.Name(childComplexity), true
+	case "KbDeskCategory.parentId":
+		if e.ComplexityRoot.KbDeskCategory.ParentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbDeskCategory.ParentID(childComplexity), true
+	case "KbDeskCategory.visibility":
+		if e.ComplexityRoot.KbDeskCategory.Visibility == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbDeskCategory.Visibility(childComplexity), true
+
+	case "KbSyncFailure.attempts":
+		if e.ComplexityRoot.KbSyncFailure.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.Attempts(childComplexity), true
+	case "KbSyncFailure.chatArticleId":
+		if e.ComplexityRoot.KbSyncFailure.ChatArticleID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.ChatArticleID(childComplexity), true
+	case "KbSyncFailure.deskArticleId":
+		if e.ComplexityRoot.KbSyncFailure.DeskArticleID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.DeskArticleID(childComplexity), true
+	case "KbSyncFailure.id":
+		if e.ComplexityRoot.KbSyncFailure.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.ID(childComplexity), true
+	case "KbSyncFailure.message":
+		if e.ComplexityRoot.KbSyncFailure.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.Message(childComplexity), true
+	case "KbSyncFailure.occurredAt":
+		if e.ComplexityRoot.KbSyncFailure.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.OccurredAt(childComplexity), true
+	case "KbSyncFailure.operation":
+		if e.ComplexityRoot.KbSyncFailure.Operation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.Operation(childComplexity), true
+	case "KbSyncFailure.reason":
+		if e.ComplexityRoot.KbSyncFailure.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.Reason(childComplexity), true
+	case "KbSyncFailure.resolvedAt":
+		if e.ComplexityRoot.KbSyncFailure.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.ResolvedAt(childComplexity), true
+	case "KbSyncFailure.retriedAt":
+		if e.ComplexityRoot.KbSyncFailure.RetriedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.RetriedAt(childComplexity), true
+	case "KbSyncFailure.title":
+		if e.ComplexityRoot.KbSyncFailure.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.Title(childComplexity), true
+	case "KbSyncFailure.vendorCode":
+		if e.ComplexityRoot.KbSyncFailure.VendorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailure.VendorCode(childComplexity), true
+
+	case "KbSyncFailureConnection.edges":
+		if e.ComplexityRoot.KbSyncFailureConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailureConnection.Edges(childComplexity), true
+	case "KbSyncFailureConnection.pageInfo":
+		if e.ComplexityRoot.KbSyncFailureConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailureConnection.PageInfo(childComplexity), true
+
+	case "KbSyncFailureEdge.cursor":
+		if e.ComplexityRoot.KbSyncFailureEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailureEdge.Cursor(childComplexity), true
+	case "KbSyncFailureEdge.node":
+		if e.ComplexityRoot.KbSyncFailureEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncFailureEdge.Node(childComplexity), true
+
+	case "KbSyncRun.added":
+		if e.ComplexityRoot.KbSyncRun.Added == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Added(childComplexity), true
+	case "KbSyncRun.createdAt":
+		if e.ComplexityRoot.KbSyncRun.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.CreatedAt(childComplexity), true
+	case "KbSyncRun.deleted":
+		if e.ComplexityRoot.KbSyncRun.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Deleted(childComplexity), true
+	case "KbSyncRun.error":
+		if e.ComplexityRoot.KbSyncRun.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Error(childComplexity), true
+	case "KbSyncRun.failed":
+		if e.ComplexityRoot.KbSyncRun.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Failed(childComplexity), true
+	case "KbSyncRun.finishedAt":
+		if e.ComplexityRoot.KbSyncRun.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.FinishedAt(childComplexity), true
+	case "KbSyncRun.id":
+		if e.ComplexityRoot.KbSyncRun.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.ID(childComplexity), true
+	case "KbSyncRun.listed":
+		if e.ComplexityRoot.KbSyncRun.Listed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Listed(childComplexity), true
+	case "KbSyncRun.scheduledFor":
+		if e.ComplexityRoot.KbSyncRun.ScheduledFor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.ScheduledFor(childComplexity), true
+	case "KbSyncRun.startedAt":
+		if e.ComplexityRoot.KbSyncRun.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.StartedAt(childComplexity), true
+	case "KbSyncRun.status":
+		if e.ComplexityRoot.KbSyncRun.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Status(childComplexity), true
+	case "KbSyncRun.trigger":
+		if e.ComplexityRoot.KbSyncRun.Trigger == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Trigger(childComplexity), true
+	case "KbSyncRun.unchanged":
+		if e.ComplexityRoot.KbSyncRun.Unchanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Unchanged(childComplexity), true
+	case "KbSyncRun.updated":
+		if e.ComplexityRoot.KbSyncRun.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRun.Updated(childComplexity), true
+
+	case "KbSyncRunConnection.edges":
+		if e.ComplexityRoot.KbSyncRunConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRunConnection.Edges(childComplexity), true
+	case "KbSyncRunConnection.pageInfo":
+		if e.ComplexityRoot.KbSyncRunConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRunConnection.PageInfo(childComplexity), true
+
+	case "KbSyncRunEdge.cursor":
+		if e.ComplexityRoot.KbSyncRunEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRunEdge.Cursor(childComplexity), true
+	case "KbSyncRunEdge.node":
+		if e.ComplexityRoot.KbSyncRunEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncRunEdge.Node(childComplexity), true
+
+	case "KbSyncSettings.articleStatus":
+		if e.ComplexityRoot.KbSyncSettings.ArticleStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.ArticleStatus(childComplexity), true
+	case "KbSyncSettings.connectionId":
+		if e.ComplexityRoot.KbSyncSettings.ConnectionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.ConnectionID(childComplexity), true
+	case "KbSyncSettings.departments":
+		if e.ComplexityRoot.KbSyncSettings.Departments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.Departments(childComplexity), true
+	case "KbSyncSettings.enabled":
+		if e.ComplexityRoot.KbSyncSettings.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.Enabled(childComplexity), true
+	case "KbSyncSettings.firstSyncAt":
+		if e.ComplexityRoot.KbSyncSettings.FirstSyncAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.FirstSyncAt(childComplexity), true
+	case "KbSyncSettings.interval":
+		if e.ComplexityRoot.KbSyncSettings.Interval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.Interval(childComplexity), true
+	case "KbSyncSettings.lastRun":
+		if e.ComplexityRoot.KbSyncSettings.LastRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.LastRun(childComplexity), true
+	case "KbSyncSettings.nextRunAt":
+		if e.ComplexityRoot.KbSyncSettings.NextRunAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.NextRunAt(childComplexity), true
+	case "KbSyncSettings.permission":
+		if e.ComplexityRoot.KbSyncSettings.Permission == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.Permission(childComplexity), true
+	case "KbSyncSettings.runHour":
+		if e.ComplexityRoot.KbSyncSettings.RunHour == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.RunHour(childComplexity), true
+	case "KbSyncSettings.salesIq":
+		if e.ComplexityRoot.KbSyncSettings.SalesIq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.SalesIq(childComplexity), true
+	case "KbSyncSettings.timeZone":
+		if e.ComplexityRoot.KbSyncSettings.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.TimeZone(childComplexity), true
+	case "KbSyncSettings.updatedAt":
+		if e.ComplexityRoot.KbSyncSettings.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KbSyncSettings.UpdatedAt(childComplexity), true
+
 	case "MergedField.crmField":
 		if e.ComplexityRoot.MergedField.CrmField == nil {
 			break
@@ -1861,6 +2898,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ApproveCrmAccess(childComplexity, args["input"].(model.ApproveCrmAccessInput)), true
+	case "Mutation.attachChatToTicket":
+		if e.ComplexityRoot.Mutation.AttachChatToTicket == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_attachChatToTicket_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AttachChatToTicket(childComplexity, args["input"].(model.ChatTicketMergeInput)), true
 	case "Mutation.cancelFirstSync":
 		if e.ComplexityRoot.Mutation.CancelFirstSync == nil {
 			break
@@ -1872,6 +2920,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CancelFirstSync(childComplexity, args["connectionId"].(string)), true
+	case "Mutation.changeChatDeskPortal":
+		if e.ComplexityRoot.Mutation.ChangeChatDeskPortal == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changeChatDeskPortal_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangeChatDeskPortal(childComplexity, args["deskOrgId"].(string)), true
 	case "Mutation.connectCrm":
 		if e.ComplexityRoot.Mutation.ConnectCrm == nil {
 			break
@@ -1894,6 +2953,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConnectCrmWithServiceKey(childComplexity, args["input"].(model.ConnectCrmWithServiceKeyInput)), true
+	case "Mutation.convertChatToTicket":
+		if e.ComplexityRoot.Mutation.ConvertChatToTicket == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_convertChatToTicket_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConvertChatToTicket(childComplexity, args["input"].(model.ConvertChatInput)), true
 	case "Mutation.createApiToken":
 		if e.ComplexityRoot.Mutation.CreateAPIToken == nil {
 			break
@@ -1927,6 +2997,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeactivateConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.disableChatLink":
+		if e.ComplexityRoot.Mutation.DisableChatLink == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.DisableChatLink(childComplexity), true
+	case "Mutation.enableChatLink":
+		if e.ComplexityRoot.Mutation.EnableChatLink == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.EnableChatLink(childComplexity), true
+	case "Mutation.linkSalesIQ":
+		if e.ComplexityRoot.Mutation.LinkSalesIq == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_linkSalesIQ_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LinkSalesIq(childComplexity, args["input"].(model.LinkSalesIQInput)), true
 	case "Mutation.markSignalsRead":
 		if e.ComplexityRoot.Mutation.MarkSignalsRead == nil {
 			break
@@ -1938,6 +3031,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkSignalsRead(childComplexity, args["ids"].([]string), args["all"].(*bool)), true
+	case "Mutation.mergeTicketIntoChatTicket":
+		if e.ComplexityRoot.Mutation.MergeTicketIntoChatTicket == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_mergeTicketIntoChatTicket_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MergeTicketIntoChatTicket(childComplexity, args["input"].(model.ChatTicketMergeInput)), true
 	case "Mutation.mergeTickets":
 		if e.ComplexityRoot.Mutation.MergeTickets == nil {
 			break
@@ -1971,6 +3075,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReactivateConnection(childComplexity, args["id"].(string)), true
+	case "Mutation.relinkSalesIQ":
+		if e.ComplexityRoot.Mutation.RelinkSalesIq == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_relinkSalesIQ_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RelinkSalesIq(childComplexity, args["input"].(model.RelinkSalesIQInput)), true
 	case "Mutation.removeConnection":
 		if e.ComplexityRoot.Mutation.RemoveConnection == nil {
 			break
@@ -2026,6 +3141,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResumeSync(childComplexity, args["connectionId"].(string)), true
+	case "Mutation.retryKbFailures":
+		if e.ComplexityRoot.Mutation.RetryKbFailures == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryKbFailures_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryKbFailures(childComplexity, args["connectionId"].(string), args["ids"].([]string)), true
 	case "Mutation.retrySyncFailures":
 		if e.ComplexityRoot.Mutation.RetrySyncFailures == nil {
 			break
@@ -2059,6 +3185,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SaveFieldMappings(childComplexity, args["connectionId"].(string), args["module"].(model.SyncModule), args["mappings"].([]*model.FieldMappingInput)), true
+	case "Mutation.setChatDepartmentMapping":
+		if e.ComplexityRoot.Mutation.SetChatDepartmentMapping == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setChatDepartmentMapping_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetChatDepartmentMapping(childComplexity, args["input"].(model.ChatDepartmentMappingInput)), true
+	case "Mutation.setChatTicketStatus":
+		if e.ComplexityRoot.Mutation.SetChatTicketStatus == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setChatTicketStatus_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetChatTicketStatus(childComplexity, args["input"].(model.ChatTicketStatusInput)), true
 	case "Mutation.setTicketStatus":
 		if e.ComplexityRoot.Mutation.SetTicketStatus == nil {
 			break
@@ -2092,6 +3240,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SwitchDeskPortal(childComplexity, args["input"].(model.SwitchDeskPortalInput)), true
+	case "Mutation.syncKbNow":
+		if e.ComplexityRoot.Mutation.SyncKbNow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_syncKbNow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SyncKbNow(childComplexity, args["connectionId"].(string)), true
+	case "Mutation.undoAutomaticChatDepartmentMapping":
+		if e.ComplexityRoot.Mutation.UndoAutomaticChatDepartmentMapping == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_undoAutomaticChatDepartmentMapping_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UndoAutomaticChatDepartmentMapping(childComplexity, args["chatDepartmentId"].(string)), true
+	case "Mutation.unlinkSalesIQ":
+		if e.ComplexityRoot.Mutation.UnlinkSalesIq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.UnlinkSalesIq(childComplexity), true
+	case "Mutation.updateChatConversionRules":
+		if e.ComplexityRoot.Mutation.UpdateChatConversionRules == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateChatConversionRules_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateChatConversionRules(childComplexity, args["input"].(model.ChatConversionRulesInput)), true
+	case "Mutation.updateChatVisitor":
+		if e.ComplexityRoot.Mutation.UpdateChatVisitor == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateChatVisitor_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateChatVisitor(childComplexity, args["input"].(model.ChatVisitorInput)), true
+	case "Mutation.updateKbSync":
+		if e.ComplexityRoot.Mutation.UpdateKbSync == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateKbSync_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateKbSync(childComplexity, args["connectionId"].(string), args["input"].(model.UpdateKbSyncInput)), true
 	case "Mutation.updatePermissionProfile":
 		if e.ComplexityRoot.Mutation.UpdatePermissionProfile == nil {
 			break
@@ -2346,6 +3555,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ActivityStats(childComplexity), true
+	case "Query.chatConversation":
+		if e.ComplexityRoot.Query.ChatConversation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_chatConversation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ChatConversation(childComplexity, args["conversationId"].(string)), true
+	case "Query.chatDeskPortals":
+		if e.ComplexityRoot.Query.ChatDeskPortals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ChatDeskPortals(childComplexity), true
+	case "Query.chatLink":
+		if e.ComplexityRoot.Query.ChatLink == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ChatLink(childComplexity), true
 	case "Query.classifiedTickets":
 		if e.ComplexityRoot.Query.ClassifiedTickets == nil {
 			break
@@ -2492,6 +3724,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Events(childComplexity, args["first"].(*int), args["after"].(*string), args["types"].([]model.EventType)), true
 
+	case "Query.kbChatDepartments":
+		if e.ComplexityRoot.Query.KbChatDepartments == nil {
+			break
+		}
+
+		args, err := ec.field_Query_kbChatDepartments_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.KbChatDepartments(childComplexity, args["connectionId"].(string)), true
+	case "Query.kbDeskCategories":
+		if e.ComplexityRoot.Query.KbDeskCategories == nil {
+			break
+		}
+
+		args, err := ec.field_Query_kbDeskCategories_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.KbDeskCategories(childComplexity, args["connectionId"].(string)), true
+	case "Query.kbSyncFailures":
+		if e.ComplexityRoot.Query.KbSyncFailures == nil {
+			break
+		}
+
+		args, err := ec.field_Query_kbSyncFailures_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.KbSyncFailures(childComplexity, args["connectionId"].(string), args["includeResolved"].(*bool), args["first"].(*int), args["after"].(*string)), true
+	case "Query.kbSyncRuns":
+		if e.ComplexityRoot.Query.KbSyncRuns == nil {
+			break
+		}
+
+		args, err := ec.field_Query_kbSyncRuns_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.KbSyncRuns(childComplexity, args["connectionId"].(string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.kbSyncSettings":
+		if e.ComplexityRoot.Query.KbSyncSettings == nil {
+			break
+		}
+
+		args, err := ec.field_Query_kbSyncSettings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.KbSyncSettings(childComplexity, args["connectionId"].(string)), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -2542,6 +3829,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ReachableCrmOrgs(childComplexity, args["crmSystem"].(model.CrmSystem), args["dataCenter"].(model.DataCenter), args["credentials"].(model.ZohoCredentialsInput)), true
+	case "Query.salesIQPortals":
+		if e.ComplexityRoot.Query.SalesIQPortals == nil {
+			break
+		}
+
+		args, err := ec.field_Query_salesIQPortals_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SalesIQPortals(childComplexity, args["credentials"].(model.ZohoCredentialsInput)), true
 	case "Query.serviceKeyPortals":
 		if e.ComplexityRoot.Query.ServiceKeyPortals == nil {
 			break
@@ -2799,6 +4097,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.TicketEvents(childComplexity, args["after"].(*string), args["filter"].(*model.TicketEventFilter)), true
+	case "Subscription.visitorTickets":
+		if e.ComplexityRoot.Subscription.VisitorTickets == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_visitorTickets_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.VisitorTickets(childComplexity, args["conversationId"].(string), args["after"].(*string)), true
 
 	case "SwitchDeskPortalPayload.connection":
 		if e.ComplexityRoot.SwitchDeskPortalPayload.Connection == nil {
@@ -3249,6 +4558,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Ticket.Channel(childComplexity), true
+	case "Ticket.chatConversationId":
+		if e.ComplexityRoot.Ticket.ChatConversationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ticket.ChatConversationID(childComplexity), true
+	case "Ticket.chatTranscript":
+		if e.ComplexityRoot.Ticket.ChatTranscript == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ticket.ChatTranscript(childComplexity), true
 	case "Ticket.comments":
 		if e.ComplexityRoot.Ticket.Comments == nil {
 			break
@@ -3290,6 +4611,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Ticket.DeskID(childComplexity), true
+	case "Ticket.deskUrl":
+		if e.ComplexityRoot.Ticket.DeskURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ticket.DeskURL(childComplexity), true
 	case "Ticket.dueAt":
 		if e.ComplexityRoot.Ticket.DueAt == nil {
 			break
@@ -3690,6 +5017,55 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Viewer.User(childComplexity), true
 
+	case "VisitorPanel.accountName":
+		if e.ComplexityRoot.VisitorPanel.AccountName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.AccountName(childComplexity), true
+	case "VisitorPanel.contact":
+		if e.ComplexityRoot.VisitorPanel.Contact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.Contact(childComplexity), true
+	case "VisitorPanel.contactOwner":
+		if e.ComplexityRoot.VisitorPanel.ContactOwner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.ContactOwner(childComplexity), true
+	case "VisitorPanel.contractName":
+		if e.ComplexityRoot.VisitorPanel.ContractName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.ContractName(childComplexity), true
+	case "VisitorPanel.deskUrl":
+		if e.ComplexityRoot.VisitorPanel.DeskURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.DeskURL(childComplexity), true
+	case "VisitorPanel.overdueTickets":
+		if e.ComplexityRoot.VisitorPanel.OverdueTickets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.OverdueTickets(childComplexity), true
+	case "VisitorPanel.slaName":
+		if e.ComplexityRoot.VisitorPanel.SLAName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.SLAName(childComplexity), true
+	case "VisitorPanel.totalTickets":
+		if e.ComplexityRoot.VisitorPanel.TotalTickets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorPanel.TotalTickets(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -3700,15 +5076,25 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputActivityFilter,
 		ec.unmarshalInputApproveCrmAccessInput,
+		ec.unmarshalInputChatConversionRulesInput,
+		ec.unmarshalInputChatDepartmentMappingInput,
+		ec.unmarshalInputChatTicketMergeInput,
+		ec.unmarshalInputChatTicketStatusInput,
+		ec.unmarshalInputChatVisitorInput,
 		ec.unmarshalInputConnectCrmInput,
 		ec.unmarshalInputConnectCrmWithServiceKeyInput,
+		ec.unmarshalInputConvertChatInput,
 		ec.unmarshalInputCreateApiTokenInput,
 		ec.unmarshalInputCreateTicketFromCrmInput,
 		ec.unmarshalInputDateRangeFilter,
 		ec.unmarshalInputDealFilter,
 		ec.unmarshalInputFieldMappingInput,
+		ec.unmarshalInputKbChatPortalInput,
+		ec.unmarshalInputKbDepartmentInput,
+		ec.unmarshalInputLinkSalesIQInput,
 		ec.unmarshalInputMergeTicketsInput,
 		ec.unmarshalInputPermissionProfileInput,
+		ec.unmarshalInputRelinkSalesIQInput,
 		ec.unmarshalInputRequestCrmAccessInput,
 		ec.unmarshalInputServiceKeyInput,
 		ec.unmarshalInputSignalSettingInput,
@@ -3718,6 +5104,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputTicketFilter,
 		ec.unmarshalInputTicketReplyInput,
 		ec.unmarshalInputTicketStatusInput,
+		ec.unmarshalInputUpdateKbSyncInput,
 		ec.unmarshalInputUpdateSyncSettingsInput,
 		ec.unmarshalInputZohoCredentialsInput,
 	)
@@ -3812,6 +5199,482 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/chat.graphqls", Input: `# Chat (Zoho SalesIQ) linked to the org's desk portal (SPEC A5, F1, F3-F9):
+# the link, its conversion rules and department mapping for admins; the
+# chat window's desk side for agents (the visitor panel, ticket search,
+# conversion, merge, reopen/close); and a subscription for chat widgets.
+# docs/CHAT.md has the design and the choices made where the SPEC is silent.
+
+"Where the SalesIQ link is in its life (A5)."
+enum ChatLinkStatus {
+  "Linked: chats become tickets as the rules say, and agents work tickets from chats."
+  ACTIVE
+  "Disabled by an admin: nothing happens until it is enabled again; data on both sides stays."
+  DISABLED
+  """
+  The linked account can no longer act (its desk user was deleted or
+  deactivated, its SalesIQ operator was deactivated, its credentials were
+  revoked, or the connection moved to another desk portal): an admin must
+  re-link (relinkSalesIQ) or change the desk portal (changeChatDeskPortal).
+  """
+  RELINK_REQUIRED
+  "Unlinked: kept for history; the credentials are deleted."
+  REMOVED
+}
+
+"Which chats become tickets automatically (F1)."
+enum ChatConversionKind {
+  "Every chat, attended or missed."
+  ALL
+  "Chats an operator attended."
+  ATTENDED
+  "Chats nobody picked up."
+  MISSED
+  "None: agents convert chats by hand (convertChatToTicket)."
+  NONE
+}
+
+"When an attended chat becomes a ticket (F1). A missed chat becomes one when it is missed, its end."
+enum ChatConversionTiming {
+  "When an operator picks the chat up; the whole transcript is added to the ticket when the chat ends."
+  PICKUP
+  "When the chat ends."
+  CHAT_END
+}
+
+"The status of a ticket made automatically from a chat (F1)."
+enum ChatTicketStatus {
+  "Open (the desk's Open status)."
+  OPEN
+  "Closed (the desk's Closed status)."
+  CLOSED
+}
+
+"How a chat department's chats reach the desk (F3)."
+enum ChatDepartmentMode {
+  "Tickets go to the desk department named by the mapping."
+  DESK_DEPARTMENT
+  "No integration: no tickets are created or shown for these chats, and every chat-side action is refused."
+  NO_INTEGRATION
+  "Agents see desk tickets (of every department) but cannot create or change them."
+  VIEW_ONLY
+  "The agent chooses the desk department for each ticket; tickets of every department are shown."
+  CHOOSE_EACH_TIME
+}
+
+"Which tickets the chat window lists (F5)."
+enum ChatTicketScope {
+  "Tickets of every desk department."
+  ALL_DEPARTMENTS
+  """
+  Only tickets of the desk department the chat's department maps to. Chats
+  of VIEW_ONLY and CHOOSE_EACH_TIME departments still see every department.
+  """
+  MAPPED_DEPARTMENTS
+}
+
+"How a chat's ticket came to be."
+enum ChatTicketOrigin {
+  "Made by the automatic rule, from SalesIQ's webhooks (F1)."
+  AUTOMATIC
+  "Made by an agent (convertChatToTicket, F4)."
+  MANUAL
+  "The chat was attached to an existing ticket (attachChatToTicket, F6)."
+  ATTACHED
+}
+
+"A SalesIQ portal the linking account is an active operator of."
+type ChatPortal {
+  "The portal's unique screen name, which addresses it."
+  screenName: String!
+  "The portal's display name."
+  name: String
+}
+
+"A desk portal the linked account belongs to (A5: the link can only move to one of these)."
+type ChatDeskPortal {
+  "The portal's organization id at Zoho."
+  orgId: String!
+  "The portal's name."
+  name: String
+  "The link serves this portal now."
+  current: Boolean!
+  "The org's connection serves this portal, so the link can move to it."
+  connected: Boolean!
+}
+
+"The Zoho account the link acts as: a desk administrator with the same email in SalesIQ (A5)."
+type ChatLinkedUser {
+  "The desk user's id."
+  deskUserId: String!
+  "The desk user's name, shown as the link's desk administrator."
+  name: String
+  "The email shared by the desk user and the SalesIQ operator."
+  email: String!
+}
+
+"The automatic conversion's rules (F1)."
+type ChatConversionRules {
+  "Which chats become tickets."
+  chats: ChatConversionKind!
+  "When attended chats become tickets."
+  timing: ChatConversionTiming!
+  "The new ticket's status."
+  ticketStatus: ChatTicketStatus!
+  """
+  The desk department that chats of CHOOSE_EACH_TIME departments go to
+  automatically; when null those chats are left to the agent.
+  """
+  fallbackDepartmentId: String
+}
+
+"Where one chat department's chats go (F3)."
+type ChatDepartmentMapping {
+  "SalesIQ's id of the chat department."
+  chatDepartmentId: String!
+  "The chat department's name in SalesIQ."
+  chatDepartmentName: String!
+  "How its chats reach the desk."
+  mode: ChatDepartmentMode!
+  "DESK_DEPARTMENT: the desk department's id."
+  deskDepartmentId: String
+  "DESK_DEPARTMENT: the desk department's name."
+  deskDepartmentName: String
+  "The gateway mapped it to the desk department of the same name; undoing it gives CHOOSE_EACH_TIME."
+  automatic: Boolean!
+  "When the mapping last changed."
+  updatedAt: DateTime!
+}
+
+"""
+The org's SalesIQ portal linked to its desk portal (A5). The credentials
+are stored encrypted and never returned, in any form.
+"""
+type ChatLink {
+  "The link's global id."
+  id: ID!
+  "Where the link is in its life."
+  status: ChatLinkStatus!
+  "RELINK_REQUIRED: why, and what to do."
+  relinkReason: String
+  "The data center of SalesIQ and the desk (a Zoho account lives in one)."
+  dataCenter: DataCenter!
+  "The linked SalesIQ portal."
+  salesIQPortal: ChatPortal!
+  "The global id of the connection whose desk portal the link serves."
+  connectionId: ID!
+  "The desk portal's organization id."
+  deskOrgId: String!
+  "The desk portal's name."
+  deskPortal: String
+  "The account that linked it: the link's desk administrator."
+  linkedUser: ChatLinkedUser!
+  "The deskbridge user who linked or last re-linked it."
+  linkedBy: String
+  "The automatic conversion's rules."
+  rules: ChatConversionRules!
+  """
+  Every chat department's mapping, by name. With refresh, SalesIQ's
+  departments are read first, so a department created since is mapped at
+  once (same-name desk department, else CHOOSE_EACH_TIME); otherwise the
+  leader does it on its next pass.
+  """
+  departmentMappings("Read SalesIQ's departments first." refresh: Boolean = false): [ChatDepartmentMapping!]!
+  "SalesIQ posts the link's chat events to the gateway (false until the gateway's public URL is known)."
+  webhookSubscribed: Boolean!
+  "When the linked user was last checked."
+  lastCheckedAt: DateTime
+  "When SalesIQ was linked."
+  linkedAt: DateTime!
+  "When the link last changed."
+  updatedAt: DateTime!
+}
+
+"A chat's visitor, as SalesIQ knows them."
+type ChatVisitor {
+  "SalesIQ's id of the visitor."
+  id: String
+  "The visitor's name."
+  name: String
+  "The visitor's email; a chat becomes a ticket only with one (F8)."
+  email: String
+  "The visitor's phone number."
+  phone: String
+}
+
+"One message of a chat's transcript."
+type ChatMessage {
+  "SalesIQ's id of the message."
+  id: String
+  "Who wrote it."
+  senderName: String
+  "visitor or operator."
+  senderType: String
+  "The message."
+  text: String
+  "When it was sent."
+  sentAt: DateTime
+}
+
+"The desk's picture of a chat's visitor (F7), by the visitor's email."
+type VisitorPanel {
+  "The visitor's desk contact; null when the desk has none with the visitor's email."
+  contact: DeskContact
+  "The contact's account."
+  accountName: String
+  "The SLA of the account's current contract, when the desk names one."
+  slaName: String
+  "The account's current contract (the active one, else the latest)."
+  contractName: String
+  "The desk agent who owns the contact."
+  contactOwner: String
+  "The contact's tickets."
+  totalTickets: Int!
+  "The contact's unresolved tickets past due."
+  overdueTickets: Int!
+  "The contact in the desk's web UI."
+  deskUrl: String
+}
+
+"""
+A SalesIQ conversation as the chat window's desk side shows it. Reading it
+obeys the chat department's mapping: NO_INTEGRATION chats are refused with
+FAILED_PRECONDITION.
+"""
+type ChatConversation {
+  "SalesIQ's id of the conversation."
+  conversationId: String!
+  "SalesIQ's state: waiting, connected, missed or end."
+  state: String
+  "The visitor's first question."
+  question: String
+  "An operator attended it."
+  attended: Boolean!
+  "Nobody picked it up."
+  missed: Boolean!
+  "It is over (ended or missed)."
+  ended: Boolean!
+  "The visitor."
+  visitor: ChatVisitor!
+  "The chat's department and its mapping."
+  department: ChatDepartmentMapping!
+  "The ticket made from the chat (or the one it was attached to); null while it has none."
+  ticket: Ticket
+  "How the chat's ticket came to be."
+  ticketOrigin: ChatTicketOrigin
+  """
+  Why the automatic rule made no ticket of this chat, when it decided so:
+  NO_EMAIL, NO_INTEGRATION, VIEW_ONLY, CHOOSE_EACH_TIME (no fallback
+  department), or DESK_REFUSED with the desk's reason.
+  """
+  autoConversionNote: String
+  "The caller may create or change tickets from this chat (profile and mapping)."
+  canChangeTickets: Boolean!
+  "Why not, when canChangeTickets is false."
+  cannotChangeReason: String
+  "The visitor panel (F7); reads the desk for the contract, SLA and owner."
+  visitorPanel: VisitorPanel!
+  "The visitor's tickets, newest first (F5)."
+  recentTickets("How many, 1 to 50." first: Int = 5, "Which departments." scope: ChatTicketScope = ALL_DEPARTMENTS): [Ticket!]!
+  """
+  Tickets whose subject contains the text, whose number or email is it, or
+  whose contact's name contains it (F5), newest first.
+  """
+  searchTickets("What to look for, 1 to 100 characters." query: String!, "Which departments." scope: ChatTicketScope = ALL_DEPARTMENTS, "How many, 1 to 50." first: Int = 20): [Ticket!]!
+  "The chat's transcript, read from SalesIQ."
+  transcript: [ChatMessage!]!
+}
+
+extend type Ticket {
+  "The ticket in the desk's web UI (F5)."
+  deskUrl: String
+  "The SalesIQ conversation the ticket was made from or attached to, if any."
+  chatConversationId: String
+  "That conversation's full transcript, read from SalesIQ (F7); null for a ticket no chat made."
+  chatTranscript: [ChatMessage!]
+}
+
+"What linking SalesIQ needs (A5)."
+input LinkSalesIQInput {
+  """
+  Credentials of one Zoho account with SalesIQ and Desk scopes: an active
+  administrator of the connected desk portal whose email is an active
+  administrator operator of the SalesIQ portal.
+  """
+  credentials: ZohoCredentialsInput!
+  "The SalesIQ portal's screen name (see salesIQPortals)."
+  screenName: String!
+}
+
+"What re-linking needs: the same or another account, and optionally another SalesIQ portal."
+input RelinkSalesIQInput {
+  "As for linkSalesIQ."
+  credentials: ZohoCredentialsInput!
+  "Another SalesIQ portal; the linked one when left out (its mappings are kept)."
+  screenName: String
+}
+
+"The automatic conversion's rules; fields left out stay as they are."
+input ChatConversionRulesInput {
+  "Which chats become tickets."
+  chats: ChatConversionKind
+  "When attended chats become tickets."
+  timing: ChatConversionTiming
+  "The new ticket's status."
+  ticketStatus: ChatTicketStatus
+  "The desk department for CHOOSE_EACH_TIME chats; an empty string clears it."
+  fallbackDepartmentId: String
+}
+
+"A chat department's mapping, set by hand."
+input ChatDepartmentMappingInput {
+  "SalesIQ's id of the chat department."
+  chatDepartmentId: String!
+  "The mode."
+  mode: ChatDepartmentMode!
+  "DESK_DEPARTMENT: the desk department (an enabled one of the linked portal); otherwise leave it out."
+  deskDepartmentId: String
+}
+
+"An agent's conversion of a chat (F4)."
+input ConvertChatInput {
+  "SalesIQ's id of the conversation."
+  conversationId: String!
+  """
+  The desk department: required for a CHOOSE_EACH_TIME chat department,
+  left out (or the mapped one) for a mapped one.
+  """
+  departmentId: String
+  "The subject, up to 255 characters; by default 'Chat: ' and the visitor's question."
+  subject: String
+  "Priority as the desk names it (High, Medium, Low)."
+  priority: String
+  "The desk status: Open (default), On Hold, Escalated or Closed as the desk's statuses name them."
+  status: String
+  "Classification as the desk names it (Question, Problem, Feature, Others)."
+  classification: String
+}
+
+"An agent's edit of a chat's visitor (F8); fields left out stay as they are."
+input ChatVisitorInput {
+  "SalesIQ's id of the conversation."
+  conversationId: String!
+  "The visitor's name, up to 100 characters."
+  name: String
+  "The visitor's email."
+  email: String
+  "The visitor's phone number."
+  phone: String
+}
+
+"A merge between the chat's ticket and another ticket (F6)."
+input ChatTicketMergeInput {
+  "SalesIQ's id of the conversation."
+  conversationId: String!
+  "The other ticket's desk id."
+  ticketDeskId: String!
+  "A key the client chooses (1 to 100 characters): the same key never acts twice."
+  idempotencyKey: String!
+}
+
+"What to do to a ticket of the chat (F9)."
+enum ChatTicketAction {
+  "Reopen it (the desk's Open status)."
+  REOPEN
+  "Close it (the desk's Closed status)."
+  CLOSE
+}
+
+"Reopening or closing a ticket from the chat (F9)."
+input ChatTicketStatusInput {
+  "SalesIQ's id of the conversation."
+  conversationId: String!
+  "The ticket: the chat's own ticket when left out, else one of the visitor's tickets."
+  ticketDeskId: String
+  "Reopen or close."
+  action: ChatTicketAction!
+}
+
+"What convertChatToTicket gave."
+type ConvertChatPayload {
+  "The chat's ticket."
+  ticket: Ticket!
+  "This call made it; false when the chat had its ticket already (a chat never makes two)."
+  created: Boolean!
+}
+
+extend type Query {
+  "The org's SalesIQ link; null when there is none. Admins only."
+  chatLink: ChatLink
+  "The SalesIQ portals an account is an active operator of, for linkSalesIQ. Admins only."
+  salesIQPortals("The account's credentials (SalesIQ and Desk scopes)." credentials: ZohoCredentialsInput!): [ChatPortal!]!
+  "The desk portals the linked account belongs to (A5). Admins only."
+  chatDeskPortals: [ChatDeskPortal!]!
+  """
+  A conversation of the linked SalesIQ portal, with the desk's picture of
+  its visitor. Every role reads it, under the chat department's mapping.
+  """
+  chatConversation("SalesIQ's id of the conversation." conversationId: String!): ChatConversation!
+}
+
+extend type Mutation {
+  """
+  Links SalesIQ to the org's desk portal (A5) as one Zoho account; maps
+  every chat department (same-name desk departments automatically, F3) and
+  subscribes to SalesIQ's chat events. Admins only.
+  """
+  linkSalesIQ("What linking needs." input: LinkSalesIQInput!): ChatLink!
+  "Links again, with the same or another account: what RELINK_REQUIRED asks for. Admins only."
+  relinkSalesIQ("What re-linking needs." input: RelinkSalesIQInput!): ChatLink!
+  """
+  Moves the link to another desk portal (A5): one the linked account
+  belongs to and the org's connection serves. Desk-department mappings are
+  made again by name. Admins only.
+  """
+  changeChatDeskPortal("The desk portal's organization id." deskOrgId: String!): ChatLink!
+  "Disables the link: SalesIQ's webhook is deleted and nothing more happens. Admins only."
+  disableChatLink: ChatLink!
+  "Enables a disabled link again, after checking the linked user. Admins only."
+  enableChatLink: ChatLink!
+  "Removes the link and its credentials; tickets already made stay in the desk. Admins only."
+  unlinkSalesIQ: ChatLink!
+  "Sets the automatic conversion's rules (F1). Admins only."
+  updateChatConversionRules("The rules." input: ChatConversionRulesInput!): ChatLink!
+  "Sets a chat department's mapping by hand (F3). Admins only."
+  setChatDepartmentMapping("The mapping." input: ChatDepartmentMappingInput!): ChatDepartmentMapping!
+  "Undoes an automatic same-name mapping: the department becomes CHOOSE_EACH_TIME (F3). Admins only."
+  undoAutomaticChatDepartmentMapping("SalesIQ's id of the chat department." chatDepartmentId: String!): ChatDepartmentMapping!
+  """
+  Converts a chat to a ticket (F4) with its transcript, in the mapped desk
+  department (or the one chosen for CHOOSE_EACH_TIME). FAILED_PRECONDITION
+  when the visitor has no email (edit the visitor first, F8), in a VIEW_ONLY
+  or NO_INTEGRATION department, or without ticketActions (FORBIDDEN).
+  """
+  convertChatToTicket("The conversion." input: ConvertChatInput!): ConvertChatPayload!
+  "Edits the chat's visitor in SalesIQ (F8): name, email, phone. Needs ticketActions."
+  updateChatVisitor("The edit." input: ChatVisitorInput!): ChatVisitor!
+  """
+  Attaches the chat to an existing ticket (F6): the chat's own ticket, if it
+  has one, is merged into it; otherwise its transcript is added to it.
+  Returns the ticket that stays.
+  """
+  attachChatToTicket("The chat and the ticket." input: ChatTicketMergeInput!): Ticket!
+  "Merges an existing ticket into the ticket made from the chat (F6); returns the chat's ticket."
+  mergeTicketIntoChatTicket("The chat and the ticket." input: ChatTicketMergeInput!): Ticket!
+  "Reopens or closes the chat's ticket, or one of the visitor's tickets (F9)."
+  setChatTicketStatus("The ticket and what to do." input: ChatTicketStatusInput!): Ticket!
+}
+
+extend type Subscription {
+  """
+  The ticket events of the visitor a chat widget is talking to: tickets of
+  the visitor's desk contacts (by email) and the chat's own ticket, also
+  once a conversion or an edit of the visitor makes them known. Resumable
+  with ` + "`" + `after` + "`" + ` like ticketEvents; checked like chatConversation.
+  """
+  visitorTickets("SalesIQ's id of the conversation." conversationId: String!, "Resume after this event id." after: ID): TicketEvent!
+}
+`, BuiltIn: false},
 	{Name: "../schema/connections.graphqls", Input: `# Connections: a desk portal joined to a Zoho CRM or Bigin org (SPEC A1-A4, A6, A7).
 
 "The CRM product on the other side of a connection."
@@ -4978,6 +6841,355 @@ extend type Mutation {
   ): ApiToken!
 }
 `, BuiltIn: false},
+	{Name: "../schema/kb.graphqls", Input: `# Knowledge-base sync desk -> chat (SPEC F2, G4; docs/KB.md): per
+# connection, the SalesIQ portal it writes to, which desk article categories
+# sync into which chat department, which articles by permission, the status
+# of the copies, the schedule, "sync now", the runs and the failures with
+# retry. Every field and mutation here is for admins only: FORBIDDEN for
+# other roles, NOT_FOUND for another org's connection.
+
+"Which desk articles sync, by the permission (visibility) they have in the desk. Agent-only articles never sync."
+enum KbArticlePermission {
+  "Articles visible to all users (desk permission ALL)."
+  ALL
+  "Articles visible to registered users only (desk permission REGISTEREDUSERS)."
+  REGISTERED
+  "Both of the above."
+  BOTH
+}
+
+"The status synced articles get in the chat tool."
+enum KbArticleStatus {
+  "Published: visitors see them in the chat window at once."
+  PUBLISHED
+  "Draft: an operator publishes them in SalesIQ."
+  DRAFT
+}
+
+"""
+How often the scheduled KB sync runs. Every interval runs early in the
+morning (03:00) in the settings' time zone.
+"""
+enum KbSyncInterval {
+  "Every day."
+  DAILY
+  "Every week, on the weekday of the first sync."
+  WEEKLY
+  "Every month, on the day of the month of the first sync; on the month's last day when the month is shorter (the 31st runs on April 30th)."
+  MONTHLY
+}
+
+"What started a KB sync run."
+enum KbSyncTrigger {
+  "The schedule."
+  SCHEDULED
+  "An admin's syncKbNow."
+  MANUAL
+  "An admin's retryKbFailures: only the failed articles."
+  RETRY
+}
+
+"Where a KB sync run is."
+enum KbSyncRunStatus {
+  "Waiting to start (it starts within a minute)."
+  QUEUED
+  "Running."
+  RUNNING
+  "Finished; articles that failed are in kbSyncFailures."
+  DONE
+  "Stopped by an error (see error); nothing is lost, the next run carries on."
+  FAILED
+  "Stopped because the KB sync was disabled; synced articles are left as they are."
+  CANCELLED
+}
+
+"What a failed article was being synced with."
+enum KbSyncOperation {
+  "Creating its copy in the chat tool."
+  CREATE
+  "Updating its copy."
+  UPDATE
+  "Deleting its copy (the article left the desk or the sync)."
+  DELETE
+  "Reading it from the desk."
+  READ
+}
+
+"The SalesIQ portal the KB sync writes to. Its credential is stored sealed and never returned."
+type KbChatPortal {
+  "The portal's data center."
+  dataCenter: DataCenter!
+  "The portal's screen name (its unique name in SalesIQ URLs)."
+  screenName: String!
+  "Whether a credential for the portal is stored."
+  hasCredential: Boolean!
+}
+
+"A chat department and the desk article categories whose articles sync into it."
+type KbDepartmentCategories {
+  "The SalesIQ department's id."
+  chatDepartmentId: String!
+  "The desk categories (root categories or sections, with the sections below them) that sync into it."
+  deskCategoryIds: [String!]!
+}
+
+"A connection's knowledge-base sync (SPEC F2)."
+type KbSyncSettings {
+  "The connection's global id."
+  connectionId: ID!
+  "Whether the sync runs. Disabled, nothing is scheduled and synced articles stay as they are."
+  enabled: Boolean!
+  "The SalesIQ portal the articles go to."
+  salesIq: KbChatPortal!
+  "Which desk categories sync into which chat department; a category belongs to one department at most."
+  departments: [KbDepartmentCategories!]!
+  "Which articles sync, by their desk permission."
+  permission: KbArticlePermission!
+  "The status synced articles get in the chat tool."
+  articleStatus: KbArticleStatus!
+  "How often the scheduled sync runs."
+  interval: KbSyncInterval!
+  "The IANA time zone the schedule follows (the org's by default)."
+  timeZone: String!
+  "The local hour at which scheduled runs happen (03:00)."
+  runHour: Int!
+  "When the first sync started; WEEKLY and MONTHLY follow its weekday and day. Null before any run."
+  firstSyncAt: DateTime
+  "When the next scheduled run happens; null while disabled."
+  nextRunAt: DateTime
+  "When the settings last changed."
+  updatedAt: DateTime!
+  "The latest run, if any."
+  lastRun: KbSyncRun
+}
+
+"""
+A KB sync run: what it looked at and what became of the articles in the
+chat tool. Counters grow page by page while it runs.
+"""
+type KbSyncRun {
+  "The run's id."
+  id: ID!
+  "What started it."
+  trigger: KbSyncTrigger!
+  "Where it is."
+  status: KbSyncRunStatus!
+  "The scheduled slot it serves (SCHEDULED runs); later than this when every replica was down then."
+  scheduledFor: DateTime
+  "When it was queued."
+  createdAt: DateTime!
+  "When it started; null while QUEUED."
+  startedAt: DateTime
+  "When it ended; null until then."
+  finishedAt: DateTime
+  "Desk articles looked at."
+  listed: Int!
+  "Articles created in the chat tool."
+  added: Int!
+  "Articles updated in the chat tool."
+  updated: Int!
+  "Articles deleted from the chat tool (gone from the desk, or no longer in the sync)."
+  deleted: Int!
+  "Articles already up to date (not written)."
+  unchanged: Int!
+  "Articles that failed (see kbSyncFailures)."
+  failed: Int!
+  "Why a FAILED or CANCELLED run stopped."
+  error: String
+}
+
+"A page of KB sync runs, newest first."
+type KbSyncRunConnection {
+  "The runs on this page with their cursors."
+  edges: [KbSyncRunEdge!]!
+  "Where this page sits in the list."
+  pageInfo: PageInfo!
+}
+
+"A KB sync run and its cursor."
+type KbSyncRunEdge {
+  "Opaque cursor of this item, for ` + "`" + `after` + "`" + `."
+  cursor: String!
+  "The run."
+  node: KbSyncRun!
+}
+
+"A desk article that could not be synced; one line per article, however often it failed."
+type KbSyncFailure {
+  "The failure's id, for retryKbFailures."
+  id: ID!
+  "When it last failed."
+  occurredAt: DateTime!
+  "The desk article's id."
+  deskArticleId: String!
+  "The article's title, when known."
+  title: String
+  "Its copy's id in the chat tool, if it has one."
+  chatArticleId: String
+  "What was being done."
+  operation: KbSyncOperation!
+  """
+  Why, as a stable code: param_invalid, param_missing, mandatory_missing,
+  duplicate, not_found, too_long, rate_limited, upstream_unavailable, auth or
+  other. More may be added.
+  """
+  reason: String!
+  "A readable explanation."
+  message: String!
+  "The vendor's error code, if any."
+  vendorCode: String
+  "How many times the article has failed."
+  attempts: Int!
+  "When an admin last retried it; null if never."
+  retriedAt: DateTime
+  "When it synced after all (resolved failures are listed on request only)."
+  resolvedAt: DateTime
+}
+
+"A page of KB sync failures, oldest first."
+type KbSyncFailureConnection {
+  "The failures on this page with their cursors."
+  edges: [KbSyncFailureEdge!]!
+  "Where this page sits in the list."
+  pageInfo: PageInfo!
+}
+
+"A KB sync failure and its cursor."
+type KbSyncFailureEdge {
+  "Opaque cursor of this item, for ` + "`" + `after` + "`" + `."
+  cursor: String!
+  "The failure."
+  node: KbSyncFailure!
+}
+
+"A desk article category, for choosing what to sync."
+type KbDeskCategory {
+  "The category's id."
+  id: String!
+  "Its name."
+  name: String!
+  "The parent category's id; null for a root category."
+  parentId: String
+  "Who sees it in the help center: ALL_USERS, REGISTERED_USERS or AGENTS."
+  visibility: String
+}
+
+"A chat department of the KB sync's SalesIQ portal."
+type KbChatDepartment {
+  "The department's id."
+  id: String!
+  "Its name."
+  name: String!
+}
+
+extend type Query {
+  "A connection's KB sync settings; null when it was never set up. Admins only."
+  kbSyncSettings("The connection's global id." connectionId: ID!): KbSyncSettings
+  "A connection's KB sync runs, newest first (the history: counts per run). Admins only."
+  kbSyncRuns(
+    "The connection's global id."
+    connectionId: ID!
+    "Page size, 1 to 100."
+    first: Int = 20
+    "Return runs after this cursor."
+    after: String
+  ): KbSyncRunConnection!
+  "Articles that could not be synced, oldest first; by default only those that still fail. Admins only."
+  kbSyncFailures(
+    "The connection's global id."
+    connectionId: ID!
+    "Also list failures of articles that synced since."
+    includeResolved: Boolean = false
+    "Page size, 1 to 200."
+    first: Int = 50
+    "Return failures after this cursor."
+    after: String
+  ): KbSyncFailureConnection!
+  "The desk's article categories (roots and sections, parents first), read live from the desk. Admins only."
+  kbDeskCategories("The connection's global id." connectionId: ID!): [KbDeskCategory!]!
+  "The chat departments of the KB sync's SalesIQ portal, read live; CONFLICT before a portal is set. Admins only."
+  kbChatDepartments("The connection's global id." connectionId: ID!): [KbChatDepartment!]!
+}
+
+"The SalesIQ portal the KB sync writes to, and an account of it."
+input KbChatPortalInput {
+  "The portal's data center."
+  dataCenter: DataCenter!
+  "The portal's screen name."
+  screenName: String!
+  """
+  Credentials of an account of the portal; stored sealed, never returned.
+  May be omitted to keep the stored ones when the data center does not
+  change.
+  """
+  credentials: ZohoCredentialsInput
+}
+
+"A chat department and the desk categories that sync into it."
+input KbDepartmentInput {
+  "The SalesIQ department's id."
+  chatDepartmentId: String!
+  "The desk categories whose articles (and their sections') sync into it; each category to one department at most."
+  deskCategoryIds: [String!]!
+}
+
+"""
+A change to a connection's KB sync. Omitted fields keep their value; the
+first time, salesIq is needed and the rest defaults to: enabled, no
+departments, permission ALL, articleStatus PUBLISHED, interval DAILY, the
+org's time zone.
+"""
+input UpdateKbSyncInput {
+  "The SalesIQ portal; switching portal leaves the articles synced into the old one as they are."
+  salesIq: KbChatPortalInput
+  "The whole assignment of desk categories to chat departments, replacing the current one."
+  departments: [KbDepartmentInput!]
+  "Which articles sync, by their desk permission."
+  permission: KbArticlePermission
+  "The status synced articles get."
+  articleStatus: KbArticleStatus
+  "How often the scheduled sync runs."
+  interval: KbSyncInterval
+  "The IANA time zone of the schedule, e.g. Asia/Tokyo."
+  timeZone: String
+  "Whether the sync runs; disabling stops it and leaves synced articles as they are."
+  enabled: Boolean
+}
+
+extend type Mutation {
+  """
+  Sets up or changes a connection's KB sync (SPEC F2). The portal's
+  credentials are checked with SalesIQ, departments against the portal and
+  categories against the desk. BAD_USER_INPUT, with the argument's path, for
+  an unknown department or category, a category given to two departments,
+  refused credentials or an unknown time zone. Admins only.
+  """
+  updateKbSync(
+    "The connection's global id."
+    connectionId: ID!
+    "What to change."
+    input: UpdateKbSyncInput!
+  ): KbSyncSettings!
+  """
+  Syncs every article now ("sync now"): queues a run and starts it. CONFLICT
+  when the sync is not set up or disabled, the connection is not ACTIVE, or
+  a run is already queued or running. Admins only.
+  """
+  syncKbNow("The connection's global id." connectionId: ID!): KbSyncRun!
+  """
+  Syncs the articles of open failures again, in a run of their own, and
+  marks the failures retried; null ids = every open failure. Returns the
+  run, or null when no open failure matched. CONFLICT as for syncKbNow.
+  Admins only.
+  """
+  retryKbFailures(
+    "The connection's global id."
+    connectionId: ID!
+    "The failures to retry; all open ones when null."
+    ids: [ID!]
+  ): KbSyncRun
+}
+`, BuiltIn: false},
 	{Name: "../schema/permissions.graphqls", Input: `# Permission profiles: what each desk role may see of the CRM (SPEC C1-C3).
 
 "How much of one area of CRM data a profile opens (SPEC C1)."
@@ -6099,6 +8311,184 @@ func (ec *executionContext) childFields_AvailableFields(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type AvailableFields", field.Name)
 }
 
+func (ec *executionContext) childFields_ChatConversation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "conversationId":
+		return ec.fieldContext_ChatConversation_conversationId(ctx, field)
+	case "state":
+		return ec.fieldContext_ChatConversation_state(ctx, field)
+	case "question":
+		return ec.fieldContext_ChatConversation_question(ctx, field)
+	case "attended":
+		return ec.fieldContext_ChatConversation_attended(ctx, field)
+	case "missed":
+		return ec.fieldContext_ChatConversation_missed(ctx, field)
+	case "ended":
+		return ec.fieldContext_ChatConversation_ended(ctx, field)
+	case "visitor":
+		return ec.fieldContext_ChatConversation_visitor(ctx, field)
+	case "department":
+		return ec.fieldContext_ChatConversation_department(ctx, field)
+	case "ticket":
+		return ec.fieldContext_ChatConversation_ticket(ctx, field)
+	case "ticketOrigin":
+		return ec.fieldContext_ChatConversation_ticketOrigin(ctx, field)
+	case "autoConversionNote":
+		return ec.fieldContext_ChatConversation_autoConversionNote(ctx, field)
+	case "canChangeTickets":
+		return ec.fieldContext_ChatConversation_canChangeTickets(ctx, field)
+	case "cannotChangeReason":
+		return ec.fieldContext_ChatConversation_cannotChangeReason(ctx, field)
+	case "visitorPanel":
+		return ec.fieldContext_ChatConversation_visitorPanel(ctx, field)
+	case "recentTickets":
+		return ec.fieldContext_ChatConversation_recentTickets(ctx, field)
+	case "searchTickets":
+		return ec.fieldContext_ChatConversation_searchTickets(ctx, field)
+	case "transcript":
+		return ec.fieldContext_ChatConversation_transcript(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatConversation", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatConversionRules(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "chats":
+		return ec.fieldContext_ChatConversionRules_chats(ctx, field)
+	case "timing":
+		return ec.fieldContext_ChatConversionRules_timing(ctx, field)
+	case "ticketStatus":
+		return ec.fieldContext_ChatConversionRules_ticketStatus(ctx, field)
+	case "fallbackDepartmentId":
+		return ec.fieldContext_ChatConversionRules_fallbackDepartmentId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatConversionRules", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatDepartmentMapping(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "chatDepartmentId":
+		return ec.fieldContext_ChatDepartmentMapping_chatDepartmentId(ctx, field)
+	case "chatDepartmentName":
+		return ec.fieldContext_ChatDepartmentMapping_chatDepartmentName(ctx, field)
+	case "mode":
+		return ec.fieldContext_ChatDepartmentMapping_mode(ctx, field)
+	case "deskDepartmentId":
+		return ec.fieldContext_ChatDepartmentMapping_deskDepartmentId(ctx, field)
+	case "deskDepartmentName":
+		return ec.fieldContext_ChatDepartmentMapping_deskDepartmentName(ctx, field)
+	case "automatic":
+		return ec.fieldContext_ChatDepartmentMapping_automatic(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ChatDepartmentMapping_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatDepartmentMapping", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatDeskPortal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "orgId":
+		return ec.fieldContext_ChatDeskPortal_orgId(ctx, field)
+	case "name":
+		return ec.fieldContext_ChatDeskPortal_name(ctx, field)
+	case "current":
+		return ec.fieldContext_ChatDeskPortal_current(ctx, field)
+	case "connected":
+		return ec.fieldContext_ChatDeskPortal_connected(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatDeskPortal", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ChatLink_id(ctx, field)
+	case "status":
+		return ec.fieldContext_ChatLink_status(ctx, field)
+	case "relinkReason":
+		return ec.fieldContext_ChatLink_relinkReason(ctx, field)
+	case "dataCenter":
+		return ec.fieldContext_ChatLink_dataCenter(ctx, field)
+	case "salesIQPortal":
+		return ec.fieldContext_ChatLink_salesIQPortal(ctx, field)
+	case "connectionId":
+		return ec.fieldContext_ChatLink_connectionId(ctx, field)
+	case "deskOrgId":
+		return ec.fieldContext_ChatLink_deskOrgId(ctx, field)
+	case "deskPortal":
+		return ec.fieldContext_ChatLink_deskPortal(ctx, field)
+	case "linkedUser":
+		return ec.fieldContext_ChatLink_linkedUser(ctx, field)
+	case "linkedBy":
+		return ec.fieldContext_ChatLink_linkedBy(ctx, field)
+	case "rules":
+		return ec.fieldContext_ChatLink_rules(ctx, field)
+	case "departmentMappings":
+		return ec.fieldContext_ChatLink_departmentMappings(ctx, field)
+	case "webhookSubscribed":
+		return ec.fieldContext_ChatLink_webhookSubscribed(ctx, field)
+	case "lastCheckedAt":
+		return ec.fieldContext_ChatLink_lastCheckedAt(ctx, field)
+	case "linkedAt":
+		return ec.fieldContext_ChatLink_linkedAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ChatLink_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatLink", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatLinkedUser(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deskUserId":
+		return ec.fieldContext_ChatLinkedUser_deskUserId(ctx, field)
+	case "name":
+		return ec.fieldContext_ChatLinkedUser_name(ctx, field)
+	case "email":
+		return ec.fieldContext_ChatLinkedUser_email(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatLinkedUser", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatMessage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ChatMessage_id(ctx, field)
+	case "senderName":
+		return ec.fieldContext_ChatMessage_senderName(ctx, field)
+	case "senderType":
+		return ec.fieldContext_ChatMessage_senderType(ctx, field)
+	case "text":
+		return ec.fieldContext_ChatMessage_text(ctx, field)
+	case "sentAt":
+		return ec.fieldContext_ChatMessage_sentAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatMessage", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatPortal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "screenName":
+		return ec.fieldContext_ChatPortal_screenName(ctx, field)
+	case "name":
+		return ec.fieldContext_ChatPortal_name(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatPortal", field.Name)
+}
+
+func (ec *executionContext) childFields_ChatVisitor(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ChatVisitor_id(ctx, field)
+	case "name":
+		return ec.fieldContext_ChatVisitor_name(ctx, field)
+	case "email":
+		return ec.fieldContext_ChatVisitor_email(ctx, field)
+	case "phone":
+		return ec.fieldContext_ChatVisitor_phone(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChatVisitor", field.Name)
+}
+
 func (ec *executionContext) childFields_Connection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -6149,6 +8539,16 @@ func (ec *executionContext) childFields_Connection(ctx context.Context, field gr
 		return ec.fieldContext_Connection_syncRuns(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Connection", field.Name)
+}
+
+func (ec *executionContext) childFields_ConvertChatPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ticket":
+		return ec.fieldContext_ConvertChatPayload_ticket(ctx, field)
+	case "created":
+		return ec.fieldContext_ConvertChatPayload_created(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConvertChatPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateApiTokenPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6481,6 +8881,188 @@ func (ec *executionContext) childFields_FieldMapping(ctx context.Context, field 
 		return ec.fieldContext_FieldMapping_standard(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type FieldMapping", field.Name)
+}
+
+func (ec *executionContext) childFields_KbChatDepartment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_KbChatDepartment_id(ctx, field)
+	case "name":
+		return ec.fieldContext_KbChatDepartment_name(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbChatDepartment", field.Name)
+}
+
+func (ec *executionContext) childFields_KbChatPortal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "dataCenter":
+		return ec.fieldContext_KbChatPortal_dataCenter(ctx, field)
+	case "screenName":
+		return ec.fieldContext_KbChatPortal_screenName(ctx, field)
+	case "hasCredential":
+		return ec.fieldContext_KbChatPortal_hasCredential(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbChatPortal", field.Name)
+}
+
+func (ec *executionContext) childFields_KbDepartmentCategories(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "chatDepartmentId":
+		return ec.fieldContext_KbDepartmentCategories_chatDepartmentId(ctx, field)
+	case "deskCategoryIds":
+		return ec.fieldContext_KbDepartmentCategories_deskCategoryIds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbDepartmentCategories", field.Name)
+}
+
+func (ec *executionContext) childFields_KbDeskCategory(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_KbDeskCategory_id(ctx, field)
+	case "name":
+		return ec.fieldContext_KbDeskCategory_name(ctx, field)
+	case "parentId":
+		return ec.fieldContext_KbDeskCategory_parentId(ctx, field)
+	case "visibility":
+		return ec.fieldContext_KbDeskCategory_visibility(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbDeskCategory", field.Name)
+}
+
+func (ec *executionContext) childFields_KbSyncFailure(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_KbSyncFailure_id(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_KbSyncFailure_occurredAt(ctx, field)
+	case "deskArticleId":
+		return ec.fieldContext_KbSyncFailure_deskArticleId(ctx, field)
+	case "title":
+		return ec.fieldContext_KbSyncFailure_title(ctx, field)
+	case "chatArticleId":
+		return ec.fieldContext_KbSyncFailure_chatArticleId(ctx, field)
+	case "operation":
+		return ec.fieldContext_KbSyncFailure_operation(ctx, field)
+	case "reason":
+		return ec.fieldContext_KbSyncFailure_reason(ctx, field)
+	case "message":
+		return ec.fieldContext_KbSyncFailure_message(ctx, field)
+	case "vendorCode":
+		return ec.fieldContext_KbSyncFailure_vendorCode(ctx, field)
+	case "attempts":
+		return ec.fieldContext_KbSyncFailure_attempts(ctx, field)
+	case "retriedAt":
+		return ec.fieldContext_KbSyncFailure_retriedAt(ctx, field)
+	case "resolvedAt":
+		return ec.fieldContext_KbSyncFailure_resolvedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbSyncFailure", field.Name)
+}
+
+func (ec *executionContext) childFields_KbSyncFailureConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_KbSyncFailureConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_KbSyncFailureConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbSyncFailureConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_KbSyncFailureEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_KbSyncFailureEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_KbSyncFailureEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbSyncFailureEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_KbSyncRun(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_KbSyncRun_id(ctx, field)
+	case "trigger":
+		return ec.fieldContext_KbSyncRun_trigger(ctx, field)
+	case "status":
+		return ec.fieldContext_KbSyncRun_status(ctx, field)
+	case "scheduledFor":
+		return ec.fieldContext_KbSyncRun_scheduledFor(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_KbSyncRun_createdAt(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_KbSyncRun_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_KbSyncRun_finishedAt(ctx, field)
+	case "listed":
+		return ec.fieldContext_KbSyncRun_listed(ctx, field)
+	case "added":
+		return ec.fieldContext_KbSyncRun_added(ctx, field)
+	case "updated":
+		return ec.fieldContext_KbSyncRun_updated(ctx, field)
+	case "deleted":
+		return ec.fieldContext_KbSyncRun_deleted(ctx, field)
+	case "unchanged":
+		return ec.fieldContext_KbSyncRun_unchanged(ctx, field)
+	case "failed":
+		return ec.fieldContext_KbSyncRun_failed(ctx, field)
+	case "error":
+		return ec.fieldContext_KbSyncRun_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbSyncRun", field.Name)
+}
+
+func (ec *executionContext) childFields_KbSyncRunConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_KbSyncRunConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_KbSyncRunConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbSyncRunConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_KbSyncRunEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_KbSyncRunEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_KbSyncRunEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbSyncRunEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_KbSyncSettings(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "connectionId":
+		return ec.fieldContext_KbSyncSettings_connectionId(ctx, field)
+	case "enabled":
+		return ec.fieldContext_KbSyncSettings_enabled(ctx, field)
+	case "salesIq":
+		return ec.fieldContext_KbSyncSettings_salesIq(ctx, field)
+	case "departments":
+		return ec.fieldContext_KbSyncSettings_departments(ctx, field)
+	case "permission":
+		return ec.fieldContext_KbSyncSettings_permission(ctx, field)
+	case "articleStatus":
+		return ec.fieldContext_KbSyncSettings_articleStatus(ctx, field)
+	case "interval":
+		return ec.fieldContext_KbSyncSettings_interval(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_KbSyncSettings_timeZone(ctx, field)
+	case "runHour":
+		return ec.fieldContext_KbSyncSettings_runHour(ctx, field)
+	case "firstSyncAt":
+		return ec.fieldContext_KbSyncSettings_firstSyncAt(ctx, field)
+	case "nextRunAt":
+		return ec.fieldContext_KbSyncSettings_nextRunAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_KbSyncSettings_updatedAt(ctx, field)
+	case "lastRun":
+		return ec.fieldContext_KbSyncSettings_lastRun(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KbSyncSettings", field.Name)
 }
 
 func (ec *executionContext) childFields_MergedField(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6925,6 +9507,12 @@ func (ec *executionContext) childFields_Ticket(ctx context.Context, field graphq
 		return ec.fieldContext_Ticket_account(ctx, field)
 	case "customer":
 		return ec.fieldContext_Ticket_customer(ctx, field)
+	case "deskUrl":
+		return ec.fieldContext_Ticket_deskUrl(ctx, field)
+	case "chatConversationId":
+		return ec.fieldContext_Ticket_chatConversationId(ctx, field)
+	case "chatTranscript":
+		return ec.fieldContext_Ticket_chatTranscript(ctx, field)
 	case "threads":
 		return ec.fieldContext_Ticket_threads(ctx, field)
 	case "comments":
@@ -7101,6 +9689,28 @@ func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphq
 	return nil, fmt.Errorf("no field named %q was found under type Viewer", field.Name)
 }
 
+func (ec *executionContext) childFields_VisitorPanel(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "contact":
+		return ec.fieldContext_VisitorPanel_contact(ctx, field)
+	case "accountName":
+		return ec.fieldContext_VisitorPanel_accountName(ctx, field)
+	case "slaName":
+		return ec.fieldContext_VisitorPanel_slaName(ctx, field)
+	case "contractName":
+		return ec.fieldContext_VisitorPanel_contractName(ctx, field)
+	case "contactOwner":
+		return ec.fieldContext_VisitorPanel_contactOwner(ctx, field)
+	case "totalTickets":
+		return ec.fieldContext_VisitorPanel_totalTickets(ctx, field)
+	case "overdueTickets":
+		return ec.fieldContext_VisitorPanel_overdueTickets(ctx, field)
+	case "deskUrl":
+		return ec.fieldContext_VisitorPanel_deskUrl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type VisitorPanel", field.Name)
+}
+
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "name":
@@ -7216,6 +9826,72 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_ChatConversation_recentTickets_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "scope",
+		func(ctx context.Context, v any) (*model.ChatTicketScope, error) {
+			return ec.unmarshalOChatTicketScope2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketScope(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["scope"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_ChatConversation_searchTickets_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "query",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["query"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "scope",
+		func(ctx context.Context, v any) (*model.ChatTicketScope, error) {
+			return ec.unmarshalOChatTicketScope2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketScope(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["scope"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_ChatLink_departmentMappings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "refresh",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["refresh"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Connection_availableFields_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -7589,6 +10265,20 @@ func (ec *executionContext) field_Mutation_approveCrmAccess_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_attachChatToTicket_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ChatTicketMergeInput, error) {
+			return ec.unmarshalNChatTicketMergeInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketMergeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_cancelFirstSync_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7600,6 +10290,20 @@ func (ec *executionContext) field_Mutation_cancelFirstSync_args(ctx context.Cont
 		return nil, err
 	}
 	args["connectionId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_changeChatDeskPortal_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "deskOrgId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["deskOrgId"] = arg0
 	return args, nil
 }
 
@@ -7623,6 +10327,20 @@ func (ec *executionContext) field_Mutation_connectCrm_args(ctx context.Context, 
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ConnectCrmInput, error) {
 			return ec.unmarshalNConnectCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_convertChatToTicket_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ConvertChatInput, error) {
+			return ec.unmarshalNConvertChatInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConvertChatInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7673,6 +10391,20 @@ func (ec *executionContext) field_Mutation_deactivateConnection_args(ctx context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_linkSalesIQ_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.LinkSalesIQInput, error) {
+			return ec.unmarshalNLinkSalesIQInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐLinkSalesIQInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_markSignalsRead_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7692,6 +10424,20 @@ func (ec *executionContext) field_Mutation_markSignalsRead_args(ctx context.Cont
 		return nil, err
 	}
 	args["all"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_mergeTicketIntoChatTicket_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ChatTicketMergeInput, error) {
+			return ec.unmarshalNChatTicketMergeInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketMergeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -7734,6 +10480,20 @@ func (ec *executionContext) field_Mutation_reactivateConnection_args(ctx context
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_relinkSalesIQ_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RelinkSalesIQInput, error) {
+			return ec.unmarshalNRelinkSalesIQInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRelinkSalesIQInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -7807,6 +10567,28 @@ func (ec *executionContext) field_Mutation_resumeSync_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_retryKbFailures_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_retrySyncFailures_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7873,6 +10655,34 @@ func (ec *executionContext) field_Mutation_saveFieldMappings_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setChatDepartmentMapping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ChatDepartmentMappingInput, error) {
+			return ec.unmarshalNChatDepartmentMappingInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMappingInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setChatTicketStatus_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ChatTicketStatusInput, error) {
+			return ec.unmarshalNChatTicketStatusInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatusInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_setTicketStatus_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7912,6 +10722,84 @@ func (ec *executionContext) field_Mutation_switchDeskPortal_args(ctx context.Con
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_syncKbNow_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_undoAutomaticChatDepartmentMapping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "chatDepartmentId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["chatDepartmentId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateChatConversionRules_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ChatConversionRulesInput, error) {
+			return ec.unmarshalNChatConversionRulesInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionRulesInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateChatVisitor_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ChatVisitorInput, error) {
+			return ec.unmarshalNChatVisitorInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatVisitorInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateKbSync_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateKbSyncInput, error) {
+			return ec.unmarshalNUpdateKbSyncInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateKbSyncInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -8060,6 +10948,20 @@ func (ec *executionContext) field_Query_apiTokens_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["includeRevoked"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_chatConversation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "conversationId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationId"] = arg0
 	return args, nil
 }
 
@@ -8345,6 +11247,116 @@ func (ec *executionContext) field_Query_events_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_kbChatDepartments_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_kbDeskCategories_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_kbSyncFailures_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "includeResolved",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["includeResolved"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_kbSyncRuns_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_kbSyncSettings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "connectionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["connectionId"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8430,6 +11442,20 @@ func (ec *executionContext) field_Query_reachableCrmOrgs_args(ctx context.Contex
 		return nil, err
 	}
 	args["credentials"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_salesIQPortals_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "credentials",
+		func(ctx context.Context, v any) (model.ZohoCredentialsInput, error) {
+			return ec.unmarshalNZohoCredentialsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["credentials"] = arg0
 	return args, nil
 }
 
@@ -8636,6 +11662,28 @@ func (ec *executionContext) field_Subscription_ticketEvents_args(ctx context.Con
 		return nil, err
 	}
 	args["filter"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_visitorTickets_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "conversationId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -9521,6 +12569,1567 @@ func (ec *executionContext) fieldContext_AvailableFields_crm(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _ChatConversation_conversationId(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_conversationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConversationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_conversationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_state(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_question(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_question(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Question, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_question(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_attended(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_attended(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attended, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_attended(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_missed(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_missed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Missed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_missed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_ended(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_ended(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ended, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_ended(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_visitor(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_visitor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Visitor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatVisitor) graphql.Marshaler {
+			return ec.marshalNChatVisitor2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatVisitor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_visitor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatConversation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatVisitor(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatConversation_department(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_department(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Department, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatDepartmentMapping) graphql.Marshaler {
+			return ec.marshalNChatDepartmentMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMapping(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_department(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatConversation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatDepartmentMapping(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatConversation_ticket(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_ticket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ChatConversation().Ticket(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalOTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_ticket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatConversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatConversation_ticketOrigin(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_ticketOrigin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TicketOrigin, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatTicketOrigin) graphql.Marshaler {
+			return ec.marshalOChatTicketOrigin2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketOrigin(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_ticketOrigin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type ChatTicketOrigin does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_autoConversionNote(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_autoConversionNote(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AutoConversionNote, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_autoConversionNote(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_canChangeTickets(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_canChangeTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CanChangeTickets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_canChangeTickets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_cannotChangeReason(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_cannotChangeReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CannotChangeReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_cannotChangeReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversation", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversation_visitorPanel(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_visitorPanel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ChatConversation().VisitorPanel(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.VisitorPanel) graphql.Marshaler {
+			return ec.marshalNVisitorPanel2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐVisitorPanel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_visitorPanel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatConversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_VisitorPanel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatConversation_recentTickets(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_recentTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.ChatConversation().RecentTickets(ctx, obj, fc.Args["first"].(*int), fc.Args["scope"].(*model.ChatTicketScope))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_recentTickets(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatConversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ChatConversation_recentTickets_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatConversation_searchTickets(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_searchTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.ChatConversation().SearchTickets(ctx, obj, fc.Args["query"].(string), fc.Args["scope"].(*model.ChatTicketScope), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_searchTickets(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatConversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ChatConversation_searchTickets_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatConversation_transcript(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversation_transcript(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ChatConversation().Transcript(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ChatMessage) graphql.Marshaler {
+			return ec.marshalNChatMessage2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatMessageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversation_transcript(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatConversation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatMessage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatConversionRules_chats(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversionRules) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversionRules_chats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Chats, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ChatConversionKind) graphql.Marshaler {
+			return ec.marshalNChatConversionKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversionRules_chats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversionRules", field, false, false, errors.New("field of type ChatConversionKind does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversionRules_timing(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversionRules) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversionRules_timing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Timing, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ChatConversionTiming) graphql.Marshaler {
+			return ec.marshalNChatConversionTiming2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionTiming(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversionRules_timing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversionRules", field, false, false, errors.New("field of type ChatConversionTiming does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversionRules_ticketStatus(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversionRules) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversionRules_ticketStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TicketStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ChatTicketStatus) graphql.Marshaler {
+			return ec.marshalNChatTicketStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversionRules_ticketStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversionRules", field, false, false, errors.New("field of type ChatTicketStatus does not have child fields"))
+}
+
+func (ec *executionContext) _ChatConversionRules_fallbackDepartmentId(ctx context.Context, field graphql.CollectedField, obj *model.ChatConversionRules) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatConversionRules_fallbackDepartmentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FallbackDepartmentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatConversionRules_fallbackDepartmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatConversionRules", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDepartmentMapping_chatDepartmentId(ctx context.Context, field graphql.CollectedField, obj *model.ChatDepartmentMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDepartmentMapping_chatDepartmentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChatDepartmentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDepartmentMapping_chatDepartmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDepartmentMapping", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDepartmentMapping_chatDepartmentName(ctx context.Context, field graphql.CollectedField, obj *model.ChatDepartmentMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDepartmentMapping_chatDepartmentName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChatDepartmentName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDepartmentMapping_chatDepartmentName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDepartmentMapping", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDepartmentMapping_mode(ctx context.Context, field graphql.CollectedField, obj *model.ChatDepartmentMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDepartmentMapping_mode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ChatDepartmentMode) graphql.Marshaler {
+			return ec.marshalNChatDepartmentMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMode(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDepartmentMapping_mode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDepartmentMapping", field, false, false, errors.New("field of type ChatDepartmentMode does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDepartmentMapping_deskDepartmentId(ctx context.Context, field graphql.CollectedField, obj *model.ChatDepartmentMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDepartmentMapping_deskDepartmentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskDepartmentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDepartmentMapping_deskDepartmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDepartmentMapping", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDepartmentMapping_deskDepartmentName(ctx context.Context, field graphql.CollectedField, obj *model.ChatDepartmentMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDepartmentMapping_deskDepartmentName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskDepartmentName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDepartmentMapping_deskDepartmentName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDepartmentMapping", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDepartmentMapping_automatic(ctx context.Context, field graphql.CollectedField, obj *model.ChatDepartmentMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDepartmentMapping_automatic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Automatic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDepartmentMapping_automatic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDepartmentMapping", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDepartmentMapping_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.ChatDepartmentMapping) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDepartmentMapping_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDepartmentMapping_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDepartmentMapping", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDeskPortal_orgId(ctx context.Context, field graphql.CollectedField, obj *model.ChatDeskPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDeskPortal_orgId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrgID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDeskPortal_orgId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDeskPortal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDeskPortal_name(ctx context.Context, field graphql.CollectedField, obj *model.ChatDeskPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDeskPortal_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDeskPortal_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDeskPortal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDeskPortal_current(ctx context.Context, field graphql.CollectedField, obj *model.ChatDeskPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDeskPortal_current(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Current, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDeskPortal_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDeskPortal", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatDeskPortal_connected(ctx context.Context, field graphql.CollectedField, obj *model.ChatDeskPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatDeskPortal_connected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Connected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatDeskPortal_connected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatDeskPortal", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_id(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_status(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ChatLinkStatus) graphql.Marshaler {
+			return ec.marshalNChatLinkStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLinkStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type ChatLinkStatus does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_relinkReason(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_relinkReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RelinkReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_relinkReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_dataCenter(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_dataCenter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DataCenter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DataCenter) graphql.Marshaler {
+			return ec.marshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_dataCenter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type DataCenter does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_salesIQPortal(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_salesIQPortal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SalesIQPortal, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatPortal) graphql.Marshaler {
+			return ec.marshalNChatPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatPortal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_salesIQPortal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatLink",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatPortal(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatLink_connectionId(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_connectionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConnectionID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_connectionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_deskOrgId(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_deskOrgId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskOrgID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_deskOrgId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_deskPortal(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_deskPortal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskPortal, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_deskPortal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_linkedUser(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_linkedUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LinkedUser, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLinkedUser) graphql.Marshaler {
+			return ec.marshalNChatLinkedUser2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLinkedUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_linkedUser(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatLink",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLinkedUser(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatLink_linkedBy(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_linkedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LinkedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_linkedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_rules(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_rules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rules, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatConversionRules) graphql.Marshaler {
+			return ec.marshalNChatConversionRules2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionRules(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_rules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatLink",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatConversionRules(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatLink_departmentMappings(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_departmentMappings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.ChatLink().DepartmentMappings(ctx, obj, fc.Args["refresh"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ChatDepartmentMapping) graphql.Marshaler {
+			return ec.marshalNChatDepartmentMapping2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMappingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_departmentMappings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChatLink",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatDepartmentMapping(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ChatLink_departmentMappings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChatLink_webhookSubscribed(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_webhookSubscribed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WebhookSubscribed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_webhookSubscribed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_lastCheckedAt(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_lastCheckedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastCheckedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_lastCheckedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_linkedAt(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_linkedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LinkedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_linkedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLink_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.ChatLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLink_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLink_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLink", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLinkedUser_deskUserId(ctx context.Context, field graphql.CollectedField, obj *model.ChatLinkedUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLinkedUser_deskUserId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskUserID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLinkedUser_deskUserId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLinkedUser", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLinkedUser_name(ctx context.Context, field graphql.CollectedField, obj *model.ChatLinkedUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLinkedUser_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLinkedUser_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLinkedUser", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatLinkedUser_email(ctx context.Context, field graphql.CollectedField, obj *model.ChatLinkedUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatLinkedUser_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatLinkedUser_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatLinkedUser", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatMessage_id(ctx context.Context, field graphql.CollectedField, obj *model.ChatMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatMessage_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatMessage_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatMessage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatMessage_senderName(ctx context.Context, field graphql.CollectedField, obj *model.ChatMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatMessage_senderName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SenderName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatMessage_senderName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatMessage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatMessage_senderType(ctx context.Context, field graphql.CollectedField, obj *model.ChatMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatMessage_senderType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SenderType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatMessage_senderType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatMessage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatMessage_text(ctx context.Context, field graphql.CollectedField, obj *model.ChatMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatMessage_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatMessage_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatMessage", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatMessage_sentAt(ctx context.Context, field graphql.CollectedField, obj *model.ChatMessage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatMessage_sentAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SentAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatMessage_sentAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatMessage", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _ChatPortal_screenName(ctx context.Context, field graphql.CollectedField, obj *model.ChatPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatPortal_screenName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ScreenName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChatPortal_screenName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatPortal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatPortal_name(ctx context.Context, field graphql.CollectedField, obj *model.ChatPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatPortal_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatPortal_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatPortal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatVisitor_id(ctx context.Context, field graphql.CollectedField, obj *model.ChatVisitor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatVisitor_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatVisitor_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatVisitor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatVisitor_name(ctx context.Context, field graphql.CollectedField, obj *model.ChatVisitor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatVisitor_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatVisitor_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatVisitor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatVisitor_email(ctx context.Context, field graphql.CollectedField, obj *model.ChatVisitor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatVisitor_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatVisitor_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatVisitor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ChatVisitor_phone(ctx context.Context, field graphql.CollectedField, obj *model.ChatVisitor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChatVisitor_phone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Phone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChatVisitor_phone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChatVisitor", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _Connection_id(ctx context.Context, field graphql.CollectedField, obj *model.Connection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10198,6 +14807,61 @@ func (ec *executionContext) fieldContext_Connection_syncRuns(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ConvertChatPayload_ticket(ctx context.Context, field graphql.CollectedField, obj *model.ConvertChatPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConvertChatPayload_ticket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ticket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConvertChatPayload_ticket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConvertChatPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ConvertChatPayload_created(ctx context.Context, field graphql.CollectedField, obj *model.ConvertChatPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConvertChatPayload_created(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Created, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConvertChatPayload_created(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConvertChatPayload", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
 func (ec *executionContext) _CreateApiTokenPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPITokenPayload) (ret graphql.Marshaler) {
@@ -12779,6 +17443,1421 @@ func (ec *executionContext) fieldContext_FieldMapping_standard(_ context.Context
 	return graphql.NewScalarFieldContext("FieldMapping", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
+func (ec *executionContext) _KbChatDepartment_id(ctx context.Context, field graphql.CollectedField, obj *model.KbChatDepartment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbChatDepartment_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbChatDepartment_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbChatDepartment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbChatDepartment_name(ctx context.Context, field graphql.CollectedField, obj *model.KbChatDepartment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbChatDepartment_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbChatDepartment_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbChatDepartment", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbChatPortal_dataCenter(ctx context.Context, field graphql.CollectedField, obj *model.KbChatPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbChatPortal_dataCenter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DataCenter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DataCenter) graphql.Marshaler {
+			return ec.marshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbChatPortal_dataCenter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbChatPortal", field, false, false, errors.New("field of type DataCenter does not have child fields"))
+}
+
+func (ec *executionContext) _KbChatPortal_screenName(ctx context.Context, field graphql.CollectedField, obj *model.KbChatPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbChatPortal_screenName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ScreenName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbChatPortal_screenName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbChatPortal", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbChatPortal_hasCredential(ctx context.Context, field graphql.CollectedField, obj *model.KbChatPortal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbChatPortal_hasCredential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HasCredential, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbChatPortal_hasCredential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbChatPortal", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _KbDepartmentCategories_chatDepartmentId(ctx context.Context, field graphql.CollectedField, obj *model.KbDepartmentCategories) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbDepartmentCategories_chatDepartmentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChatDepartmentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbDepartmentCategories_chatDepartmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbDepartmentCategories", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbDepartmentCategories_deskCategoryIds(ctx context.Context, field graphql.CollectedField, obj *model.KbDepartmentCategories) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbDepartmentCategories_deskCategoryIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskCategoryIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbDepartmentCategories_deskCategoryIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbDepartmentCategories", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbDeskCategory_id(ctx context.Context, field graphql.CollectedField, obj *model.KbDeskCategory) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbDeskCategory_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbDeskCategory_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbDeskCategory", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbDeskCategory_name(ctx context.Context, field graphql.CollectedField, obj *model.KbDeskCategory) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbDeskCategory_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbDeskCategory_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbDeskCategory", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbDeskCategory_parentId(ctx context.Context, field graphql.CollectedField, obj *model.KbDeskCategory) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbDeskCategory_parentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ParentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbDeskCategory_parentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbDeskCategory", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbDeskCategory_visibility(ctx context.Context, field graphql.CollectedField, obj *model.KbDeskCategory) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbDeskCategory_visibility(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Visibility, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbDeskCategory_visibility(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbDeskCategory", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_id(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_occurredAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_deskArticleId(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_deskArticleId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskArticleID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_deskArticleId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_title(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_chatArticleId(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_chatArticleId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ChatArticleID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_chatArticleId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_operation(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_operation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Operation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.KbSyncOperation) graphql.Marshaler {
+			return ec.marshalNKbSyncOperation2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncOperation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type KbSyncOperation does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_reason(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_message(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_vendorCode(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_vendorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VendorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_vendorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_attempts(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_retriedAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_retriedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RetriedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_retriedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailure_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailure) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailure_resolvedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailure_resolvedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailure", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailureConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailureConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.KbSyncFailureEdge) graphql.Marshaler {
+			return ec.marshalNKbSyncFailureEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailureEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailureConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncFailureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncFailureEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncFailureConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailureConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailureConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailureConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncFailureConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncFailureEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailureEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailureEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncFailureEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncFailureEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncFailureEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncFailureEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncFailure) graphql.Marshaler {
+			return ec.marshalNKbSyncFailure2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailure(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncFailureEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncFailureEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncFailure(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncRun_id(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_trigger(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_trigger(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Trigger, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.KbSyncTrigger) graphql.Marshaler {
+			return ec.marshalNKbSyncTrigger2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncTrigger(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_trigger(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type KbSyncTrigger does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_status(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.KbSyncRunStatus) graphql.Marshaler {
+			return ec.marshalNKbSyncRunStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type KbSyncRunStatus does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_scheduledFor(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_scheduledFor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ScheduledFor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_scheduledFor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_finishedAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_listed(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_listed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Listed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_listed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_added(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_added(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Added, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_added(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_updated(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_updated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Updated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_updated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_deleted(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_unchanged(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_unchanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unchanged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_unchanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_failed(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRun_error(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRun) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRun_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRun_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRun", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRunConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRunConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRunConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.KbSyncRunEdge) graphql.Marshaler {
+			return ec.marshalNKbSyncRunEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRunConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncRunConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncRunEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncRunConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRunConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRunConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRunConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncRunConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncRunEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRunEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRunEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRunEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncRunEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncRunEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncRunEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncRunEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncRun) graphql.Marshaler {
+			return ec.marshalNKbSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRun(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncRunEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncRunEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncRun(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncSettings_connectionId(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_connectionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConnectionID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_connectionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_enabled(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_salesIq(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_salesIq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SalesIq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbChatPortal) graphql.Marshaler {
+			return ec.marshalNKbChatPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatPortal(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_salesIq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncSettings",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbChatPortal(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncSettings_departments(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_departments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Departments, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.KbDepartmentCategories) graphql.Marshaler {
+			return ec.marshalNKbDepartmentCategories2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentCategoriesᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_departments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncSettings",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbDepartmentCategories(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KbSyncSettings_permission(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_permission(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Permission, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.KbArticlePermission) graphql.Marshaler {
+			return ec.marshalNKbArticlePermission2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticlePermission(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_permission(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type KbArticlePermission does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_articleStatus(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_articleStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ArticleStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.KbArticleStatus) graphql.Marshaler {
+			return ec.marshalNKbArticleStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticleStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_articleStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type KbArticleStatus does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_interval(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_interval(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Interval, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.KbSyncInterval) graphql.Marshaler {
+			return ec.marshalNKbSyncInterval2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncInterval(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_interval(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type KbSyncInterval does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_timeZone(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TimeZone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_runHour(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_runHour(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RunHour, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_runHour(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_firstSyncAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_firstSyncAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstSyncAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_firstSyncAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_nextRunAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_nextRunAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextRunAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_nextRunAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KbSyncSettings", field, false, false, errors.New("field of type DateTime does not have child fields"))
+}
+
+func (ec *executionContext) _KbSyncSettings_lastRun(ctx context.Context, field graphql.CollectedField, obj *model.KbSyncSettings) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KbSyncSettings_lastRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncRun) graphql.Marshaler {
+			return ec.marshalOKbSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRun(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KbSyncSettings_lastRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KbSyncSettings",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncRun(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _MergedField_deskField(ctx context.Context, field graphql.CollectedField, obj *model.MergedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12869,6 +18948,586 @@ func (ec *executionContext) _MergedField_crmValue(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_MergedField_crmValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("MergedField", field, false, false, errors.New("field of type JSON does not have child fields"))
+}
+
+func (ec *executionContext) _Mutation_linkSalesIQ(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_linkSalesIQ(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LinkSalesIq(ctx, fc.Args["input"].(model.LinkSalesIQInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_linkSalesIQ(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_linkSalesIQ_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_relinkSalesIQ(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_relinkSalesIQ(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RelinkSalesIq(ctx, fc.Args["input"].(model.RelinkSalesIQInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_relinkSalesIQ(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_relinkSalesIQ_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changeChatDeskPortal(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_changeChatDeskPortal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangeChatDeskPortal(ctx, fc.Args["deskOrgId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_changeChatDeskPortal(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changeChatDeskPortal_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_disableChatLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_disableChatLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().DisableChatLink(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_disableChatLink(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_enableChatLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_enableChatLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().EnableChatLink(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_enableChatLink(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unlinkSalesIQ(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_unlinkSalesIQ(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().UnlinkSalesIq(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_unlinkSalesIQ(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateChatConversionRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateChatConversionRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateChatConversionRules(ctx, fc.Args["input"].(model.ChatConversionRulesInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateChatConversionRules(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateChatConversionRules_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setChatDepartmentMapping(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setChatDepartmentMapping(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetChatDepartmentMapping(ctx, fc.Args["input"].(model.ChatDepartmentMappingInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatDepartmentMapping) graphql.Marshaler {
+			return ec.marshalNChatDepartmentMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMapping(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setChatDepartmentMapping(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatDepartmentMapping(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setChatDepartmentMapping_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_undoAutomaticChatDepartmentMapping(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_undoAutomaticChatDepartmentMapping(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UndoAutomaticChatDepartmentMapping(ctx, fc.Args["chatDepartmentId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatDepartmentMapping) graphql.Marshaler {
+			return ec.marshalNChatDepartmentMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMapping(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_undoAutomaticChatDepartmentMapping(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatDepartmentMapping(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_undoAutomaticChatDepartmentMapping_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_convertChatToTicket(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_convertChatToTicket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConvertChatToTicket(ctx, fc.Args["input"].(model.ConvertChatInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ConvertChatPayload) graphql.Marshaler {
+			return ec.marshalNConvertChatPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConvertChatPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_convertChatToTicket(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConvertChatPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_convertChatToTicket_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateChatVisitor(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateChatVisitor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateChatVisitor(ctx, fc.Args["input"].(model.ChatVisitorInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatVisitor) graphql.Marshaler {
+			return ec.marshalNChatVisitor2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatVisitor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateChatVisitor(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatVisitor(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateChatVisitor_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_attachChatToTicket(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_attachChatToTicket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AttachChatToTicket(ctx, fc.Args["input"].(model.ChatTicketMergeInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_attachChatToTicket(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_attachChatToTicket_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_mergeTicketIntoChatTicket(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_mergeTicketIntoChatTicket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MergeTicketIntoChatTicket(ctx, fc.Args["input"].(model.ChatTicketMergeInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_mergeTicketIntoChatTicket(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_mergeTicketIntoChatTicket_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setChatTicketStatus(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setChatTicketStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetChatTicketStatus(ctx, fc.Args["input"].(model.ChatTicketStatusInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
+			return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setChatTicketStatus(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Ticket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setChatTicketStatus_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Mutation_connectCrm(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -13349,6 +20008,138 @@ func (ec *executionContext) fieldContext_Mutation_revokeApiToken(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_revokeApiToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateKbSync(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateKbSync(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateKbSync(ctx, fc.Args["connectionId"].(string), fc.Args["input"].(model.UpdateKbSyncInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncSettings) graphql.Marshaler {
+			return ec.marshalNKbSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncSettings(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateKbSync(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncSettings(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateKbSync_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_syncKbNow(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_syncKbNow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SyncKbNow(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncRun) graphql.Marshaler {
+			return ec.marshalNKbSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRun(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_syncKbNow(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncRun(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_syncKbNow_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryKbFailures(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryKbFailures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryKbFailures(ctx, fc.Args["connectionId"].(string), fc.Args["ids"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncRun) graphql.Marshaler {
+			return ec.marshalOKbSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRun(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryKbFailures(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncRun(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryKbFailures_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -14843,6 +21634,158 @@ func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_chatLink(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_chatLink(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().ChatLink(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+			return ec.marshalOChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_chatLink(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_salesIQPortals(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_salesIQPortals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SalesIQPortals(ctx, fc.Args["credentials"].(model.ZohoCredentialsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ChatPortal) graphql.Marshaler {
+			return ec.marshalNChatPortal2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatPortalᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_salesIQPortals(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatPortal(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_salesIQPortals_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_chatDeskPortals(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_chatDeskPortals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().ChatDeskPortals(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ChatDeskPortal) graphql.Marshaler {
+			return ec.marshalNChatDeskPortal2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDeskPortalᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_chatDeskPortals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatDeskPortal(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_chatConversation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_chatConversation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ChatConversation(ctx, fc.Args["conversationId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChatConversation) graphql.Marshaler {
+			return ec.marshalNChatConversation2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_chatConversation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatConversation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_chatConversation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_serviceKeyPortals(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15853,6 +22796,226 @@ func (ec *executionContext) fieldContext_Query_apiTokens(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_kbSyncSettings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_kbSyncSettings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().KbSyncSettings(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncSettings) graphql.Marshaler {
+			return ec.marshalOKbSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncSettings(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_kbSyncSettings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncSettings(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_kbSyncSettings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_kbSyncRuns(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_kbSyncRuns(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().KbSyncRuns(ctx, fc.Args["connectionId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncRunConnection) graphql.Marshaler {
+			return ec.marshalNKbSyncRunConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_kbSyncRuns(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncRunConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_kbSyncRuns_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_kbSyncFailures(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_kbSyncFailures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().KbSyncFailures(ctx, fc.Args["connectionId"].(string), fc.Args["includeResolved"].(*bool), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.KbSyncFailureConnection) graphql.Marshaler {
+			return ec.marshalNKbSyncFailureConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailureConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_kbSyncFailures(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbSyncFailureConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_kbSyncFailures_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_kbDeskCategories(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_kbDeskCategories(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().KbDeskCategories(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.KbDeskCategory) graphql.Marshaler {
+			return ec.marshalNKbDeskCategory2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDeskCategoryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_kbDeskCategories(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbDeskCategory(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_kbDeskCategories_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_kbChatDepartments(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_kbChatDepartments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().KbChatDepartments(ctx, fc.Args["connectionId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.KbChatDepartment) graphql.Marshaler {
+			return ec.marshalNKbChatDepartment2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatDepartmentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_kbChatDepartments(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KbChatDepartment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_kbChatDepartments_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_permissionProfiles(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16616,6 +23779,50 @@ func (ec *executionContext) fieldContext_SignalSettings_kinds(_ context.Context,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_SignalSetting(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_visitorTickets(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_visitorTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().VisitorTickets(ctx, fc.Args["conversationId"].(string), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TicketEvent) graphql.Marshaler {
+			return ec.marshalNTicketEvent2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_visitorTickets(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TicketEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_visitorTickets_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -18887,6 +26094,84 @@ func (ec *executionContext) fieldContext_Ticket_customer(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Ticket_deskUrl(ctx context.Context, field graphql.CollectedField, obj *model.Ticket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Ticket_deskUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Ticket().DeskURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Ticket_deskUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Ticket", field, true, true, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Ticket_chatConversationId(ctx context.Context, field graphql.CollectedField, obj *model.Ticket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Ticket_chatConversationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Ticket().ChatConversationID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Ticket_chatConversationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Ticket", field, true, true, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Ticket_chatTranscript(ctx context.Context, field graphql.CollectedField, obj *model.Ticket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Ticket_chatTranscript(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Ticket().ChatTranscript(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ChatMessage) graphql.Marshaler {
+			return ec.marshalOChatMessage2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatMessageᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Ticket_chatTranscript(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Ticket",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChatMessage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Ticket_threads(ctx context.Context, field graphql.CollectedField, obj *model.Ticket) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -20316,6 +27601,199 @@ func (ec *executionContext) fieldContext_Viewer_profile(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _VisitorPanel_contact(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_contact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contact, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeskContact) graphql.Marshaler {
+			return ec.marshalODeskContact2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDeskContact(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_contact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VisitorPanel",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeskContact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VisitorPanel_accountName(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_accountName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccountName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_accountName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorPanel", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _VisitorPanel_slaName(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_slaName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SLAName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_slaName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorPanel", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _VisitorPanel_contractName(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_contractName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContractName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_contractName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorPanel", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _VisitorPanel_contactOwner(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_contactOwner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContactOwner, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_contactOwner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorPanel", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _VisitorPanel_totalTickets(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_totalTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalTickets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_totalTickets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorPanel", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _VisitorPanel_overdueTickets(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_overdueTickets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OverdueTickets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_overdueTickets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorPanel", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _VisitorPanel_deskUrl(ctx context.Context, field graphql.CollectedField, obj *model.VisitorPanel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorPanel_deskUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeskURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorPanel_deskUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorPanel", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21477,6 +28955,240 @@ func (ec *executionContext) unmarshalInputApproveCrmAccessInput(ctx context.Cont
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputChatConversionRulesInput(ctx context.Context, obj any) (model.ChatConversionRulesInput, error) {
+	var it model.ChatConversionRulesInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"chats", "timing", "ticketStatus", "fallbackDepartmentId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "chats":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("chats"))
+			data, err := ec.unmarshalOChatConversionKind2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Chats = data
+		case "timing":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timing"))
+			data, err := ec.unmarshalOChatConversionTiming2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionTiming(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Timing = data
+		case "ticketStatus":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketStatus"))
+			data, err := ec.unmarshalOChatTicketStatus2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketStatus = data
+		case "fallbackDepartmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fallbackDepartmentId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FallbackDepartmentID = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputChatDepartmentMappingInput(ctx context.Context, obj any) (model.ChatDepartmentMappingInput, error) {
+	var it model.ChatDepartmentMappingInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"chatDepartmentId", "mode", "deskDepartmentId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "chatDepartmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("chatDepartmentId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChatDepartmentID = data
+		case "mode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("mode"))
+			data, err := ec.unmarshalNChatDepartmentMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMode(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Mode = data
+		case "deskDepartmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskDepartmentId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskDepartmentID = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputChatTicketMergeInput(ctx context.Context, obj any) (model.ChatTicketMergeInput, error) {
+	var it model.ChatTicketMergeInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"conversationId", "ticketDeskId", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "conversationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("conversationId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConversationID = data
+		case "ticketDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketDeskId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketDeskID = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputChatTicketStatusInput(ctx context.Context, obj any) (model.ChatTicketStatusInput, error) {
+	var it model.ChatTicketStatusInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"conversationId", "ticketDeskId", "action"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "conversationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("conversationId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConversationID = data
+		case "ticketDeskId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ticketDeskId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TicketDeskID = data
+		case "action":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("action"))
+			data, err := ec.unmarshalNChatTicketAction2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Action = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputChatVisitorInput(ctx context.Context, obj any) (model.ChatVisitorInput, error) {
+	var it model.ChatVisitorInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"conversationId", "name", "email", "phone"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "conversationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("conversationId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConversationID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "phone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("phone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Phone = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputConnectCrmInput(ctx context.Context, obj any) (model.ConnectCrmInput, error) {
 	var it model.ConnectCrmInput
 	if obj == nil {
@@ -21630,6 +29342,71 @@ func (ec *executionContext) unmarshalInputConnectCrmWithServiceKeyInput(ctx cont
 				return it, err
 			}
 			it.TimeZone = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputConvertChatInput(ctx context.Context, obj any) (model.ConvertChatInput, error) {
+	var it model.ConvertChatInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"conversationId", "departmentId", "subject", "priority", "status", "classification"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "conversationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("conversationId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ConversationID = data
+		case "departmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("departmentId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DepartmentID = data
+		case "subject":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subject"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Subject = data
+		case "priority":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priority"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Priority = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "classification":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("classification"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Classification = data
 		}
 	}
 	return it, nil
@@ -21918,6 +29695,124 @@ func (ec *executionContext) unmarshalInputFieldMappingInput(ctx context.Context,
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputKbChatPortalInput(ctx context.Context, obj any) (model.KbChatPortalInput, error) {
+	var it model.KbChatPortalInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"dataCenter", "screenName", "credentials"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "dataCenter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dataCenter"))
+			data, err := ec.unmarshalNDataCenter2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐDataCenter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DataCenter = data
+		case "screenName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("screenName"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScreenName = data
+		case "credentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentials"))
+			data, err := ec.unmarshalOZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credentials = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputKbDepartmentInput(ctx context.Context, obj any) (model.KbDepartmentInput, error) {
+	var it model.KbDepartmentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"chatDepartmentId", "deskCategoryIds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "chatDepartmentId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("chatDepartmentId"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChatDepartmentID = data
+		case "deskCategoryIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deskCategoryIds"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeskCategoryIds = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputLinkSalesIQInput(ctx context.Context, obj any) (model.LinkSalesIQInput, error) {
+	var it model.LinkSalesIQInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"credentials", "screenName"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "credentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentials"))
+			data, err := ec.unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credentials = data
+		case "screenName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("screenName"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScreenName = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputMergeTicketsInput(ctx context.Context, obj any) (model.MergeTicketsInput, error) {
 	var it model.MergeTicketsInput
 	if obj == nil {
@@ -22050,6 +29945,43 @@ func (ec *executionContext) unmarshalInputPermissionProfileInput(ctx context.Con
 				return it, err
 			}
 			it.TicketActions = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRelinkSalesIQInput(ctx context.Context, obj any) (model.RelinkSalesIQInput, error) {
+	var it model.RelinkSalesIQInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"credentials", "screenName"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "credentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credentials"))
+			data, err := ec.unmarshalNZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credentials = data
+		case "screenName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("screenName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ScreenName = data
 		}
 	}
 	return it, nil
@@ -22569,6 +30501,78 @@ func (ec *executionContext) unmarshalInputTicketStatusInput(ctx context.Context,
 				return it, err
 			}
 			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpdateKbSyncInput(ctx context.Context, obj any) (model.UpdateKbSyncInput, error) {
+	var it model.UpdateKbSyncInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"salesIq", "departments", "permission", "articleStatus", "interval", "timeZone", "enabled"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "salesIq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("salesIq"))
+			data, err := ec.unmarshalOKbChatPortalInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatPortalInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SalesIq = data
+		case "departments":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("departments"))
+			data, err := ec.unmarshalOKbDepartmentInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Departments = data
+		case "permission":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("permission"))
+			data, err := ec.unmarshalOKbArticlePermission2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticlePermission(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Permission = data
+		case "articleStatus":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("articleStatus"))
+			data, err := ec.unmarshalOKbArticleStatus2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticleStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ArticleStatus = data
+		case "interval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
+			data, err := ec.unmarshalOKbSyncInterval2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncInterval(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Interval = data
+		case "timeZone":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("timeZone"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TimeZone = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
 		}
 	}
 	return it, nil
@@ -23254,6 +31258,811 @@ func (ec *executionContext) _AvailableFields(ctx context.Context, sel ast.Select
 	return out
 }
 
+var chatConversationImplementors = []string{"ChatConversation"}
+
+func (ec *executionContext) _ChatConversation(ctx context.Context, sel ast.SelectionSet, obj *model.ChatConversation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatConversationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatConversation")
+		case "conversationId":
+			out.Values[i] = ec._ChatConversation_conversationId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "state":
+			out.Values[i] = ec._ChatConversation_state(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "question":
+			out.Values[i] = ec._ChatConversation_question(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attended":
+			out.Values[i] = ec._ChatConversation_attended(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "missed":
+			out.Values[i] = ec._ChatConversation_missed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ended":
+			out.Values[i] = ec._ChatConversation_ended(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "visitor":
+			out.Values[i] = ec._ChatConversation_visitor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "department":
+			out.Values[i] = ec._ChatConversation_department(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ticket":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ChatConversation_ticket(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "ticketOrigin":
+			out.Values[i] = ec._ChatConversation_ticketOrigin(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "autoConversionNote":
+			out.Values[i] = ec._ChatConversation_autoConversionNote(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "canChangeTickets":
+			out.Values[i] = ec._ChatConversation_canChangeTickets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cannotChangeReason":
+			out.Values[i] = ec._ChatConversation_cannotChangeReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "visitorPanel":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ChatConversation_visitorPanel(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "recentTickets":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ChatConversation_recentTickets(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "searchTickets":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ChatConversation_searchTickets(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "transcript":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ChatConversation_transcript(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatConversionRulesImplementors = []string{"ChatConversionRules"}
+
+func (ec *executionContext) _ChatConversionRules(ctx context.Context, sel ast.SelectionSet, obj *model.ChatConversionRules) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatConversionRulesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatConversionRules")
+		case "chats":
+			out.Values[i] = ec._ChatConversionRules_chats(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "timing":
+			out.Values[i] = ec._ChatConversionRules_timing(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ticketStatus":
+			out.Values[i] = ec._ChatConversionRules_ticketStatus(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fallbackDepartmentId":
+			out.Values[i] = ec._ChatConversionRules_fallbackDepartmentId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatDepartmentMappingImplementors = []string{"ChatDepartmentMapping"}
+
+func (ec *executionContext) _ChatDepartmentMapping(ctx context.Context, sel ast.SelectionSet, obj *model.ChatDepartmentMapping) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatDepartmentMappingImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatDepartmentMapping")
+		case "chatDepartmentId":
+			out.Values[i] = ec._ChatDepartmentMapping_chatDepartmentId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "chatDepartmentName":
+			out.Values[i] = ec._ChatDepartmentMapping_chatDepartmentName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mode":
+			out.Values[i] = ec._ChatDepartmentMapping_mode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskDepartmentId":
+			out.Values[i] = ec._ChatDepartmentMapping_deskDepartmentId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deskDepartmentName":
+			out.Values[i] = ec._ChatDepartmentMapping_deskDepartmentName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "automatic":
+			out.Values[i] = ec._ChatDepartmentMapping_automatic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._ChatDepartmentMapping_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatDeskPortalImplementors = []string{"ChatDeskPortal"}
+
+func (ec *executionContext) _ChatDeskPortal(ctx context.Context, sel ast.SelectionSet, obj *model.ChatDeskPortal) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatDeskPortalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatDeskPortal")
+		case "orgId":
+			out.Values[i] = ec._ChatDeskPortal_orgId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ChatDeskPortal_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "current":
+			out.Values[i] = ec._ChatDeskPortal_current(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connected":
+			out.Values[i] = ec._ChatDeskPortal_connected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatLinkImplementors = []string{"ChatLink"}
+
+func (ec *executionContext) _ChatLink(ctx context.Context, sel ast.SelectionSet, obj *model.ChatLink) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatLinkImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatLink")
+		case "id":
+			out.Values[i] = ec._ChatLink_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._ChatLink_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "relinkReason":
+			out.Values[i] = ec._ChatLink_relinkReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "dataCenter":
+			out.Values[i] = ec._ChatLink_dataCenter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "salesIQPortal":
+			out.Values[i] = ec._ChatLink_salesIQPortal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "connectionId":
+			out.Values[i] = ec._ChatLink_connectionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deskOrgId":
+			out.Values[i] = ec._ChatLink_deskOrgId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deskPortal":
+			out.Values[i] = ec._ChatLink_deskPortal(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "linkedUser":
+			out.Values[i] = ec._ChatLink_linkedUser(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "linkedBy":
+			out.Values[i] = ec._ChatLink_linkedBy(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rules":
+			out.Values[i] = ec._ChatLink_rules(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "departmentMappings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ChatLink_departmentMappings(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "webhookSubscribed":
+			out.Values[i] = ec._ChatLink_webhookSubscribed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastCheckedAt":
+			out.Values[i] = ec._ChatLink_lastCheckedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "linkedAt":
+			out.Values[i] = ec._ChatLink_linkedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._ChatLink_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatLinkedUserImplementors = []string{"ChatLinkedUser"}
+
+func (ec *executionContext) _ChatLinkedUser(ctx context.Context, sel ast.SelectionSet, obj *model.ChatLinkedUser) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatLinkedUserImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatLinkedUser")
+		case "deskUserId":
+			out.Values[i] = ec._ChatLinkedUser_deskUserId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ChatLinkedUser_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._ChatLinkedUser_email(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatMessageImplementors = []string{"ChatMessage"}
+
+func (ec *executionContext) _ChatMessage(ctx context.Context, sel ast.SelectionSet, obj *model.ChatMessage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatMessageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatMessage")
+		case "id":
+			out.Values[i] = ec._ChatMessage_id(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "senderName":
+			out.Values[i] = ec._ChatMessage_senderName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "senderType":
+			out.Values[i] = ec._ChatMessage_senderType(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "text":
+			out.Values[i] = ec._ChatMessage_text(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sentAt":
+			out.Values[i] = ec._ChatMessage_sentAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatPortalImplementors = []string{"ChatPortal"}
+
+func (ec *executionContext) _ChatPortal(ctx context.Context, sel ast.SelectionSet, obj *model.ChatPortal) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatPortalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatPortal")
+		case "screenName":
+			out.Values[i] = ec._ChatPortal_screenName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ChatPortal_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var chatVisitorImplementors = []string{"ChatVisitor"}
+
+func (ec *executionContext) _ChatVisitor(ctx context.Context, sel ast.SelectionSet, obj *model.ChatVisitor) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, chatVisitorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChatVisitor")
+		case "id":
+			out.Values[i] = ec._ChatVisitor_id(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ChatVisitor_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "email":
+			out.Values[i] = ec._ChatVisitor_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "phone":
+			out.Values[i] = ec._ChatVisitor_phone(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var connectionImplementors = []string{"Connection", "Node"}
 
 func (ec *executionContext) _Connection(ctx context.Context, sel ast.SelectionSet, obj *model.Connection) graphql.Marshaler {
@@ -23645,6 +32454,49 @@ func (ec *executionContext) _Connection(ctx context.Context, sel ast.SelectionSe
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var convertChatPayloadImplementors = []string{"ConvertChatPayload"}
+
+func (ec *executionContext) _ConvertChatPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ConvertChatPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, convertChatPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConvertChatPayload")
+		case "ticket":
+			out.Values[i] = ec._ConvertChatPayload_ticket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "created":
+			out.Values[i] = ec._ConvertChatPayload_created(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25654,6 +34506,659 @@ func (ec *executionContext) _FieldMapping(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var kbChatDepartmentImplementors = []string{"KbChatDepartment"}
+
+func (ec *executionContext) _KbChatDepartment(ctx context.Context, sel ast.SelectionSet, obj *model.KbChatDepartment) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbChatDepartmentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbChatDepartment")
+		case "id":
+			out.Values[i] = ec._KbChatDepartment_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._KbChatDepartment_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbChatPortalImplementors = []string{"KbChatPortal"}
+
+func (ec *executionContext) _KbChatPortal(ctx context.Context, sel ast.SelectionSet, obj *model.KbChatPortal) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbChatPortalImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbChatPortal")
+		case "dataCenter":
+			out.Values[i] = ec._KbChatPortal_dataCenter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "screenName":
+			out.Values[i] = ec._KbChatPortal_screenName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hasCredential":
+			out.Values[i] = ec._KbChatPortal_hasCredential(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbDepartmentCategoriesImplementors = []string{"KbDepartmentCategories"}
+
+func (ec *executionContext) _KbDepartmentCategories(ctx context.Context, sel ast.SelectionSet, obj *model.KbDepartmentCategories) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbDepartmentCategoriesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbDepartmentCategories")
+		case "chatDepartmentId":
+			out.Values[i] = ec._KbDepartmentCategories_chatDepartmentId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskCategoryIds":
+			out.Values[i] = ec._KbDepartmentCategories_deskCategoryIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbDeskCategoryImplementors = []string{"KbDeskCategory"}
+
+func (ec *executionContext) _KbDeskCategory(ctx context.Context, sel ast.SelectionSet, obj *model.KbDeskCategory) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbDeskCategoryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbDeskCategory")
+		case "id":
+			out.Values[i] = ec._KbDeskCategory_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._KbDeskCategory_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "parentId":
+			out.Values[i] = ec._KbDeskCategory_parentId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "visibility":
+			out.Values[i] = ec._KbDeskCategory_visibility(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbSyncFailureImplementors = []string{"KbSyncFailure"}
+
+func (ec *executionContext) _KbSyncFailure(ctx context.Context, sel ast.SelectionSet, obj *model.KbSyncFailure) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbSyncFailureImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbSyncFailure")
+		case "id":
+			out.Values[i] = ec._KbSyncFailure_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "occurredAt":
+			out.Values[i] = ec._KbSyncFailure_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskArticleId":
+			out.Values[i] = ec._KbSyncFailure_deskArticleId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "title":
+			out.Values[i] = ec._KbSyncFailure_title(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "chatArticleId":
+			out.Values[i] = ec._KbSyncFailure_chatArticleId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "operation":
+			out.Values[i] = ec._KbSyncFailure_operation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._KbSyncFailure_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._KbSyncFailure_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "vendorCode":
+			out.Values[i] = ec._KbSyncFailure_vendorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._KbSyncFailure_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retriedAt":
+			out.Values[i] = ec._KbSyncFailure_retriedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "resolvedAt":
+			out.Values[i] = ec._KbSyncFailure_resolvedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbSyncFailureConnectionImplementors = []string{"KbSyncFailureConnection"}
+
+func (ec *executionContext) _KbSyncFailureConnection(ctx context.Context, sel ast.SelectionSet, obj *model.KbSyncFailureConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbSyncFailureConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbSyncFailureConnection")
+		case "edges":
+			out.Values[i] = ec._KbSyncFailureConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._KbSyncFailureConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbSyncFailureEdgeImplementors = []string{"KbSyncFailureEdge"}
+
+func (ec *executionContext) _KbSyncFailureEdge(ctx context.Context, sel ast.SelectionSet, obj *model.KbSyncFailureEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbSyncFailureEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbSyncFailureEdge")
+		case "cursor":
+			out.Values[i] = ec._KbSyncFailureEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._KbSyncFailureEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbSyncRunImplementors = []string{"KbSyncRun"}
+
+func (ec *executionContext) _KbSyncRun(ctx context.Context, sel ast.SelectionSet, obj *model.KbSyncRun) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbSyncRunImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbSyncRun")
+		case "id":
+			out.Values[i] = ec._KbSyncRun_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "trigger":
+			out.Values[i] = ec._KbSyncRun_trigger(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._KbSyncRun_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "scheduledFor":
+			out.Values[i] = ec._KbSyncRun_scheduledFor(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._KbSyncRun_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._KbSyncRun_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "finishedAt":
+			out.Values[i] = ec._KbSyncRun_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "listed":
+			out.Values[i] = ec._KbSyncRun_listed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "added":
+			out.Values[i] = ec._KbSyncRun_added(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updated":
+			out.Values[i] = ec._KbSyncRun_updated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleted":
+			out.Values[i] = ec._KbSyncRun_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unchanged":
+			out.Values[i] = ec._KbSyncRun_unchanged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._KbSyncRun_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._KbSyncRun_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbSyncRunConnectionImplementors = []string{"KbSyncRunConnection"}
+
+func (ec *executionContext) _KbSyncRunConnection(ctx context.Context, sel ast.SelectionSet, obj *model.KbSyncRunConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbSyncRunConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbSyncRunConnection")
+		case "edges":
+			out.Values[i] = ec._KbSyncRunConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._KbSyncRunConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbSyncRunEdgeImplementors = []string{"KbSyncRunEdge"}
+
+func (ec *executionContext) _KbSyncRunEdge(ctx context.Context, sel ast.SelectionSet, obj *model.KbSyncRunEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbSyncRunEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbSyncRunEdge")
+		case "cursor":
+			out.Values[i] = ec._KbSyncRunEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._KbSyncRunEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var kbSyncSettingsImplementors = []string{"KbSyncSettings"}
+
+func (ec *executionContext) _KbSyncSettings(ctx context.Context, sel ast.SelectionSet, obj *model.KbSyncSettings) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, kbSyncSettingsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KbSyncSettings")
+		case "connectionId":
+			out.Values[i] = ec._KbSyncSettings_connectionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enabled":
+			out.Values[i] = ec._KbSyncSettings_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "salesIq":
+			out.Values[i] = ec._KbSyncSettings_salesIq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "departments":
+			out.Values[i] = ec._KbSyncSettings_departments(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "permission":
+			out.Values[i] = ec._KbSyncSettings_permission(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "articleStatus":
+			out.Values[i] = ec._KbSyncSettings_articleStatus(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "interval":
+			out.Values[i] = ec._KbSyncSettings_interval(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "timeZone":
+			out.Values[i] = ec._KbSyncSettings_timeZone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "runHour":
+			out.Values[i] = ec._KbSyncSettings_runHour(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "firstSyncAt":
+			out.Values[i] = ec._KbSyncSettings_firstSyncAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "nextRunAt":
+			out.Values[i] = ec._KbSyncSettings_nextRunAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._KbSyncSettings_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastRun":
+			out.Values[i] = ec._KbSyncSettings_lastRun(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var mergedFieldImplementors = []string{"MergedField"}
 
 func (ec *executionContext) _MergedField(ctx context.Context, sel ast.SelectionSet, obj *model.MergedField) graphql.Marshaler {
@@ -25727,6 +35232,104 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Mutation")
+		case "linkSalesIQ":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_linkSalesIQ(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "relinkSalesIQ":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_relinkSalesIQ(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changeChatDeskPortal":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changeChatDeskPortal(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disableChatLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_disableChatLink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enableChatLink":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_enableChatLink(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unlinkSalesIQ":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unlinkSalesIQ(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateChatConversionRules":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateChatConversionRules(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setChatDepartmentMapping":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setChatDepartmentMapping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "undoAutomaticChatDepartmentMapping":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_undoAutomaticChatDepartmentMapping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "convertChatToTicket":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_convertChatToTicket(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateChatVisitor":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateChatVisitor(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attachChatToTicket":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_attachChatToTicket(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mergeTicketIntoChatTicket":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_mergeTicketIntoChatTicket(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setChatTicketStatus":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setChatTicketStatus(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "connectCrm":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_connectCrm(ctx, field)
@@ -25802,6 +35405,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 				return ec._Mutation_revokeApiToken(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateKbSync":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateKbSync(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "syncKbNow":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_syncKbNow(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryKbFailures":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryKbFailures(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updatePermissionProfile":
@@ -26335,6 +35959,94 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_nodes(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "chatLink":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_chatLink(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "salesIQPortals":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_salesIQPortals(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "chatDeskPortals":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_chatDeskPortals(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "chatConversation":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_chatConversation(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -26886,6 +36598,116 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				}()
 				res = ec._Query_apiTokens(ctx, field)
 				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "kbSyncSettings":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_kbSyncSettings(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "kbSyncRuns":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_kbSyncRuns(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "kbSyncFailures":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_kbSyncFailures(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "kbDeskCategories":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_kbDeskCategories(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "kbChatDepartments":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_kbChatDepartments(ctx, field)
+				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -27456,6 +37278,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 
 	switch fields[0].Name {
+	case "visitorTickets":
+		return ec._Subscription_visitorTickets(ctx, fields[0])
 	case "events":
 		return ec._Subscription_events(ctx, fields[0])
 	case "signalEvents":
@@ -28378,6 +38202,120 @@ func (ec *executionContext) _Ticket(ctx context.Context, sel ast.SelectionSet, o
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "deskUrl":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ticket_deskUrl(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "chatConversationId":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ticket_chatConversationId(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "chatTranscript":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Ticket_chatTranscript(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		case "threads":
 			field := field
 
@@ -29207,6 +39145,79 @@ func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, o
 	return out
 }
 
+var visitorPanelImplementors = []string{"VisitorPanel"}
+
+func (ec *executionContext) _VisitorPanel(ctx context.Context, sel ast.SelectionSet, obj *model.VisitorPanel) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, visitorPanelImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VisitorPanel")
+		case "contact":
+			out.Values[i] = ec._VisitorPanel_contact(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "accountName":
+			out.Values[i] = ec._VisitorPanel_accountName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "slaName":
+			out.Values[i] = ec._VisitorPanel_slaName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "contractName":
+			out.Values[i] = ec._VisitorPanel_contractName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "contactOwner":
+			out.Values[i] = ec._VisitorPanel_contactOwner(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "totalTickets":
+			out.Values[i] = ec._VisitorPanel_totalTickets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "overdueTickets":
+			out.Values[i] = ec._VisitorPanel_overdueTickets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deskUrl":
+			out.Values[i] = ec._VisitorPanel_deskUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
@@ -29732,6 +39743,245 @@ func (ec *executionContext) marshalNChangeSource2githubᚗcomᚋdeskbridgeᚋdes
 	return v
 }
 
+func (ec *executionContext) marshalNChatConversation2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversation(ctx context.Context, sel ast.SelectionSet, v *model.ChatConversation) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatConversation(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNChatConversionKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionKind(ctx context.Context, v any) (model.ChatConversionKind, error) {
+	var res model.ChatConversionKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChatConversionKind2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionKind(ctx context.Context, sel ast.SelectionSet, v model.ChatConversionKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNChatConversionRules2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionRules(ctx context.Context, sel ast.SelectionSet, v *model.ChatConversionRules) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatConversionRules(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNChatConversionRulesInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionRulesInput(ctx context.Context, v any) (model.ChatConversionRulesInput, error) {
+	res, err := ec.unmarshalInputChatConversionRulesInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNChatConversionTiming2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionTiming(ctx context.Context, v any) (model.ChatConversionTiming, error) {
+	var res model.ChatConversionTiming
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChatConversionTiming2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionTiming(ctx context.Context, sel ast.SelectionSet, v model.ChatConversionTiming) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNChatDepartmentMapping2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMappingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChatDepartmentMapping) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChatDepartmentMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMapping(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChatDepartmentMapping2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMapping(ctx context.Context, sel ast.SelectionSet, v *model.ChatDepartmentMapping) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatDepartmentMapping(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNChatDepartmentMappingInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMappingInput(ctx context.Context, v any) (model.ChatDepartmentMappingInput, error) {
+	res, err := ec.unmarshalInputChatDepartmentMappingInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNChatDepartmentMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMode(ctx context.Context, v any) (model.ChatDepartmentMode, error) {
+	var res model.ChatDepartmentMode
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChatDepartmentMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDepartmentMode(ctx context.Context, sel ast.SelectionSet, v model.ChatDepartmentMode) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNChatDeskPortal2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDeskPortalᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChatDeskPortal) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChatDeskPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDeskPortal(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChatDeskPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatDeskPortal(ctx context.Context, sel ast.SelectionSet, v *model.ChatDeskPortal) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatDeskPortal(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx context.Context, sel ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatLink(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNChatLinkStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLinkStatus(ctx context.Context, v any) (model.ChatLinkStatus, error) {
+	var res model.ChatLinkStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChatLinkStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLinkStatus(ctx context.Context, sel ast.SelectionSet, v model.ChatLinkStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNChatLinkedUser2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLinkedUser(ctx context.Context, sel ast.SelectionSet, v *model.ChatLinkedUser) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatLinkedUser(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNChatMessage2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChatMessage) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChatMessage2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatMessage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChatMessage2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatMessage(ctx context.Context, sel ast.SelectionSet, v *model.ChatMessage) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatMessage(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNChatPortal2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatPortalᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChatPortal) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChatPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatPortal(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNChatPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatPortal(ctx context.Context, sel ast.SelectionSet, v *model.ChatPortal) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatPortal(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNChatTicketAction2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketAction(ctx context.Context, v any) (model.ChatTicketAction, error) {
+	var res model.ChatTicketAction
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChatTicketAction2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketAction(ctx context.Context, sel ast.SelectionSet, v model.ChatTicketAction) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNChatTicketMergeInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketMergeInput(ctx context.Context, v any) (model.ChatTicketMergeInput, error) {
+	res, err := ec.unmarshalInputChatTicketMergeInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNChatTicketStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatus(ctx context.Context, v any) (model.ChatTicketStatus, error) {
+	var res model.ChatTicketStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChatTicketStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatus(ctx context.Context, sel ast.SelectionSet, v model.ChatTicketStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNChatTicketStatusInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatusInput(ctx context.Context, v any) (model.ChatTicketStatusInput, error) {
+	res, err := ec.unmarshalInputChatTicketStatusInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChatVisitor2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatVisitor(ctx context.Context, sel ast.SelectionSet, v *model.ChatVisitor) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ChatVisitor(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNChatVisitorInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatVisitorInput(ctx context.Context, v any) (model.ChatVisitorInput, error) {
+	res, err := ec.unmarshalInputChatVisitorInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNConnectCrmInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectCrmInput(ctx context.Context, v any) (model.ConnectCrmInput, error) {
 	res, err := ec.unmarshalInputConnectCrmInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -29770,6 +40020,21 @@ func (ec *executionContext) unmarshalNConnectionStatus2githubᚗcomᚋdeskbridge
 
 func (ec *executionContext) marshalNConnectionStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionStatus(ctx context.Context, sel ast.SelectionSet, v model.ConnectionStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNConvertChatInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConvertChatInput(ctx context.Context, v any) (model.ConvertChatInput, error) {
+	res, err := ec.unmarshalInputConvertChatInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConvertChatPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConvertChatPayload(ctx context.Context, sel ast.SelectionSet, v *model.ConvertChatPayload) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ConvertChatPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCreateApiTokenInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐCreateAPITokenInput(ctx context.Context, v any) (model.CreateAPITokenInput, error) {
@@ -30298,6 +40563,266 @@ func (ec *executionContext) marshalNJSON2interface(ctx context.Context, sel ast.
 	return res
 }
 
+func (ec *executionContext) unmarshalNKbArticlePermission2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticlePermission(ctx context.Context, v any) (model.KbArticlePermission, error) {
+	var res model.KbArticlePermission
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKbArticlePermission2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticlePermission(ctx context.Context, sel ast.SelectionSet, v model.KbArticlePermission) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNKbArticleStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticleStatus(ctx context.Context, v any) (model.KbArticleStatus, error) {
+	var res model.KbArticleStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKbArticleStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticleStatus(ctx context.Context, sel ast.SelectionSet, v model.KbArticleStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNKbChatDepartment2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatDepartmentᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.KbChatDepartment) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKbChatDepartment2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatDepartment(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKbChatDepartment2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatDepartment(ctx context.Context, sel ast.SelectionSet, v *model.KbChatDepartment) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbChatDepartment(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKbChatPortal2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatPortal(ctx context.Context, sel ast.SelectionSet, v *model.KbChatPortal) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbChatPortal(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKbDepartmentCategories2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentCategoriesᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.KbDepartmentCategories) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKbDepartmentCategories2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentCategories(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKbDepartmentCategories2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentCategories(ctx context.Context, sel ast.SelectionSet, v *model.KbDepartmentCategories) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbDepartmentCategories(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNKbDepartmentInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentInput(ctx context.Context, v any) (*model.KbDepartmentInput, error) {
+	res, err := ec.unmarshalInputKbDepartmentInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKbDeskCategory2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDeskCategoryᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.KbDeskCategory) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKbDeskCategory2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDeskCategory(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKbDeskCategory2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDeskCategory(ctx context.Context, sel ast.SelectionSet, v *model.KbDeskCategory) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbDeskCategory(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKbSyncFailure2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailure(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncFailure) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbSyncFailure(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKbSyncFailureConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailureConnection(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncFailureConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbSyncFailureConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKbSyncFailureEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailureEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.KbSyncFailureEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKbSyncFailureEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailureEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKbSyncFailureEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncFailureEdge(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncFailureEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbSyncFailureEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNKbSyncInterval2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncInterval(ctx context.Context, v any) (model.KbSyncInterval, error) {
+	var res model.KbSyncInterval
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKbSyncInterval2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncInterval(ctx context.Context, sel ast.SelectionSet, v model.KbSyncInterval) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNKbSyncOperation2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncOperation(ctx context.Context, v any) (model.KbSyncOperation, error) {
+	var res model.KbSyncOperation
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKbSyncOperation2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncOperation(ctx context.Context, sel ast.SelectionSet, v model.KbSyncOperation) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNKbSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRun(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncRun) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbSyncRun(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKbSyncRunConnection2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunConnection(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncRunConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbSyncRunConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKbSyncRunEdge2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.KbSyncRunEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKbSyncRunEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKbSyncRunEdge2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunEdge(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncRunEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbSyncRunEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNKbSyncRunStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunStatus(ctx context.Context, v any) (model.KbSyncRunStatus, error) {
+	var res model.KbSyncRunStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKbSyncRunStatus2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRunStatus(ctx context.Context, sel ast.SelectionSet, v model.KbSyncRunStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNKbSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncSettings(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncSettings) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._KbSyncSettings(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNKbSyncTrigger2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncTrigger(ctx context.Context, v any) (model.KbSyncTrigger, error) {
+	var res model.KbSyncTrigger
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKbSyncTrigger2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncTrigger(ctx context.Context, sel ast.SelectionSet, v model.KbSyncTrigger) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNLinkSalesIQInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐLinkSalesIQInput(ctx context.Context, v any) (model.LinkSalesIQInput, error) {
+	res, err := ec.unmarshalInputLinkSalesIQInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNMatchEmail2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx context.Context, v any) (model.MatchEmail, error) {
 	var res model.MatchEmail
 	err := res.UnmarshalGQL(v)
@@ -30422,6 +40947,11 @@ func (ec *executionContext) marshalNQueueDepth2ᚖgithubᚗcomᚋdeskbridgeᚋde
 		return graphql.Null
 	}
 	return ec._QueueDepth(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRelinkSalesIQInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐRelinkSalesIQInput(ctx context.Context, v any) (model.RelinkSalesIQInput, error) {
+	res, err := ec.unmarshalInputRelinkSalesIQInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNReplyMode2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐReplyMode(ctx context.Context, v any) (model.ReplyMode, error) {
@@ -30830,6 +41360,22 @@ func (ec *executionContext) marshalNSyncType2githubᚗcomᚋdeskbridgeᚋdeskbri
 	return v
 }
 
+func (ec *executionContext) marshalNTicket2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicketᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Ticket) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNTicket2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐTicket(ctx context.Context, sel ast.SelectionSet, v *model.Ticket) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -31049,6 +41595,11 @@ func (ec *executionContext) marshalNTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋ
 	return ec._TicketThread(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNUpdateKbSyncInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateKbSyncInput(ctx context.Context, v any) (model.UpdateKbSyncInput, error) {
+	res, err := ec.unmarshalInputUpdateKbSyncInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNUpdateSyncSettingsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInput(ctx context.Context, v any) (model.UpdateSyncSettingsInput, error) {
 	res, err := ec.unmarshalInputUpdateSyncSettingsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -31082,6 +41633,16 @@ func (ec *executionContext) marshalNViewer2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbr
 		return graphql.Null
 	}
 	return ec._Viewer(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNVisitorPanel2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐVisitorPanel(ctx context.Context, sel ast.SelectionSet, v *model.VisitorPanel) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._VisitorPanel(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNZohoCredentialsInput2githubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx context.Context, v any) (model.ZohoCredentialsInput, error) {
@@ -31346,6 +41907,112 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOChatConversionKind2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionKind(ctx context.Context, v any) (*model.ChatConversionKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ChatConversionKind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOChatConversionKind2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionKind(ctx context.Context, sel ast.SelectionSet, v *model.ChatConversionKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOChatConversionTiming2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionTiming(ctx context.Context, v any) (*model.ChatConversionTiming, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ChatConversionTiming)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOChatConversionTiming2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatConversionTiming(ctx context.Context, sel ast.SelectionSet, v *model.ChatConversionTiming) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOChatLink2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatLink(ctx context.Context, sel ast.SelectionSet, v *model.ChatLink) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ChatLink(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOChatMessage2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatMessageᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChatMessage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChatMessage2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatMessage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOChatTicketOrigin2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketOrigin(ctx context.Context, v any) (*model.ChatTicketOrigin, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ChatTicketOrigin)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOChatTicketOrigin2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketOrigin(ctx context.Context, sel ast.SelectionSet, v *model.ChatTicketOrigin) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOChatTicketScope2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketScope(ctx context.Context, v any) (*model.ChatTicketScope, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ChatTicketScope)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOChatTicketScope2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketScope(ctx context.Context, sel ast.SelectionSet, v *model.ChatTicketScope) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOChatTicketStatus2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatus(ctx context.Context, v any) (*model.ChatTicketStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ChatTicketStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOChatTicketStatus2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐChatTicketStatus(ctx context.Context, sel ast.SelectionSet, v *model.ChatTicketStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOConnection2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐConnectionᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Connection) graphql.Marshaler {
@@ -31737,6 +42404,93 @@ func (ec *executionContext) marshalOJSON2interface(ctx context.Context, sel ast.
 	_ = ctx
 	res := graphql.MarshalAny(v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOKbArticlePermission2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticlePermission(ctx context.Context, v any) (*model.KbArticlePermission, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.KbArticlePermission)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOKbArticlePermission2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticlePermission(ctx context.Context, sel ast.SelectionSet, v *model.KbArticlePermission) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOKbArticleStatus2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticleStatus(ctx context.Context, v any) (*model.KbArticleStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.KbArticleStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOKbArticleStatus2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbArticleStatus(ctx context.Context, sel ast.SelectionSet, v *model.KbArticleStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOKbChatPortalInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbChatPortalInput(ctx context.Context, v any) (*model.KbChatPortalInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputKbChatPortalInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOKbDepartmentInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentInputᚄ(ctx context.Context, v any) ([]*model.KbDepartmentInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.KbDepartmentInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNKbDepartmentInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbDepartmentInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOKbSyncInterval2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncInterval(ctx context.Context, v any) (*model.KbSyncInterval, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.KbSyncInterval)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOKbSyncInterval2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncInterval(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncInterval) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOKbSyncRun2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncRun(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncRun) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._KbSyncRun(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOKbSyncSettings2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐKbSyncSettings(ctx context.Context, sel ast.SelectionSet, v *model.KbSyncSettings) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._KbSyncSettings(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOMatchEmail2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐMatchEmail(ctx context.Context, v any) (*model.MatchEmail, error) {
@@ -32168,6 +42922,14 @@ func (ec *executionContext) marshalOTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋ
 		return graphql.Null
 	}
 	return ec._TicketThread(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx context.Context, v any) (*model.ZohoCredentialsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputZohoCredentialsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

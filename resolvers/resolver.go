@@ -24,4 +24,9 @@ type Resolver struct {
 	ConnectionService *syncengine.ConnectionService
 	// TicketService does ticket work from the CRM side (SPEC E1-E3).
 	TicketService *syncengine.TicketService
+	// KBService is the knowledge-base sync desk -> chat (SPEC F2).
+	KBService *syncengine.KBService
+	// ChatService links SalesIQ and turns chats into tickets (SPEC A5, F1,
+	// F3-F9).
+	ChatService *syncengine.ChatService
 }

@@ -60,6 +60,30 @@ func listComplexity(c *graph.ComplexityRoot) {
 	conversation := func(child int, first *int) int { return vendorCall + pageOf(first, 20)*child }
 	c.Ticket.Threads, c.Ticket.Comments = conversation, conversation
 	c.Query.Signals = func(child int, first *int, _ *string, _ *bool) int { return 1 + pageOf(first, 20)*child }
+
+	// The KB sync (SPEC F2): runs and failures are pages from the
+	// database; categories and departments are read from the vendors.
+	c.Query.KbSyncRuns = func(child int, _ string, first *int, _ *string) int { return 1 + pageOf(first, 20)*child }
+	c.Query.KbSyncFailures = func(child int, _ string, _ *bool, first *int, _ *string) int {
+		return 1 + pageOf(first, 50)*child
+	}
+	c.Query.KbDeskCategories = func(child int, _ string) int { return vendorCall + 200*child }
+	c.Query.KbChatDepartments = func(child int, _ string) int { return vendorCall + 20*child }
+
+	// Chat (schema/chat.graphqls): the window's lists are pages of the
+	// mirror; the conversation, its transcript, the visitor panel, a
+	// ticket's chat transcript and the portal lists call a vendor.
+	c.ChatConversation.RecentTickets = func(child int, first *int, _ *model.ChatTicketScope) int { return 1 + pageOf(first, 5)*child }
+	c.ChatConversation.SearchTickets = func(child int, _ string, _ *model.ChatTicketScope, first *int) int {
+		return 1 + pageOf(first, 20)*child
+	}
+	c.Query.ChatConversation = func(child int, _ string) int { return vendorCall + child }
+	c.ChatConversation.Transcript = func(child int) int { return vendorCall + 100*child }
+	c.ChatConversation.VisitorPanel = func(child int) int { return 2*vendorCall + child }
+	c.Ticket.ChatTranscript = func(child int) int { return vendorCall + 100*child }
+	c.Query.SalesIQPortals = func(child int, _ model.ZohoCredentialsInput) int { return vendorCall + 10*child }
+	c.Query.ChatDeskPortals = func(child int) int { return vendorCall + 10*child }
+	c.ChatLink.DepartmentMappings = func(child int, _ *bool) int { return vendorCall + 50*child }
 }
 
 // vendorCall is the complexity of a field that calls a vendor's API.

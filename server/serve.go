@@ -44,6 +44,7 @@ type Server struct {
 
 	elector     *leader.Elector
 	connections *syncengine.ConnectionService
+	kb          *syncengine.KBService
 	publicURL   atomic.Pointer[string] // known at start, or once listening
 	stopEngine  context.CancelFunc
 	engineDone  chan struct{}
@@ -105,9 +106,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.publicURL.Store(&cfg.PublicURL)
 	}
 	s.connections = connections
-	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log,
+	// The KB sync (SPEC F2): its tick runs on the engine's scheduler (the
+	// leader); "sync now" starts at once here unless this replica only
+	// serves the API.
+	s.kb = syncengine.NewKBService(syncengine.KBConfig{DB: db.DB, Conns: connections, Log: log, RunHere: cfg.SyncWorkers > 0})
+	// Chat (SPEC A5, F1, F3-F9): SalesIQ linked to the connection's desk.
+	chat := &syncengine.ChatService{DB: db.DB, Box: box, Connectors: connections, PublicURL: publicURL, Log: log,
+		Vendor: zoho.NewVendor(zoho.VendorConfig{ClientID: cfg.ZohoClientID, ClientSecret: cfg.ZohoClientSecret,
+			Endpoints: cfg.ZohoEndpoints, Logger: log})}
+	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log, Chat: chat,
 		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
-		FirstSyncEvery: cfg.FirstSyncEvery, OverdueEvery: cfg.OverdueEvery, HistoryRetention: cfg.HistoryKeep, PublicURL: publicURL}
+		FirstSyncEvery: cfg.FirstSyncEvery, OverdueEvery: cfg.OverdueEvery, HistoryRetention: cfg.HistoryKeep, PublicURL: publicURL,
+		KB: s.kb}
 	go func() {
 		defer close(s.engineDone)
 		if cfg.SyncWorkers == 0 {
@@ -122,7 +132,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	deps := graphqlDeps{
 		cfg: cfg, log: log, metrics: m, conns: conns,
 		resolvers: &resolvers.Resolver{DB: db.DB, Bus: s.bus, Log: log, ConnectionService: connections,
-			TicketService: &syncengine.TicketService{DB: db.DB, Connectors: connections, Log: log}},
+			TicketService: &syncengine.TicketService{DB: db.DB, Connectors: connections, Log: log},
+			KBService:     s.kb, ChatService: chat},
 		auth: &auth.Authenticator{DB: db.DB},
 	}
 	gql, ws := newGraphQL(deps)
@@ -134,6 +145,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		writeStatus(w, http.StatusOK, "ok", "")
 	})))
 	mux.Handle("POST /webhooks/{connection}/{system}", observe("webhooks", m, log, webhookHandler(db.DB, connections, engine.Wake, log)))
+	mux.Handle("POST /webhooks/salesiq/{link}", observe("webhooks", m, log, chatWebhookHandler(chat, log)))
 	mux.Handle("GET /readyz", observe("readyz", m, log, http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
 	pg := playground.Handler(playground.Options{Endpoint: "/graphql", Title: "deskbridge"})
@@ -236,6 +248,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() {
 	s.stopEngine()
 	<-s.engineDone
+	s.kb.Close()
 	_ = s.elector.Resign(context.Background())
 	s.stopBus()
 	<-s.busDone

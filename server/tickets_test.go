@@ -145,6 +145,11 @@ func TestTicketsFromCRMRecords(t *testing.T) {
 	if len(r.Errors) > 0 || dig(r.Data, "mergeTickets", "deskId") != ticketID {
 		t.Fatalf("mergeTickets: %+v %+v", r.Errors, r.Data)
 	}
+	// The same key again answers the same, though the merged ticket is gone.
+	if r := w.ts.query(admin, `mutation($in: MergeTicketsInput!) { mergeTickets(input: $in) { deskId } }`,
+		map[string]any{"in": map[string]any{"ticketDeskId": ticketID, "mergeDeskIds": []string{second}, "idempotencyKey": "merge-1"}}); len(r.Errors) > 0 || dig(r.Data, "mergeTickets", "deskId") != ticketID {
+		t.Fatalf("retried merge: %+v %+v", r.Errors, r.Data)
+	}
 	if merged := nextEvent(t, sub, "MERGED", "DESKBRIDGE", ticketID, pick.DeskID, nil); fmt.Sprint(merged["mergedDeskIds"]) != "["+second+"]" {
 		t.Fatalf("merged event: %+v", merged)
 	}

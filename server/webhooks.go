@@ -53,3 +53,39 @@ func webhookHandler(db *sqlx.DB, conns syncengine.Connectors, wake func(), log *
 		}
 	})
 }
+
+// chatWebhookHandler receives SalesIQ's chat events for a link:
+// POST /webhooks/salesiq/{link}?token=…, signed with the subscription's key
+// (x-siqsignature). The answers are those of webhookHandler: 200 once the
+// event is recorded (a conversion the desk cannot take now is retried by
+// the leader), 404 for an unknown link or token, 410 for a disabled or
+// removed link, 400 for a body that is not a verified delivery.
+func chatWebhookHandler(chat *syncengine.ChatService, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("link"), 10, 64)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		if err != nil {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		n, err := chat.ReceiveChatWebhook(r.Context(), id, r.URL.Query().Get("token"), r.Header, body)
+		switch {
+		case errors.Is(err, syncengine.ErrUnknownWebhook):
+			http.NotFound(w, r)
+		case errors.Is(err, syncengine.ErrWebhookGone):
+			http.Error(w, "gone", http.StatusGone)
+		case errors.Is(err, syncengine.ErrBadNotification):
+			http.Error(w, "not a notification", http.StatusBadRequest)
+		case err != nil:
+			log.ErrorContext(r.Context(), "receiving a SalesIQ webhook", "request_id", requestID(r.Context()), "chat_link", id, "err", err)
+			http.Error(w, "try again", http.StatusInternalServerError)
+		default:
+			log.DebugContext(r.Context(), "SalesIQ webhook recorded", "chat_link", id, "changes", n)
+			w.WriteHeader(http.StatusOK)
+		}
+	})
+}

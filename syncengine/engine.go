@@ -43,6 +43,13 @@ type Engine struct {
 	// OverdueEvery is how often the leader looks for tickets that became
 	// overdue (E4); default 1m.
 	OverdueEvery time.Duration
+	// KB is the knowledge-base sync (SPEC F2); nil leaves it out. Its
+	// minute tick runs on this scheduler, so on the leader only.
+	KB *KBService
+	// Chat is the SalesIQ link (SPEC A5, F1, F3); nil leaves it out. The
+	// leader checks the links, keeps them subscribed, maps new chat
+	// departments and retries deferred conversions every PollEvery.
+	Chat *ChatService
 
 	wakeOnce sync.Once
 	wake     chan struct{}
@@ -131,6 +138,17 @@ func (e *Engine) Run(ctx context.Context) error {
 		gocron.WithName("sync-history-retention"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
 		return fmt.Errorf("scheduling history retention: %w", err)
+	}
+	if e.Chat != nil {
+		if _, err := sched.NewJob(gocron.DurationJob(every), gocron.NewTask(func() { e.maintainChat(ctx) }),
+			gocron.WithName("chat-links"), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
+			return fmt.Errorf("scheduling the chat links' upkeep: %w", err)
+		}
+	}
+	if e.KB != nil {
+		if err := e.KB.Schedule(ctx, sched); err != nil {
+			return err
+		}
 	}
 	sched.Start()
 	<-ctx.Done()
@@ -276,5 +294,12 @@ func (e *Engine) pruneHistory(ctx context.Context) {
 		e.Log.Error("pruning idempotency keys", "err", err)
 	} else if n > 0 {
 		e.Log.Info("pruned idempotency keys", "keys", n)
+	}
+}
+
+// maintainChat is the leader's pass over the SalesIQ links.
+func (e *Engine) maintainChat(ctx context.Context) {
+	if err := e.Chat.Maintain(ctx); err != nil && ctx.Err() == nil {
+		e.Log.Warn("keeping the SalesIQ links up; the next run tries again", "err", err)
 	}
 }

@@ -625,21 +625,26 @@ func (s *TicketService) Merge(ctx context.Context, v auth.Viewer, conn store.Con
 	if err := mayActOnTickets(v); err != nil {
 		return connector.Record{}, err
 	}
-	known, err := store.CustomerRecordsByExtIDs(ctx, s.DB, conn.OrgID, conn.ID, string(connector.Desk), "tickets", append([]string{in.TicketID}, in.IDs...))
-	if err != nil {
-		return connector.Record{}, err
-	}
-	for _, id := range append([]string{in.TicketID}, in.IDs...) {
-		if _, ok := known[id]; !ok {
-			return connector.Record{}, fmt.Errorf("ticket %s: %w", id, store.ErrNotFound)
-		}
-	}
 	desk, err := s.ticketDesk(ctx, conn)
 	if err != nil {
 		return connector.Record{}, err
 	}
 	return runKeyed(ctx, s.DB, v.OrgID, in.Key, "mergeTickets", in,
-		func() (connector.Record, error) { return desk.MergeTickets(ctx, in.TicketID, in.IDs, nil) },
+		func() (connector.Record, error) {
+			// Checked only when the key is new: a retry after the merge
+			// must get its answer, though the merged tickets are gone.
+			known, err := store.CustomerRecordsByExtIDs(ctx, s.DB, conn.OrgID, conn.ID, string(connector.Desk), "tickets",
+				append([]string{in.TicketID}, in.IDs...))
+			if err != nil {
+				return connector.Record{}, err
+			}
+			for _, id := range append([]string{in.TicketID}, in.IDs...) {
+				if _, ok := known[id]; !ok {
+					return connector.Record{}, fmt.Errorf("ticket %s: %w", id, store.ErrNotFound)
+				}
+			}
+			return desk.MergeTickets(ctx, in.TicketID, in.IDs, nil)
+		},
 		func(tx *sqlx.Tx, master connector.Record) error {
 			if err := recordTicketEvent(ctx, tx, conn, &master, TicketMerged,
 				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, MergedIDs: in.IDs}); err != nil {

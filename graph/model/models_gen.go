@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deskbridge/deskbridge/store"
+	"github.com/deskbridge/deskbridge/syncengine"
 )
 
 // An object with a globally unique, opaque id (Relay's global object identification).
@@ -143,6 +144,232 @@ type AvailableFields struct {
 	Crm []*SyncField `json:"crm"`
 }
 
+// A SalesIQ conversation as the chat window's desk side shows it. Reading it
+// obeys the chat department's mapping: NO_INTEGRATION chats are refused with
+// FAILED_PRECONDITION.
+type ChatConversation struct {
+	// SalesIQ's id of the conversation.
+	ConversationID string `json:"conversationId"`
+	// SalesIQ's state: waiting, connected, missed or end.
+	State *string `json:"state,omitempty"`
+	// The visitor's first question.
+	Question *string `json:"question,omitempty"`
+	// An operator attended it.
+	Attended bool `json:"attended"`
+	// Nobody picked it up.
+	Missed bool `json:"missed"`
+	// It is over (ended or missed).
+	Ended bool `json:"ended"`
+	// The visitor.
+	Visitor *ChatVisitor `json:"visitor"`
+	// The chat's department and its mapping.
+	Department *ChatDepartmentMapping `json:"department"`
+	// The ticket made from the chat (or the one it was attached to); null while it has none.
+	Ticket *Ticket `json:"ticket,omitempty"`
+	// How the chat's ticket came to be.
+	TicketOrigin *ChatTicketOrigin `json:"ticketOrigin,omitempty"`
+	// Why the automatic rule made no ticket of this chat, when it decided so:
+	// NO_EMAIL, NO_INTEGRATION, VIEW_ONLY, CHOOSE_EACH_TIME (no fallback
+	// department), or DESK_REFUSED with the desk's reason.
+	AutoConversionNote *string `json:"autoConversionNote,omitempty"`
+	// The caller may create or change tickets from this chat (profile and mapping).
+	CanChangeTickets bool `json:"canChangeTickets"`
+	// Why not, when canChangeTickets is false.
+	CannotChangeReason *string `json:"cannotChangeReason,omitempty"`
+	// The visitor panel (F7); reads the desk for the contract, SLA and owner.
+	VisitorPanel *VisitorPanel `json:"visitorPanel"`
+	// The visitor's tickets, newest first (F5).
+	RecentTickets []*Ticket `json:"recentTickets"`
+	// Tickets whose subject contains the text, whose number or email is it, or
+	// whose contact's name contains it (F5), newest first.
+	SearchTickets []*Ticket `json:"searchTickets"`
+	// The chat's transcript, read from SalesIQ.
+	Transcript []*ChatMessage `json:"transcript"`
+	// the engine's view of the conversation
+	View syncengine.ChatView `json:"-"`
+}
+
+// The automatic conversion's rules (F1).
+type ChatConversionRules struct {
+	// Which chats become tickets.
+	Chats ChatConversionKind `json:"chats"`
+	// When attended chats become tickets.
+	Timing ChatConversionTiming `json:"timing"`
+	// The new ticket's status.
+	TicketStatus ChatTicketStatus `json:"ticketStatus"`
+	// The desk department that chats of CHOOSE_EACH_TIME departments go to
+	// automatically; when null those chats are left to the agent.
+	FallbackDepartmentID *string `json:"fallbackDepartmentId,omitempty"`
+}
+
+// The automatic conversion's rules; fields left out stay as they are.
+type ChatConversionRulesInput struct {
+	// Which chats become tickets.
+	Chats *ChatConversionKind `json:"chats,omitempty"`
+	// When attended chats become tickets.
+	Timing *ChatConversionTiming `json:"timing,omitempty"`
+	// The new ticket's status.
+	TicketStatus *ChatTicketStatus `json:"ticketStatus,omitempty"`
+	// The desk department for CHOOSE_EACH_TIME chats; an empty string clears it.
+	FallbackDepartmentID *string `json:"fallbackDepartmentId,omitempty"`
+}
+
+// Where one chat department's chats go (F3).
+type ChatDepartmentMapping struct {
+	// SalesIQ's id of the chat department.
+	ChatDepartmentID string `json:"chatDepartmentId"`
+	// The chat department's name in SalesIQ.
+	ChatDepartmentName string `json:"chatDepartmentName"`
+	// How its chats reach the desk.
+	Mode ChatDepartmentMode `json:"mode"`
+	// DESK_DEPARTMENT: the desk department's id.
+	DeskDepartmentID *string `json:"deskDepartmentId,omitempty"`
+	// DESK_DEPARTMENT: the desk department's name.
+	DeskDepartmentName *string `json:"deskDepartmentName,omitempty"`
+	// The gateway mapped it to the desk department of the same name; undoing it gives CHOOSE_EACH_TIME.
+	Automatic bool `json:"automatic"`
+	// When the mapping last changed.
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// A chat department's mapping, set by hand.
+type ChatDepartmentMappingInput struct {
+	// SalesIQ's id of the chat department.
+	ChatDepartmentID string `json:"chatDepartmentId"`
+	// The mode.
+	Mode ChatDepartmentMode `json:"mode"`
+	// DESK_DEPARTMENT: the desk department (an enabled one of the linked portal); otherwise leave it out.
+	DeskDepartmentID *string `json:"deskDepartmentId,omitempty"`
+}
+
+// A desk portal the linked account belongs to (A5: the link can only move to one of these).
+type ChatDeskPortal struct {
+	// The portal's organization id at Zoho.
+	OrgID string `json:"orgId"`
+	// The portal's name.
+	Name *string `json:"name,omitempty"`
+	// The link serves this portal now.
+	Current bool `json:"current"`
+	// The org's connection serves this portal, so the link can move to it.
+	Connected bool `json:"connected"`
+}
+
+// The org's SalesIQ portal linked to its desk portal (A5). The credentials
+// are stored encrypted and never returned, in any form.
+type ChatLink struct {
+	// The link's global id.
+	ID string `json:"id"`
+	// Where the link is in its life.
+	Status ChatLinkStatus `json:"status"`
+	// RELINK_REQUIRED: why, and what to do.
+	RelinkReason *string `json:"relinkReason,omitempty"`
+	// The data center of SalesIQ and the desk (a Zoho account lives in one).
+	DataCenter DataCenter `json:"dataCenter"`
+	// The linked SalesIQ portal.
+	SalesIQPortal *ChatPortal `json:"salesIQPortal"`
+	// The global id of the connection whose desk portal the link serves.
+	ConnectionID string `json:"connectionId"`
+	// The desk portal's organization id.
+	DeskOrgID string `json:"deskOrgId"`
+	// The desk portal's name.
+	DeskPortal *string `json:"deskPortal,omitempty"`
+	// The account that linked it: the link's desk administrator.
+	LinkedUser *ChatLinkedUser `json:"linkedUser"`
+	// The deskbridge user who linked or last re-linked it.
+	LinkedBy *string `json:"linkedBy,omitempty"`
+	// The automatic conversion's rules.
+	Rules *ChatConversionRules `json:"rules"`
+	// Every chat department's mapping, by name. With refresh, SalesIQ's
+	// departments are read first, so a department created since is mapped at
+	// once (same-name desk department, else CHOOSE_EACH_TIME); otherwise the
+	// leader does it on its next pass.
+	DepartmentMappings []*ChatDepartmentMapping `json:"departmentMappings"`
+	// SalesIQ posts the link's chat events to the gateway (false until the gateway's public URL is known).
+	WebhookSubscribed bool `json:"webhookSubscribed"`
+	// When the linked user was last checked.
+	LastCheckedAt *time.Time `json:"lastCheckedAt,omitempty"`
+	// When SalesIQ was linked.
+	LinkedAt time.Time `json:"linkedAt"`
+	// When the link last changed.
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// The Zoho account the link acts as: a desk administrator with the same email in SalesIQ (A5).
+type ChatLinkedUser struct {
+	// The desk user's id.
+	DeskUserID string `json:"deskUserId"`
+	// The desk user's name, shown as the link's desk administrator.
+	Name *string `json:"name,omitempty"`
+	// The email shared by the desk user and the SalesIQ operator.
+	Email string `json:"email"`
+}
+
+// One message of a chat's transcript.
+type ChatMessage struct {
+	// SalesIQ's id of the message.
+	ID *string `json:"id,omitempty"`
+	// Who wrote it.
+	SenderName *string `json:"senderName,omitempty"`
+	// visitor or operator.
+	SenderType *string `json:"senderType,omitempty"`
+	// The message.
+	Text *string `json:"text,omitempty"`
+	// When it was sent.
+	SentAt *time.Time `json:"sentAt,omitempty"`
+}
+
+// A SalesIQ portal the linking account is an active operator of.
+type ChatPortal struct {
+	// The portal's unique screen name, which addresses it.
+	ScreenName string `json:"screenName"`
+	// The portal's display name.
+	Name *string `json:"name,omitempty"`
+}
+
+// A merge between the chat's ticket and another ticket (F6).
+type ChatTicketMergeInput struct {
+	// SalesIQ's id of the conversation.
+	ConversationID string `json:"conversationId"`
+	// The other ticket's desk id.
+	TicketDeskID string `json:"ticketDeskId"`
+	// A key the client chooses (1 to 100 characters): the same key never acts twice.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
+// Reopening or closing a ticket from the chat (F9).
+type ChatTicketStatusInput struct {
+	// SalesIQ's id of the conversation.
+	ConversationID string `json:"conversationId"`
+	// The ticket: the chat's own ticket when left out, else one of the visitor's tickets.
+	TicketDeskID *string `json:"ticketDeskId,omitempty"`
+	// Reopen or close.
+	Action ChatTicketAction `json:"action"`
+}
+
+// A chat's visitor, as SalesIQ knows them.
+type ChatVisitor struct {
+	// SalesIQ's id of the visitor.
+	ID *string `json:"id,omitempty"`
+	// The visitor's name.
+	Name *string `json:"name,omitempty"`
+	// The visitor's email; a chat becomes a ticket only with one (F8).
+	Email *string `json:"email,omitempty"`
+	// The visitor's phone number.
+	Phone *string `json:"phone,omitempty"`
+}
+
+// An agent's edit of a chat's visitor (F8); fields left out stay as they are.
+type ChatVisitorInput struct {
+	// SalesIQ's id of the conversation.
+	ConversationID string `json:"conversationId"`
+	// The visitor's name, up to 100 characters.
+	Name *string `json:"name,omitempty"`
+	// The visitor's email.
+	Email *string `json:"email,omitempty"`
+	// The visitor's phone number.
+	Phone *string `json:"phone,omitempty"`
+}
+
 // What connecting a desk portal to a CRM or Bigin org needs (OAuth).
 type ConnectCrmInput struct {
 	// Zoho CRM or Bigin.
@@ -237,6 +464,31 @@ type Connection struct {
 }
 
 func (Connection) IsNode() {}
+
+// An agent's conversion of a chat (F4).
+type ConvertChatInput struct {
+	// SalesIQ's id of the conversation.
+	ConversationID string `json:"conversationId"`
+	// The desk department: required for a CHOOSE_EACH_TIME chat department,
+	// left out (or the mapped one) for a mapped one.
+	DepartmentID *string `json:"departmentId,omitempty"`
+	// The subject, up to 255 characters; by default 'Chat: ' and the visitor's question.
+	Subject *string `json:"subject,omitempty"`
+	// Priority as the desk names it (High, Medium, Low).
+	Priority *string `json:"priority,omitempty"`
+	// The desk status: Open (default), On Hold, Escalated or Closed as the desk's statuses name them.
+	Status *string `json:"status,omitempty"`
+	// Classification as the desk names it (Question, Problem, Feature, Others).
+	Classification *string `json:"classification,omitempty"`
+}
+
+// What convertChatToTicket gave.
+type ConvertChatPayload struct {
+	// The chat's ticket.
+	Ticket *Ticket `json:"ticket"`
+	// This call made it; false when the chat had its ticket already (a chat never makes two).
+	Created bool `json:"created"`
+}
 
 // Input of `createApiToken`.
 type CreateAPITokenInput struct {
@@ -624,6 +876,199 @@ type FieldMappingInput struct {
 	ValueMap any `json:"valueMap,omitempty"`
 }
 
+// A chat department of the KB sync's SalesIQ portal.
+type KbChatDepartment struct {
+	// The department's id.
+	ID string `json:"id"`
+	// Its name.
+	Name string `json:"name"`
+}
+
+// The SalesIQ portal the KB sync writes to. Its credential is stored sealed and never returned.
+type KbChatPortal struct {
+	// The portal's data center.
+	DataCenter DataCenter `json:"dataCenter"`
+	// The portal's screen name (its unique name in SalesIQ URLs).
+	ScreenName string `json:"screenName"`
+	// Whether a credential for the portal is stored.
+	HasCredential bool `json:"hasCredential"`
+}
+
+// The SalesIQ portal the KB sync writes to, and an account of it.
+type KbChatPortalInput struct {
+	// The portal's data center.
+	DataCenter DataCenter `json:"dataCenter"`
+	// The portal's screen name.
+	ScreenName string `json:"screenName"`
+	// Credentials of an account of the portal; stored sealed, never returned.
+	// May be omitted to keep the stored ones when the data center does not
+	// change.
+	Credentials *ZohoCredentialsInput `json:"credentials,omitempty"`
+}
+
+// A chat department and the desk article categories whose articles sync into it.
+type KbDepartmentCategories struct {
+	// The SalesIQ department's id.
+	ChatDepartmentID string `json:"chatDepartmentId"`
+	// The desk categories (root categories or sections, with the sections below them) that sync into it.
+	DeskCategoryIds []string `json:"deskCategoryIds"`
+}
+
+// A chat department and the desk categories that sync into it.
+type KbDepartmentInput struct {
+	// The SalesIQ department's id.
+	ChatDepartmentID string `json:"chatDepartmentId"`
+	// The desk categories whose articles (and their sections') sync into it; each category to one department at most.
+	DeskCategoryIds []string `json:"deskCategoryIds"`
+}
+
+// A desk article category, for choosing what to sync.
+type KbDeskCategory struct {
+	// The category's id.
+	ID string `json:"id"`
+	// Its name.
+	Name string `json:"name"`
+	// The parent category's id; null for a root category.
+	ParentID *string `json:"parentId,omitempty"`
+	// Who sees it in the help center: ALL_USERS, REGISTERED_USERS or AGENTS.
+	Visibility *string `json:"visibility,omitempty"`
+}
+
+// A desk article that could not be synced; one line per article, however often it failed.
+type KbSyncFailure struct {
+	// The failure's id, for retryKbFailures.
+	ID string `json:"id"`
+	// When it last failed.
+	OccurredAt time.Time `json:"occurredAt"`
+	// The desk article's id.
+	DeskArticleID string `json:"deskArticleId"`
+	// The article's title, when known.
+	Title *string `json:"title,omitempty"`
+	// Its copy's id in the chat tool, if it has one.
+	ChatArticleID *string `json:"chatArticleId,omitempty"`
+	// What was being done.
+	Operation KbSyncOperation `json:"operation"`
+	// Why, as a stable code: param_invalid, param_missing, mandatory_missing,
+	// duplicate, not_found, too_long, rate_limited, upstream_unavailable, auth or
+	// other. More may be added.
+	Reason string `json:"reason"`
+	// A readable explanation.
+	Message string `json:"message"`
+	// The vendor's error code, if any.
+	VendorCode *string `json:"vendorCode,omitempty"`
+	// How many times the article has failed.
+	Attempts int `json:"attempts"`
+	// When an admin last retried it; null if never.
+	RetriedAt *time.Time `json:"retriedAt,omitempty"`
+	// When it synced after all (resolved failures are listed on request only).
+	ResolvedAt *time.Time `json:"resolvedAt,omitempty"`
+}
+
+// A page of KB sync failures, oldest first.
+type KbSyncFailureConnection struct {
+	// The failures on this page with their cursors.
+	Edges []*KbSyncFailureEdge `json:"edges"`
+	// Where this page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A KB sync failure and its cursor.
+type KbSyncFailureEdge struct {
+	// Opaque cursor of this item, for `after`.
+	Cursor string `json:"cursor"`
+	// The failure.
+	Node *KbSyncFailure `json:"node"`
+}
+
+// A KB sync run: what it looked at and what became of the articles in the
+// chat tool. Counters grow page by page while it runs.
+type KbSyncRun struct {
+	// The run's id.
+	ID string `json:"id"`
+	// What started it.
+	Trigger KbSyncTrigger `json:"trigger"`
+	// Where it is.
+	Status KbSyncRunStatus `json:"status"`
+	// The scheduled slot it serves (SCHEDULED runs); later than this when every replica was down then.
+	ScheduledFor *time.Time `json:"scheduledFor,omitempty"`
+	// When it was queued.
+	CreatedAt time.Time `json:"createdAt"`
+	// When it started; null while QUEUED.
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	// When it ended; null until then.
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Desk articles looked at.
+	Listed int `json:"listed"`
+	// Articles created in the chat tool.
+	Added int `json:"added"`
+	// Articles updated in the chat tool.
+	Updated int `json:"updated"`
+	// Articles deleted from the chat tool (gone from the desk, or no longer in the sync).
+	Deleted int `json:"deleted"`
+	// Articles already up to date (not written).
+	Unchanged int `json:"unchanged"`
+	// Articles that failed (see kbSyncFailures).
+	Failed int `json:"failed"`
+	// Why a FAILED or CANCELLED run stopped.
+	Error *string `json:"error,omitempty"`
+}
+
+// A page of KB sync runs, newest first.
+type KbSyncRunConnection struct {
+	// The runs on this page with their cursors.
+	Edges []*KbSyncRunEdge `json:"edges"`
+	// Where this page sits in the list.
+	PageInfo *PageInfo `json:"pageInfo"`
+}
+
+// A KB sync run and its cursor.
+type KbSyncRunEdge struct {
+	// Opaque cursor of this item, for `after`.
+	Cursor string `json:"cursor"`
+	// The run.
+	Node *KbSyncRun `json:"node"`
+}
+
+// A connection's knowledge-base sync (SPEC F2).
+type KbSyncSettings struct {
+	// The connection's global id.
+	ConnectionID string `json:"connectionId"`
+	// Whether the sync runs. Disabled, nothing is scheduled and synced articles stay as they are.
+	Enabled bool `json:"enabled"`
+	// The SalesIQ portal the articles go to.
+	SalesIq *KbChatPortal `json:"salesIq"`
+	// Which desk categories sync into which chat department; a category belongs to one department at most.
+	Departments []*KbDepartmentCategories `json:"departments"`
+	// Which articles sync, by their desk permission.
+	Permission KbArticlePermission `json:"permission"`
+	// The status synced articles get in the chat tool.
+	ArticleStatus KbArticleStatus `json:"articleStatus"`
+	// How often the scheduled sync runs.
+	Interval KbSyncInterval `json:"interval"`
+	// The IANA time zone the schedule follows (the org's by default).
+	TimeZone string `json:"timeZone"`
+	// The local hour at which scheduled runs happen (03:00).
+	RunHour int `json:"runHour"`
+	// When the first sync started; WEEKLY and MONTHLY follow its weekday and day. Null before any run.
+	FirstSyncAt *time.Time `json:"firstSyncAt,omitempty"`
+	// When the next scheduled run happens; null while disabled.
+	NextRunAt *time.Time `json:"nextRunAt,omitempty"`
+	// When the settings last changed.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// The latest run, if any.
+	LastRun *KbSyncRun `json:"lastRun,omitempty"`
+}
+
+// What linking SalesIQ needs (A5).
+type LinkSalesIQInput struct {
+	// Credentials of one Zoho account with SalesIQ and Desk scopes: an active
+	// administrator of the connected desk portal whose email is an active
+	// administrator operator of the SalesIQ portal.
+	Credentials *ZohoCredentialsInput `json:"credentials"`
+	// The SalesIQ portal's screen name (see salesIQPortals).
+	ScreenName string `json:"screenName"`
+}
+
 // Tickets merged into one (E2's desk rules: at most three at a time).
 type MergeTicketsInput struct {
 	// The ticket that stays; it takes the others' messages and comments.
@@ -780,6 +1225,14 @@ type QueueDepth struct {
 	System SyncSide `json:"system"`
 	// How many records wait (including those being applied or retried).
 	Pending int `json:"pending"`
+}
+
+// What re-linking needs: the same or another account, and optionally another SalesIQ portal.
+type RelinkSalesIQInput struct {
+	// As for linkSalesIQ.
+	Credentials *ZohoCredentialsInput `json:"credentials"`
+	// Another SalesIQ portal; the linked one when left out (its mappings are kept).
+	ScreenName *string `json:"screenName,omitempty"`
 }
 
 // What asking a CRM admin for the use of their account needs (A2).
@@ -1132,6 +1585,12 @@ type Ticket struct {
 	// account, as the caller's profile's panelRecord says. Null with FORBIDDEN
 	// when the profile hides the CRM panels.
 	Customer *Customer `json:"customer,omitempty"`
+	// The ticket in the desk's web UI (F5).
+	DeskURL *string `json:"deskUrl,omitempty"`
+	// The SalesIQ conversation the ticket was made from or attached to, if any.
+	ChatConversationID *string `json:"chatConversationId,omitempty"`
+	// That conversation's full transcript, read from SalesIQ (F7); null for a ticket no chat made.
+	ChatTranscript []*ChatMessage `json:"chatTranscript,omitempty"`
 	// The ticket's messages, newest first, read from the desk as they are now.
 	// Every role that can see the ticket reads its conversation (C3).
 	Threads []*TicketThread `json:"threads"`
@@ -1332,6 +1791,27 @@ type TicketThread struct {
 	CreatedAt *time.Time `json:"createdAt,omitempty"`
 }
 
+// A change to a connection's KB sync. Omitted fields keep their value; the
+// first time, salesIq is needed and the rest defaults to: enabled, no
+// departments, permission ALL, articleStatus PUBLISHED, interval DAILY, the
+// org's time zone.
+type UpdateKbSyncInput struct {
+	// The SalesIQ portal; switching portal leaves the articles synced into the old one as they are.
+	SalesIq *KbChatPortalInput `json:"salesIq,omitempty"`
+	// The whole assignment of desk categories to chat departments, replacing the current one.
+	Departments []*KbDepartmentInput `json:"departments,omitempty"`
+	// Which articles sync, by their desk permission.
+	Permission *KbArticlePermission `json:"permission,omitempty"`
+	// The status synced articles get.
+	ArticleStatus *KbArticleStatus `json:"articleStatus,omitempty"`
+	// How often the scheduled sync runs.
+	Interval *KbSyncInterval `json:"interval,omitempty"`
+	// The IANA time zone of the schedule, e.g. Asia/Tokyo.
+	TimeZone *string `json:"timeZone,omitempty"`
+	// Whether the sync runs; disabling stops it and leaves synced articles as they are.
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
 // A change to one module group's settings. Omitted fields keep their current
 // value; for `crmViewId` and `deskDepartmentId` an empty string clears it.
 type UpdateSyncSettingsInput struct {
@@ -1389,6 +1869,26 @@ type Viewer struct {
 	Token *APIToken `json:"token"`
 	// The caller's own profile: what it may see of the CRM.
 	Profile *PermissionProfile `json:"profile"`
+}
+
+// The desk's picture of a chat's visitor (F7), by the visitor's email.
+type VisitorPanel struct {
+	// The visitor's desk contact; null when the desk has none with the visitor's email.
+	Contact *DeskContact `json:"contact,omitempty"`
+	// The contact's account.
+	AccountName *string `json:"accountName,omitempty"`
+	// The SLA of the account's current contract, when the desk names one.
+	SLAName *string `json:"slaName,omitempty"`
+	// The account's current contract (the active one, else the latest).
+	ContractName *string `json:"contractName,omitempty"`
+	// The desk agent who owns the contact.
+	ContactOwner *string `json:"contactOwner,omitempty"`
+	// The contact's tickets.
+	TotalTickets int `json:"totalTickets"`
+	// The contact's unresolved tickets past due.
+	OverdueTickets int `json:"overdueTickets"`
+	// The contact in the desk's web UI.
+	DeskURL *string `json:"deskUrl,omitempty"`
 }
 
 // OAuth credentials of a Zoho account: exactly one of `refreshToken`, or
@@ -1577,6 +2077,495 @@ func (e *ChangeSource) UnmarshalJSON(b []byte) error {
 }
 
 func (e ChangeSource) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Which chats become tickets automatically (F1).
+type ChatConversionKind string
+
+const (
+	// Every chat, attended or missed.
+	ChatConversionKindAll ChatConversionKind = "ALL"
+	// Chats an operator attended.
+	ChatConversionKindAttended ChatConversionKind = "ATTENDED"
+	// Chats nobody picked up.
+	ChatConversionKindMissed ChatConversionKind = "MISSED"
+	// None: agents convert chats by hand (convertChatToTicket).
+	ChatConversionKindNone ChatConversionKind = "NONE"
+)
+
+var AllChatConversionKind = []ChatConversionKind{
+	ChatConversionKindAll,
+	ChatConversionKindAttended,
+	ChatConversionKindMissed,
+	ChatConversionKindNone,
+}
+
+func (e ChatConversionKind) IsValid() bool {
+	switch e {
+	case ChatConversionKindAll, ChatConversionKindAttended, ChatConversionKindMissed, ChatConversionKindNone:
+		return true
+	}
+	return false
+}
+
+func (e ChatConversionKind) String() string {
+	return string(e)
+}
+
+func (e *ChatConversionKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatConversionKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatConversionKind", str)
+	}
+	return nil
+}
+
+func (e ChatConversionKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatConversionKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatConversionKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// When an attended chat becomes a ticket (F1). A missed chat becomes one when it is missed, its end.
+type ChatConversionTiming string
+
+const (
+	// When an operator picks the chat up; the whole transcript is added to the ticket when the chat ends.
+	ChatConversionTimingPickup ChatConversionTiming = "PICKUP"
+	// When the chat ends.
+	ChatConversionTimingChatEnd ChatConversionTiming = "CHAT_END"
+)
+
+var AllChatConversionTiming = []ChatConversionTiming{
+	ChatConversionTimingPickup,
+	ChatConversionTimingChatEnd,
+}
+
+func (e ChatConversionTiming) IsValid() bool {
+	switch e {
+	case ChatConversionTimingPickup, ChatConversionTimingChatEnd:
+		return true
+	}
+	return false
+}
+
+func (e ChatConversionTiming) String() string {
+	return string(e)
+}
+
+func (e *ChatConversionTiming) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatConversionTiming(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatConversionTiming", str)
+	}
+	return nil
+}
+
+func (e ChatConversionTiming) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatConversionTiming) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatConversionTiming) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How a chat department's chats reach the desk (F3).
+type ChatDepartmentMode string
+
+const (
+	// Tickets go to the desk department named by the mapping.
+	ChatDepartmentModeDeskDepartment ChatDepartmentMode = "DESK_DEPARTMENT"
+	// No integration: no tickets are created or shown for these chats, and every chat-side action is refused.
+	ChatDepartmentModeNoIntegration ChatDepartmentMode = "NO_INTEGRATION"
+	// Agents see desk tickets (of every department) but cannot create or change them.
+	ChatDepartmentModeViewOnly ChatDepartmentMode = "VIEW_ONLY"
+	// The agent chooses the desk department for each ticket; tickets of every department are shown.
+	ChatDepartmentModeChooseEachTime ChatDepartmentMode = "CHOOSE_EACH_TIME"
+)
+
+var AllChatDepartmentMode = []ChatDepartmentMode{
+	ChatDepartmentModeDeskDepartment,
+	ChatDepartmentModeNoIntegration,
+	ChatDepartmentModeViewOnly,
+	ChatDepartmentModeChooseEachTime,
+}
+
+func (e ChatDepartmentMode) IsValid() bool {
+	switch e {
+	case ChatDepartmentModeDeskDepartment, ChatDepartmentModeNoIntegration, ChatDepartmentModeViewOnly, ChatDepartmentModeChooseEachTime:
+		return true
+	}
+	return false
+}
+
+func (e ChatDepartmentMode) String() string {
+	return string(e)
+}
+
+func (e *ChatDepartmentMode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatDepartmentMode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatDepartmentMode", str)
+	}
+	return nil
+}
+
+func (e ChatDepartmentMode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatDepartmentMode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatDepartmentMode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where the SalesIQ link is in its life (A5).
+type ChatLinkStatus string
+
+const (
+	// Linked: chats become tickets as the rules say, and agents work tickets from chats.
+	ChatLinkStatusActive ChatLinkStatus = "ACTIVE"
+	// Disabled by an admin: nothing happens until it is enabled again; data on both sides stays.
+	ChatLinkStatusDisabled ChatLinkStatus = "DISABLED"
+	// The linked account can no longer act (its desk user was deleted or
+	// deactivated, its SalesIQ operator was deactivated, its credentials were
+	// revoked, or the connection moved to another desk portal): an admin must
+	// re-link (relinkSalesIQ) or change the desk portal (changeChatDeskPortal).
+	ChatLinkStatusRelinkRequired ChatLinkStatus = "RELINK_REQUIRED"
+	// Unlinked: kept for history; the credentials are deleted.
+	ChatLinkStatusRemoved ChatLinkStatus = "REMOVED"
+)
+
+var AllChatLinkStatus = []ChatLinkStatus{
+	ChatLinkStatusActive,
+	ChatLinkStatusDisabled,
+	ChatLinkStatusRelinkRequired,
+	ChatLinkStatusRemoved,
+}
+
+func (e ChatLinkStatus) IsValid() bool {
+	switch e {
+	case ChatLinkStatusActive, ChatLinkStatusDisabled, ChatLinkStatusRelinkRequired, ChatLinkStatusRemoved:
+		return true
+	}
+	return false
+}
+
+func (e ChatLinkStatus) String() string {
+	return string(e)
+}
+
+func (e *ChatLinkStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatLinkStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatLinkStatus", str)
+	}
+	return nil
+}
+
+func (e ChatLinkStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatLinkStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatLinkStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What to do to a ticket of the chat (F9).
+type ChatTicketAction string
+
+const (
+	// Reopen it (the desk's Open status).
+	ChatTicketActionReopen ChatTicketAction = "REOPEN"
+	// Close it (the desk's Closed status).
+	ChatTicketActionClose ChatTicketAction = "CLOSE"
+)
+
+var AllChatTicketAction = []ChatTicketAction{
+	ChatTicketActionReopen,
+	ChatTicketActionClose,
+}
+
+func (e ChatTicketAction) IsValid() bool {
+	switch e {
+	case ChatTicketActionReopen, ChatTicketActionClose:
+		return true
+	}
+	return false
+}
+
+func (e ChatTicketAction) String() string {
+	return string(e)
+}
+
+func (e *ChatTicketAction) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatTicketAction(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatTicketAction", str)
+	}
+	return nil
+}
+
+func (e ChatTicketAction) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatTicketAction) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatTicketAction) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How a chat's ticket came to be.
+type ChatTicketOrigin string
+
+const (
+	// Made by the automatic rule, from SalesIQ's webhooks (F1).
+	ChatTicketOriginAutomatic ChatTicketOrigin = "AUTOMATIC"
+	// Made by an agent (convertChatToTicket, F4).
+	ChatTicketOriginManual ChatTicketOrigin = "MANUAL"
+	// The chat was attached to an existing ticket (attachChatToTicket, F6).
+	ChatTicketOriginAttached ChatTicketOrigin = "ATTACHED"
+)
+
+var AllChatTicketOrigin = []ChatTicketOrigin{
+	ChatTicketOriginAutomatic,
+	ChatTicketOriginManual,
+	ChatTicketOriginAttached,
+}
+
+func (e ChatTicketOrigin) IsValid() bool {
+	switch e {
+	case ChatTicketOriginAutomatic, ChatTicketOriginManual, ChatTicketOriginAttached:
+		return true
+	}
+	return false
+}
+
+func (e ChatTicketOrigin) String() string {
+	return string(e)
+}
+
+func (e *ChatTicketOrigin) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatTicketOrigin(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatTicketOrigin", str)
+	}
+	return nil
+}
+
+func (e ChatTicketOrigin) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatTicketOrigin) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatTicketOrigin) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Which tickets the chat window lists (F5).
+type ChatTicketScope string
+
+const (
+	// Tickets of every desk department.
+	ChatTicketScopeAllDepartments ChatTicketScope = "ALL_DEPARTMENTS"
+	// Only tickets of the desk department the chat's department maps to. Chats
+	// of VIEW_ONLY and CHOOSE_EACH_TIME departments still see every department.
+	ChatTicketScopeMappedDepartments ChatTicketScope = "MAPPED_DEPARTMENTS"
+)
+
+var AllChatTicketScope = []ChatTicketScope{
+	ChatTicketScopeAllDepartments,
+	ChatTicketScopeMappedDepartments,
+}
+
+func (e ChatTicketScope) IsValid() bool {
+	switch e {
+	case ChatTicketScopeAllDepartments, ChatTicketScopeMappedDepartments:
+		return true
+	}
+	return false
+}
+
+func (e ChatTicketScope) String() string {
+	return string(e)
+}
+
+func (e *ChatTicketScope) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatTicketScope(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatTicketScope", str)
+	}
+	return nil
+}
+
+func (e ChatTicketScope) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatTicketScope) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatTicketScope) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The status of a ticket made automatically from a chat (F1).
+type ChatTicketStatus string
+
+const (
+	// Open (the desk's Open status).
+	ChatTicketStatusOpen ChatTicketStatus = "OPEN"
+	// Closed (the desk's Closed status).
+	ChatTicketStatusClosed ChatTicketStatus = "CLOSED"
+)
+
+var AllChatTicketStatus = []ChatTicketStatus{
+	ChatTicketStatusOpen,
+	ChatTicketStatusClosed,
+}
+
+func (e ChatTicketStatus) IsValid() bool {
+	switch e {
+	case ChatTicketStatusOpen, ChatTicketStatusClosed:
+		return true
+	}
+	return false
+}
+
+func (e ChatTicketStatus) String() string {
+	return string(e)
+}
+
+func (e *ChatTicketStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChatTicketStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChatTicketStatus", str)
+	}
+	return nil
+}
+
+func (e ChatTicketStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChatTicketStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChatTicketStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -2304,6 +3293,379 @@ func (e *EventType) UnmarshalJSON(b []byte) error {
 }
 
 func (e EventType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Which desk articles sync, by the permission (visibility) they have in the desk. Agent-only articles never sync.
+type KbArticlePermission string
+
+const (
+	// Articles visible to all users (desk permission ALL).
+	KbArticlePermissionAll KbArticlePermission = "ALL"
+	// Articles visible to registered users only (desk permission REGISTEREDUSERS).
+	KbArticlePermissionRegistered KbArticlePermission = "REGISTERED"
+	// Both of the above.
+	KbArticlePermissionBoth KbArticlePermission = "BOTH"
+)
+
+var AllKbArticlePermission = []KbArticlePermission{
+	KbArticlePermissionAll,
+	KbArticlePermissionRegistered,
+	KbArticlePermissionBoth,
+}
+
+func (e KbArticlePermission) IsValid() bool {
+	switch e {
+	case KbArticlePermissionAll, KbArticlePermissionRegistered, KbArticlePermissionBoth:
+		return true
+	}
+	return false
+}
+
+func (e KbArticlePermission) String() string {
+	return string(e)
+}
+
+func (e *KbArticlePermission) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KbArticlePermission(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KbArticlePermission", str)
+	}
+	return nil
+}
+
+func (e KbArticlePermission) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KbArticlePermission) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KbArticlePermission) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The status synced articles get in the chat tool.
+type KbArticleStatus string
+
+const (
+	// Published: visitors see them in the chat window at once.
+	KbArticleStatusPublished KbArticleStatus = "PUBLISHED"
+	// Draft: an operator publishes them in SalesIQ.
+	KbArticleStatusDraft KbArticleStatus = "DRAFT"
+)
+
+var AllKbArticleStatus = []KbArticleStatus{
+	KbArticleStatusPublished,
+	KbArticleStatusDraft,
+}
+
+func (e KbArticleStatus) IsValid() bool {
+	switch e {
+	case KbArticleStatusPublished, KbArticleStatusDraft:
+		return true
+	}
+	return false
+}
+
+func (e KbArticleStatus) String() string {
+	return string(e)
+}
+
+func (e *KbArticleStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KbArticleStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KbArticleStatus", str)
+	}
+	return nil
+}
+
+func (e KbArticleStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KbArticleStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KbArticleStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How often the scheduled KB sync runs. Every interval runs early in the
+// morning (03:00) in the settings' time zone.
+type KbSyncInterval string
+
+const (
+	// Every day.
+	KbSyncIntervalDaily KbSyncInterval = "DAILY"
+	// Every week, on the weekday of the first sync.
+	KbSyncIntervalWeekly KbSyncInterval = "WEEKLY"
+	// Every month, on the day of the month of the first sync; on the month's last day when the month is shorter (the 31st runs on April 30th).
+	KbSyncIntervalMonthly KbSyncInterval = "MONTHLY"
+)
+
+var AllKbSyncInterval = []KbSyncInterval{
+	KbSyncIntervalDaily,
+	KbSyncIntervalWeekly,
+	KbSyncIntervalMonthly,
+}
+
+func (e KbSyncInterval) IsValid() bool {
+	switch e {
+	case KbSyncIntervalDaily, KbSyncIntervalWeekly, KbSyncIntervalMonthly:
+		return true
+	}
+	return false
+}
+
+func (e KbSyncInterval) String() string {
+	return string(e)
+}
+
+func (e *KbSyncInterval) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KbSyncInterval(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KbSyncInterval", str)
+	}
+	return nil
+}
+
+func (e KbSyncInterval) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KbSyncInterval) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KbSyncInterval) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a failed article was being synced with.
+type KbSyncOperation string
+
+const (
+	// Creating its copy in the chat tool.
+	KbSyncOperationCreate KbSyncOperation = "CREATE"
+	// Updating its copy.
+	KbSyncOperationUpdate KbSyncOperation = "UPDATE"
+	// Deleting its copy (the article left the desk or the sync).
+	KbSyncOperationDelete KbSyncOperation = "DELETE"
+	// Reading it from the desk.
+	KbSyncOperationRead KbSyncOperation = "READ"
+)
+
+var AllKbSyncOperation = []KbSyncOperation{
+	KbSyncOperationCreate,
+	KbSyncOperationUpdate,
+	KbSyncOperationDelete,
+	KbSyncOperationRead,
+}
+
+func (e KbSyncOperation) IsValid() bool {
+	switch e {
+	case KbSyncOperationCreate, KbSyncOperationUpdate, KbSyncOperationDelete, KbSyncOperationRead:
+		return true
+	}
+	return false
+}
+
+func (e KbSyncOperation) String() string {
+	return string(e)
+}
+
+func (e *KbSyncOperation) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KbSyncOperation(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KbSyncOperation", str)
+	}
+	return nil
+}
+
+func (e KbSyncOperation) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KbSyncOperation) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KbSyncOperation) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a KB sync run is.
+type KbSyncRunStatus string
+
+const (
+	// Waiting to start (it starts within a minute).
+	KbSyncRunStatusQueued KbSyncRunStatus = "QUEUED"
+	// Running.
+	KbSyncRunStatusRunning KbSyncRunStatus = "RUNNING"
+	// Finished; articles that failed are in kbSyncFailures.
+	KbSyncRunStatusDone KbSyncRunStatus = "DONE"
+	// Stopped by an error (see error); nothing is lost, the next run carries on.
+	KbSyncRunStatusFailed KbSyncRunStatus = "FAILED"
+	// Stopped because the KB sync was disabled; synced articles are left as they are.
+	KbSyncRunStatusCancelled KbSyncRunStatus = "CANCELLED"
+)
+
+var AllKbSyncRunStatus = []KbSyncRunStatus{
+	KbSyncRunStatusQueued,
+	KbSyncRunStatusRunning,
+	KbSyncRunStatusDone,
+	KbSyncRunStatusFailed,
+	KbSyncRunStatusCancelled,
+}
+
+func (e KbSyncRunStatus) IsValid() bool {
+	switch e {
+	case KbSyncRunStatusQueued, KbSyncRunStatusRunning, KbSyncRunStatusDone, KbSyncRunStatusFailed, KbSyncRunStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (e KbSyncRunStatus) String() string {
+	return string(e)
+}
+
+func (e *KbSyncRunStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KbSyncRunStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KbSyncRunStatus", str)
+	}
+	return nil
+}
+
+func (e KbSyncRunStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KbSyncRunStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KbSyncRunStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What started a KB sync run.
+type KbSyncTrigger string
+
+const (
+	// The schedule.
+	KbSyncTriggerScheduled KbSyncTrigger = "SCHEDULED"
+	// An admin's syncKbNow.
+	KbSyncTriggerManual KbSyncTrigger = "MANUAL"
+	// An admin's retryKbFailures: only the failed articles.
+	KbSyncTriggerRetry KbSyncTrigger = "RETRY"
+)
+
+var AllKbSyncTrigger = []KbSyncTrigger{
+	KbSyncTriggerScheduled,
+	KbSyncTriggerManual,
+	KbSyncTriggerRetry,
+}
+
+func (e KbSyncTrigger) IsValid() bool {
+	switch e {
+	case KbSyncTriggerScheduled, KbSyncTriggerManual, KbSyncTriggerRetry:
+		return true
+	}
+	return false
+}
+
+func (e KbSyncTrigger) String() string {
+	return string(e)
+}
+
+func (e *KbSyncTrigger) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KbSyncTrigger(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KbSyncTrigger", str)
+	}
+	return nil
+}
+
+func (e KbSyncTrigger) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KbSyncTrigger) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KbSyncTrigger) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

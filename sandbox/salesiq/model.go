@@ -253,7 +253,8 @@ type article struct {
 
 type webhook struct {
 	Webhook
-	key *rsa.PrivateKey
+	key  *rsa.PrivateKey
+	sent []SentDelivery // the last maxSent deliveries
 }
 
 func ms(t time.Time) string {

@@ -182,6 +182,57 @@ func (s *Server) RenameDepartment(id, name string) (Department, error) {
 	return *d, nil
 }
 
+// OperatorSpec is an operator an admin invites.
+type OperatorSpec struct {
+	Name  string
+	Email string
+	// Role is Administrator, Supervisor or Associate (default).
+	Role          string
+	DepartmentIDs []string // default: every department
+}
+
+// AddOperator is an admin inviting an operator, active at once. An email
+// already used by an operator is refused with ErrDuplicate.
+func (s *Server) AddOperator(spec OperatorSpec) (Operator, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	email := strings.TrimSpace(spec.Email)
+	if !validEmail(email) {
+		return Operator{}, fmt.Errorf("add operator: email %q: %w", email, ErrInvalid)
+	}
+	if s.operatorByEmail(email) != nil {
+		return Operator{}, fmt.Errorf("add operator %s: %w", email, ErrDuplicate)
+	}
+	role := spec.Role
+	switch role {
+	case "":
+		role = "Associate"
+	case "Administrator", "Supervisor", "Associate":
+	default:
+		return Operator{}, fmt.Errorf("add operator: role %q: %w", role, ErrInvalid)
+	}
+	depts := spec.DepartmentIDs
+	if depts == nil {
+		for _, d := range s.departments {
+			depts = append(depts, d.ID)
+		}
+	}
+	for _, id := range depts {
+		if s.department(id) == nil {
+			return Operator{}, notFound("add operator", "department", id)
+		}
+	}
+	name := strings.TrimSpace(spec.Name)
+	if name == "" {
+		name = email
+	}
+	now := ms(s.now())
+	o := &Operator{ID: s.newID(), Name: name, EmailID: strings.ToLower(email), Role: role, Status: OperatorActive,
+		DepartmentIDs: clone(depts), CreatedTime: now, ModifiedTime: now}
+	s.operators = append(s.operators, o)
+	return copyOperator(o), nil
+}
+
 // DeactivateOperator is an admin deactivating an operator (for the linked
 // admin, SPEC A5 then asks for a re-link).
 func (s *Server) DeactivateOperator(id string) (Operator, error) {

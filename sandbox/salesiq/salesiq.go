@@ -48,6 +48,10 @@
 //     time (the old one stops signing) and returns {"public_key": PEM}.
 //   - GET /api/v2/portals lists the portal only when the token's user is one
 //     of its active operators, as a user sees only portals they belong to.
+//   - Redeliveries: the service retries deliveries (at least once); Sent
+//     and Redeliver let a test see what a webhook was sent and post it
+//     again verbatim, signature included. AddOperator invites an operator,
+//     active at once (no confirmation email).
 package salesiq
 
 import (

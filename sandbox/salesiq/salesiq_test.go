@@ -731,3 +731,75 @@ func parsePublicKey(t *testing.T, p string) *rsa.PublicKey {
 	}
 	return pub
 }
+
+// An invited operator is active at once: the portal lists for their token,
+// and they show in the operator list; deactivating them takes the portal
+// away again (SPEC A5's re-link case).
+func TestAddedOperatorSeesThePortal(t *testing.T) {
+	e := newEnv(t, smallWorld())
+	op, err := e.siq.AddOperator(salesiq.OperatorSpec{Name: "Chat Admin", Email: "Chat.Admin@zylker.example", Role: "Administrator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.Status != salesiq.OperatorActive || op.EmailID != "chat.admin@zylker.example" || len(op.DepartmentIDs) != len(e.siq.Departments()) {
+		t.Fatalf("added operator %+v", op)
+	}
+	if _, err := e.siq.AddOperator(salesiq.OperatorSpec{Email: "chat.admin@zylker.example"}); !errors.Is(err, salesiq.ErrDuplicate) {
+		t.Fatalf("a second operator with the same email: %v", err)
+	}
+	if _, err := e.siq.AddOperator(salesiq.OperatorSpec{Email: "x@zylker.example", Role: "Owner"}); !errors.Is(err, salesiq.ErrInvalid) {
+		t.Fatalf("an unknown role: %v", err)
+	}
+	tok := e.accessToken("us", gatewayClient, "chat.admin@zylker.example", salesiq.AllScopes)
+	var portals []salesiq.Portal
+	r := e.call("GET", "/api/v2/portals", tok, nil)
+	if r.Error != nil || json.Unmarshal(r.Data, &portals) != nil || len(portals) != 1 {
+		t.Fatalf("the new operator's portals: %s %+v", r.Data, r.Error)
+	}
+	if _, err := e.siq.DeactivateOperator(op.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.call("GET", "/api/v2/portals", tok, nil); r.Error != nil || string(r.Data) != "[]" {
+		t.Fatalf("a deactivated operator's portals: %s %+v", r.Data, r.Error)
+	}
+}
+
+// A webhook remembers what it was sent, and a redelivery posts it again
+// byte for byte, signature included, as the service's retries do.
+func TestRedeliveryIsVerbatim(t *testing.T) {
+	e := newEnv(t, smallWorld())
+	rec := newReceiver(t)
+	var hook salesiq.Webhook
+	e.ok("POST", e.path("/webhooks"), map[string]any{"url": rec.srv.URL,
+		"events": []string{salesiq.EventConversationCreated, salesiq.EventConversationMissed}}, &hook)
+	var key struct {
+		PublicKey string `json:"public_key"`
+	}
+	e.ok("POST", e.path("/webhooks/"+hook.ID+"/keys"), nil, &key)
+	conv, err := e.siq.StartChat(salesiq.ChatStart{Name: "Ada", Question: "?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.siq.Miss(conv.ID); err != nil {
+		t.Fatal(err)
+	}
+	first := rec.wait(t, e, 2)
+	sent := e.siq.Sent(hook.ID)
+	if len(sent) != 2 || sent[1].Event != salesiq.EventConversationMissed || string(sent[1].Body) != string(first[1].raw) ||
+		sent[1].Header.Get(salesiq.SignatureHeader) != first[1].signature {
+		t.Fatalf("sent %+v", sent)
+	}
+	if n := e.siq.Redeliver(hook.ID, salesiq.EventConversationMissed); n != 1 {
+		t.Fatalf("redelivered %d", n)
+	}
+	again := rec.wait(t, e, 3)
+	if string(again[2].raw) != string(first[1].raw) || again[2].signature != first[1].signature {
+		t.Fatalf("the redelivery differs: %q", again[2].raw)
+	}
+	if err := salesiq.VerifySignature(key.PublicKey, again[2].raw, again[2].signature); err != nil {
+		t.Fatal(err)
+	}
+	if e.siq.Sent("404") != nil || e.siq.Redeliver("404", salesiq.EventConversationMissed) != 0 {
+		t.Fatal("an unknown webhook has deliveries")
+	}
+}

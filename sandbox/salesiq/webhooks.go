@@ -55,10 +55,62 @@ func (s *Server) emit(event, entityType, entityID string, entity any, appID stri
 			header.Set(SignatureHeader, sig)
 		}
 		s.log.Debug("webhook queued", "webhook", w.ID, "event", event, "entity", entityID)
+		w.sent = append(w.sent, SentDelivery{Event: event, Body: body, Header: header.Clone()})
+		if len(w.sent) > maxSent {
+			w.sent = w.sent[len(w.sent)-maxSent:]
+		}
 		if s.hooks != nil {
 			s.hooks.Send(hooks.Delivery{URL: w.URL, Body: body, Header: header})
 		}
 	}
+}
+
+// maxSent is how many deliveries a webhook remembers for Sent and
+// Redeliver.
+const maxSent = 200
+
+// SentDelivery is a delivery as it was posted: its body and headers (the
+// signature included).
+type SentDelivery struct {
+	Event  string
+	Body   []byte
+	Header http.Header
+}
+
+// Sent returns a webhook's last deliveries, oldest first, so a test can
+// post them again itself (a redelivery, or many at once).
+func (s *Server) Sent(webhookID string) []SentDelivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.webhook(webhookID)
+	if w == nil {
+		return nil
+	}
+	out := make([]SentDelivery, len(w.sent))
+	for i, d := range w.sent {
+		out[i] = SentDelivery{Event: d.Event, Body: slices.Clone(d.Body), Header: d.Header.Clone()}
+	}
+	return out
+}
+
+// Redeliver posts a webhook's deliveries of one event again, verbatim (the
+// same body and signature), as the service does when it retries a
+// delivery; it returns how many it queued.
+func (s *Server) Redeliver(webhookID, event string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.webhook(webhookID)
+	if w == nil || s.hooks == nil {
+		return 0
+	}
+	n := 0
+	for _, d := range w.sent {
+		if d.Event == event {
+			s.hooks.Send(hooks.Delivery{URL: w.URL, Body: slices.Clone(d.Body), Header: d.Header.Clone()})
+			n++
+		}
+	}
+	return n
 }
 
 // sign returns Base64(RSA-SHA256-PKCS1v15(body)), what x-siqsignature holds.
