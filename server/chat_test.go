@@ -684,9 +684,22 @@ func TestChatWindowActions(t *testing.T) {
 	// tickets, search and their department scope (F5).
 	p := pickPanelContact(t, cw)
 	today := time.Now().UTC()
-	if _, err := cw.desk.AddContract(desk.Fields{"contractName": "Gold Support", "accountId": p.Account, "departmentId": deskDept["Support"],
-		"startDate": today.AddDate(0, -1, 0).Format("2006-01-02"), "endDate": today.AddDate(1, 0, 0).Format("2006-01-02")}); err != nil {
-		t.Fatal(err)
+	goldSLA := ""
+	for _, s := range cw.desk.SLAs() {
+		if s.Str("departmentId") == deskDept["Support"] && s.Str("name") == "Gold 4h" {
+			goldSLA = s.ID()
+		}
+	}
+	k, err := cw.desk.AddContract(desk.Fields{"contractName": "Gold Support", "accountId": p.Account, "departmentId": deskDept["Support"],
+		"startDate": today.AddDate(0, -1, 0).Format("2006-01-02"), "endDate": today.AddDate(1, 0, 0).Format("2006-01-02"), "associatedSLAId": goldSLA})
+	if err != nil || goldSLA == "" {
+		t.Fatalf("a Gold contract (SLA %q): %v", goldSLA, err)
+	}
+	held, _ := cw.desk.Contract(k.ID())
+	heldSLA, _ := held["sla"].(map[string]any)
+	wantSLA, _ := heldSLA["name"].(string)
+	if held.Str("associatedSLAId") != goldSLA || wantSLA != "Gold 4h" {
+		t.Fatalf("the desk's contract: %+v", held)
 	}
 	contact, _ := cw.desk.Contact(p.Contact)
 	owner, _ := cw.desk.Agent(contact.Str("ownerId"))
@@ -704,8 +717,8 @@ func TestChatWindowActions(t *testing.T) {
 	panel := dig(r.Data, "chatConversation", "visitorPanel").(map[string]any)
 	if dig(panel, "contact", "deskId") != p.Contact || panel["accountName"] != p.Name || panel["contractName"] != "Gold Support" ||
 		int(panel["totalTickets"].(float64)) != p.Tickets || int(panel["overdueTickets"].(float64)) != p.Overdue || panel["deskUrl"] == nil ||
-		panel["contactOwner"] != owner.Str("name") || owner.Str("name") == "" {
-		t.Fatalf("the visitor panel: %+v (want %+v, owner %s)", panel, p, owner.Str("name"))
+		panel["contactOwner"] != owner.Str("name") || owner.Str("name") == "" || panel["slaName"] != wantSLA {
+		t.Fatalf("the visitor panel: %+v (want %+v, owner %s, SLA %s)", panel, p, owner.Str("name"), wantSLA)
 	}
 	recent := dig(r.Data, "chatConversation", "recentTickets").([]any)
 	if len(recent) != p.Tickets {

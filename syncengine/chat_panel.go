@@ -129,7 +129,9 @@ type VisitorPanel struct {
 
 // Panel builds the visitor panel: the account name and ticket counts from
 // the mirror; the contract (the account's active one, else its latest),
-// its SLA and the contact owner from the desk.
+// its SLA and the contact owner from the desk: at most three desk calls,
+// the contact's owner, the account's contracts (whose rows carry the SLA's
+// name) and, only when the chosen row has no SLA name, its SLA by id.
 func (s *ChatService) Panel(ctx context.Context, view *ChatView) (VisitorPanel, error) {
 	var p VisitorPanel
 	if len(view.Contacts) == 0 {
@@ -174,10 +176,35 @@ func (s *ChatService) Panel(ctx context.Context, view *ChatView) (VisitorPanel, 
 		}
 		if k, ok := currentContract(contracts); ok {
 			p.ContractName = str(k.Fields["contractName"])
-			p.SLAName = slaName(k.Fields)
+			if p.SLAName, err = contractSLA(ctx, desk, k.Fields); err != nil {
+				return p, err
+			}
 		}
 	}
 	return p, nil
+}
+
+// contractSLA is the name of a contract's SLA: the name the contract row
+// carries (no further call), else the SLA read by the contract's
+// associatedSLAId (one call); empty when the contract names none, the desk
+// cannot read SLAs, or the SLA is gone.
+func contractSLA(ctx context.Context, desk connector.Connector, f map[string]any) (string, error) {
+	if name := slaName(f); name != "" {
+		return name, nil
+	}
+	id := firstNonEmptyStr(str(f["associatedSLAId"]), str(f["slaId"]))
+	sd, ok := desk.(connector.SLADesk)
+	if id == "" || !ok {
+		return "", nil
+	}
+	sla, err := sd.DeskSLA(ctx, id)
+	if err != nil {
+		if connector.ClassOf(err) == connector.Permanent {
+			return "", nil
+		}
+		return "", chatVendorError("reading the contract's SLA", err)
+	}
+	return sla.Name, nil
 }
 
 // currentContract is the account's active contract, else its latest.
@@ -196,8 +223,9 @@ func currentContract(contracts []connector.Record) (connector.Record, bool) {
 	return contracts[0], true
 }
 
-// slaName is a contract's SLA as Desk returns it: {"sla":{"name"}} or
-// "slaName"; empty when the contract names none.
+// slaName is a contract's SLA name as Desk returns it: {"sla":{"name"}}
+// (GET /contracts/{id}) or "slaName" (GET /accounts/{id}/contracts); empty
+// when the row carries no name.
 func slaName(f map[string]any) string {
 	if sla, ok := f["sla"].(map[string]any); ok {
 		return str(sla["name"])

@@ -625,6 +625,7 @@ func (c *core) createDepartment(o *org, act actor, body []byte) (*department, *A
 		a := o.agents.get(id)
 		a.deptIDs = append(a.deptIDs, d.id)
 	}
+	c.addDepartmentSLA(o, d)
 	c.emit(o, act, event{typ: "Department_Add", deptID: d.id, payload: c.departmentJSON(o, d)})
 	return d, nil
 }

@@ -116,6 +116,25 @@
 //     /accounts/{id}/tickets|contacts|contracts, /products/{id}/tickets,
 //     /tickets/{id}/timeEntry|activities, plus /contacts/{id}/statistics
 //     and /accounts/{id}/statistics (ticket counts by state, for E3 and F7).
+//   - SLAs and contracts: an SLA belongs to one department, and every
+//     department has one default SLA. Seeded in every org: "Standard 24h"
+//     (the default) in each enabled department, "Gold 4h" and "Silver 8h"
+//     in Support, an inactive "Legacy 72h" in the disabled Legacy; a
+//     department created later gets a default "Standard 24h". A contract
+//     names its SLA by associatedSLAId (Contract.json); GET /contracts/{id}
+//     and the write answers also show sla{id, name}, GET /contracts only
+//     with include=slas, and GET /accounts/{id}/contracts shows slaName
+//     (Account.json). Modelled, as the public OAS has no SLA endpoint:
+//     GET /api/v1/slas (departmentId, status=ACTIVE|INACTIVE, from 1-based
+//     with 0 also taken as the first, limit at most 100) lists {id, name,
+//     description, departmentId, department{id, name}, isActive,
+//     isDefault, createdTime, modifiedTime} in creation order; GET
+//     /api/v1/slas/{id} is one of them (404 when unknown). Desk requires
+//     associatedSLAId on create; the fake gives the department's default
+//     when it is absent or null, and when a department change leaves the
+//     old SLA behind. A named SLA must be an active SLA of the contract's
+//     department (422 /associatedSLAId invalid). The account's own SLA
+//     associations (/accounts/{id}/sla) are not modelled.
 //   - Merge: POST /tickets|contacts|accounts/{id}/merge {ids (at most 3),
 //     source{field: id}}: the master keeps its id and takes the chosen
 //     values; the others' threads, comments, tickets, contacts and related
@@ -182,5 +201,8 @@
 // ids reserved at seeding, so a 100,000-person world seeds in well under a
 // second. Ratings, time entries, activities, attachments and contracts go
 // to a minority of records, so "has related records" is true for some and
-// false for others.
+// false for others. The SLAs are set up after everything else (so they
+// take the last ids and every other seeded id is what it was before SLAs
+// existed), and each seeded contract then gets one of its department's
+// active SLAs (seed.RNG(Seed, "desk.slas")).
 package desk

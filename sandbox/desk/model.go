@@ -139,6 +139,7 @@ type org struct {
 	products    table[product]
 	tickets     table[ticket]
 	contracts   table[contract]
+	slas        table[sla]
 	timeEntries table[timeEntry]
 	activities  table[activity]
 	attachments table[attachment]
@@ -166,7 +167,7 @@ func newOrg() *org {
 		roles: newTable[role](8), replyAddrs: newTable[replyAddress](8), teams: newTable[team](4),
 		fields:   map[string][]*field{},
 		contacts: newTable[contact](0), accounts: newTable[account](0), products: newTable[product](0),
-		tickets: newTable[ticket](0), contracts: newTable[contract](0), timeEntries: newTable[timeEntry](0),
+		tickets: newTable[ticket](0), contracts: newTable[contract](0), slas: newTable[sla](8), timeEntries: newTable[timeEntry](0),
 		activities: newTable[activity](0), attachments: newTable[attachment](0), ratings: newTable[rating](0),
 		categories: newTable[category](0), articles: newTable[article](0), webhooks: newTable[webhook](4),
 		ticketsOf: index{}, contactsOf: index{}, attachmentsOf: index{}, timeEntriesOf: index{},
@@ -455,12 +456,26 @@ type contract struct {
 	productID    int64
 	deptID       int64
 	ownerID      int64
+	slaID        int64 // associatedSLAId: an SLA of the contract's department
 	startDate    string
 	endDate      string
 	description  string
 	createdTime  int64
 	modifiedTime int64
 	trashed      bool
+}
+
+// sla is a service-level agreement of one department; contracts name one
+// (associatedSLAId). Every department has one default SLA.
+type sla struct {
+	id           int64
+	name         string
+	description  string
+	deptID       int64
+	active       bool
+	isDefault    bool
+	createdTime  int64
+	modifiedTime int64
 }
 
 type category struct {

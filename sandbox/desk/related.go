@@ -285,8 +285,30 @@ func (c *core) contractJSON(o *org, k *contract) map[string]any {
 		"productId": idStr(k.productID), "departmentId": idStr(k.deptID), "ownerId": idStr(k.ownerID),
 		"startDate": nullStr(k.startDate), "endDate": nullStr(k.endDate), "contractStatus": status,
 		"description": nullStr(k.description), "createdTime": timeStr(k.createdTime), "modifiedTime": timeStr(k.modifiedTime),
-		"isTrashed": k.trashed,
+		"isTrashed": k.trashed, "associatedSLAId": idStr(k.slaID), "sla": o.slaRef(k.slaID),
 	}
+}
+
+// contractListJSON is a row of GET /contracts: the SLA as associatedSLAId,
+// with sla{id,name} only for include=slas.
+func (c *core) contractListJSON(o *org, k *contract, inc map[string]bool) map[string]any {
+	m := c.contractJSON(o, k)
+	if !inc["slas"] {
+		delete(m, "sla")
+	}
+	return m
+}
+
+// accountContractJSON is a row of GET /accounts/{id}/contracts, which
+// names the SLA as slaName (Account.json, contractsForAccountDataListJson).
+func (c *core) accountContractJSON(o *org, k *contract) map[string]any {
+	m := c.contractJSON(o, k)
+	delete(m, "sla")
+	m["slaName"] = nil
+	if s := o.slas.get(k.slaID); s != nil {
+		m["slaName"] = s.name
+	}
+	return m
 }
 
 // applyContract validates a contract create or update body into k.
@@ -296,8 +318,14 @@ func (c *core) applyContract(o *org, k *contract, body []byte, create bool) *API
 		return e
 	}
 	var errs []FieldError
+	var slaRaw json.RawMessage
 	for key, raw := range m {
 		switch key {
+		case "associatedSLAId":
+			slaRaw = raw
+			if slaRaw == nil {
+				slaRaw = json.RawMessage("null")
+			}
 		case "contractName", "contractNumber", "description", "startDate", "endDate":
 			var s string
 			if json.Unmarshal(raw, &s) != nil && string(raw) != "null" {
@@ -355,6 +383,11 @@ func (c *core) applyContract(o *org, k *contract, body []byte, create bool) *API
 	}
 	if k.endDate != "" && k.startDate != "" && k.endDate < k.startDate {
 		errs = append(errs, invalid("endDate"))
+	}
+	if !hasError(errs, "/departmentId") {
+		if fe := o.applyContractSLA(k, slaRaw, create); fe != nil {
+			errs = append(errs, *fe)
+		}
 	}
 	if len(errs) > 0 {
 		sort.SliceStable(errs, func(i, j int) bool { return errs[i].FieldName < errs[j].FieldName })

@@ -17,6 +17,7 @@ func (c *core) routes() http.Handler {
 	c.ticketRoutes(mux)
 	c.threadRoutes(mux)
 	c.relatedRoutes(mux)
+	c.slaRoutes(mux)
 	c.kbRoutes(mux)
 	c.webhookRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -555,7 +555,7 @@ func (c *core) accountRoutes(mux *http.ServeMux) {
 		}
 		var out []map[string]any
 		for _, k := range window(rows, p) {
-			out = append(out, c.contractJSON(cl.org, k))
+			out = append(out, c.accountContractJSON(cl.org, k))
 		}
 		return list(out)
 	})

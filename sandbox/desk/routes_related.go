@@ -236,9 +236,10 @@ func (c *core) relatedRoutes(mux *http.ServeMux) {
 			}
 			return true
 		})
+		inc := includes(cl.q)
 		var out []map[string]any
 		for _, k := range window(rows, p) {
-			out = append(out, c.contractJSON(cl.org, k))
+			out = append(out, c.contractListJSON(cl.org, k, inc))
 		}
 		return list(out)
 	})

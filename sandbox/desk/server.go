@@ -88,6 +88,7 @@ func New(o Options) *Server {
 			"products", primary.products.len(), "tickets", primary.tickets.len(), "articles", primary.articles.len(),
 			"took", time.Since(start).Round(time.Millisecond))
 	}
+	c.setupSLAs(primary, o.Seed)
 	var h http.Handler = c.routes()
 	if o.Faults != nil {
 		h = o.Faults.Wrap(responder{}, h)
@@ -129,12 +130,14 @@ type OrgSpec struct {
 	Admin string
 }
 
-// AddOrg adds an empty org (departments, agents, profiles and fields, no
-// customers) and returns a Server bound to it.
+// AddOrg adds an empty org (departments, agents, profiles, fields and SLAs,
+// no customers) and returns a Server bound to it.
 func (s *Server) AddOrg(spec OrgSpec) *Server {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	return &Server{c: s.c, o: s.c.addOrg(spec)}
+	o := s.c.addOrg(spec)
+	s.c.setupSLAs(o, s.c.seed)
+	return &Server{c: s.c, o: o}
 }
 
 // WithOrg returns a Server bound to another org of the same fake.

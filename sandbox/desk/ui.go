@@ -465,7 +465,8 @@ func (s *Server) AddAttachment(module, parentID, name string, data []byte) (Reco
 	return out, err
 }
 
-// AddContract adds a contract to an account.
+// AddContract adds a contract to an account. Without associatedSLAId it
+// gets its department's default SLA.
 func (s *Server) AddContract(f Fields) (Record, error) {
 	var out Record
 	err := s.ui("", func(o *org, act actor) error {
@@ -851,6 +852,30 @@ func (s *Server) Departments() []Record {
 		})
 	})
 	return out
+}
+
+// SLAs lists every SLA as GET /slas shows them, in creation order.
+func (s *Server) SLAs() []Record {
+	var out []Record
+	s.read(func(o *org) {
+		o.slas.each(func(x *sla) bool {
+			out = append(out, record(s.c.slaJSON(o, x)))
+			return true
+		})
+	})
+	return out
+}
+
+// Contract returns a contract as GET /contracts/{id} shows it, with its
+// SLA as associatedSLAId and sla{id,name}.
+func (s *Server) Contract(id string) (Record, bool) {
+	var out Record
+	s.read(func(o *org) {
+		if k := o.contracts.get(lookupID(id)); k != nil {
+			out = record(s.c.contractJSON(o, k))
+		}
+	})
+	return out, out != nil
 }
 
 // FromAddresses lists a department's verified reply addresses.

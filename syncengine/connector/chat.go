@@ -71,3 +71,21 @@ type ChatDesk interface {
 	ListDepartments(ctx context.Context) ([]Record, error)
 	ChatTickets(ctx context.Context, chatID string) ([]Record, error)
 }
+
+// DeskSLA is a help desk's service-level agreement; it belongs to one
+// department.
+type DeskSLA struct {
+	ID           string
+	Name         string
+	DepartmentID string
+	Active       bool
+	Default      bool // the department's default SLA
+}
+
+// SLADesk is implemented by help desks whose contracts name their SLA by
+// id (Zoho Desk's associatedSLAId): the visitor panel (F7) reads the SLA
+// of the account's contract by id when the contract does not carry its
+// name.
+type SLADesk interface {
+	DeskSLA(ctx context.Context, id string) (DeskSLA, error)
+}
