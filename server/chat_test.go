@@ -410,8 +410,11 @@ func TestChatAutomaticConversion(t *testing.T) {
 	if contact, ok := cw.desk.Contact(tk.Str("contactId")); !ok || contact.Str("email") != "grace.chat@example.com" {
 		t.Fatalf("the ticket's contact: %+v", contact)
 	}
+	// One CREATED event; polling (every 200 ms here) occasionally records
+	// the new ticket a few milliseconds before the conversion commits, and
+	// then it is the one event, from the desk (docs/TICKETS.md).
 	ev, _ := dig(sub.expect("next"), "payload", "data", "ticketEvents").(map[string]any)
-	if ev["type"] != "CREATED" || ev["source"] != "DESKBRIDGE" || ev["ticketDeskId"] != ticketID || ev["departmentId"] != deskSupport ||
+	if ev["type"] != "CREATED" || (ev["source"] != "DESKBRIDGE" && ev["source"] != "DESK") || ev["ticketDeskId"] != ticketID || ev["departmentId"] != deskSupport ||
 		dig(ev, "ticket", "channel") != "Chat" {
 		t.Fatalf("the CREATED event: %+v", ev)
 	}

@@ -131,7 +131,7 @@ func TestExampleSidebar(t *testing.T) {
 	if len(r.Errors) > 0 {
 		t.Fatalf("setTicketStatus: %+v", r.Errors)
 	}
-	s = waitLive(t, b, "admin", pick.TicketID, status, "status changed to "+status+" (in deskbridge)")
+	s = waitLive(t, b, "admin", pick.TicketID, status, "status changed to "+status+" (in ") // deskbridge, or the desk when polling recorded it first
 	counts := dig(truth(), "customer", "ticketCounts").(map[string]any)
 	s = waitPage(t, b, "admin", "the counts to follow", func(s sidebarSnapshot) bool { return s.countsMatch(counts) })
 	firstEvent := s.Live.LastEventID
@@ -161,7 +161,7 @@ func TestExampleSidebar(t *testing.T) {
 		t.Fatalf("the page shows a change it cannot have heard of: %+v", got.Panels["tickets"])
 	}
 	proxy.cut(false)
-	s = waitLive(t, b, "admin", pick.TicketID, "On Hold", "status changed to On Hold (in deskbridge)")
+	s = waitLive(t, b, "admin", pick.TicketID, "On Hold", "status changed to On Hold (in ") // deskbridge, or the desk when polling recorded it first
 	s = waitPage(t, b, "admin", "the sidebar to be live again", func(s sidebarSnapshot) bool { return s.Live.State == "live" })
 	if s.Live.LastEventID == beforeCut {
 		t.Fatalf("the last event id stayed %s across the reconnect", beforeCut)
