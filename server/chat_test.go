@@ -365,8 +365,8 @@ func TestChatAutomaticConversion(t *testing.T) {
 	agent := cw.ts.token("acme", auth.RoleAgent)
 	sub := cw.ts.dial(agent)
 	sub.expect("connection_ack")
-	sub.subscribe("t", `subscription { ticketEvents(filter: {types: [CREATED]}) { type source ticketDeskId departmentId ticket { deskId channel } } }`, nil)
-	waitFor(t, "the subscription", func() bool { return cw.ts.srv.bus.Subscribers() > 0 })
+	sub.subscribe("t", `subscription($after: ID) { ticketEvents(filter: {types: [CREATED]}, after: $after) { type source ticketDeskId departmentId ticket { deskId channel } } }`,
+		map[string]any{"after": cw.ts.streamPosition(agent)})
 
 	cw.setRules(t, map[string]any{"chats": "ATTENDED", "timing": "CHAT_END", "ticketStatus": "CLOSED"})
 	support := cw.depts["Support"]
@@ -629,9 +629,8 @@ func TestChatWindowActions(t *testing.T) {
 	// The widget follows the visitor's tickets before any exists.
 	widget := cw.ts.dial(agent)
 	widget.expect("connection_ack")
-	widget.subscribe("v", `subscription($id: String!) { visitorTickets(conversationId: $id) { type source ticketDeskId status ticket { deskId subject } } }`,
-		map[string]any{"id": anon.ID})
-	waitFor(t, "the widget's subscription", func() bool { return cw.ts.srv.bus.Subscribers() > 0 })
+	widget.subscribe("v", `subscription($id: String!, $after: ID) { visitorTickets(conversationId: $id, after: $after) { type source ticketDeskId status ticket { deskId subject } } }`,
+		map[string]any{"id": anon.ID, "after": cw.ts.streamPosition(agent)})
 	wantCode(t, "a light agent converting", cw.q(light, convertChatMutation, map[string]any{"in": map[string]any{"conversationId": anon.ID}}), codeForbidden)
 	in := map[string]any{"conversationId": anon.ID, "priority": "High", "status": "On Hold", "classification": "Question", "subject": "Return of a sensor"}
 	r = cw.q(agent, convertChatMutation, map[string]any{"in": in})

@@ -417,6 +417,20 @@ func asCloseError(err error, target **websocket.CloseError) bool {
 	return ok
 }
 
+// streamPosition is the org's event stream position now: a subscription
+// started with it as `after` sees every event that follows, however long
+// the subscription takes to register (a live-only one misses what commits
+// while it starts).
+func (ts *testServer) streamPosition(token string) string {
+	ts.t.Helper()
+	r := ts.query(token, `{ eventStreamPosition }`, nil)
+	pos, ok := r.Data["eventStreamPosition"].(string)
+	if !ok {
+		ts.t.Fatalf("eventStreamPosition: %+v", r)
+	}
+	return pos
+}
+
 func (c *wsClient) subscribe(id, query string, vars map[string]any) {
 	c.send(map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}})
 }

@@ -249,6 +249,19 @@ fragment SidebarCustomer on Customer {
     const gen = session.gen;
     const byTicket = Boolean(session.ticket);
     const field = byTicket ? 'ticket' : 'customerByEmail';
+    // Before the first read of a customer, note where the event stream
+    // stands: following from there misses nothing that happens after the
+    // read began (what the read already shows may come again; reading
+    // again is harmless).
+    let position = null;
+    if (!live.contact) {
+      try {
+        const p = await graphql('query SidebarStreamPosition { eventStreamPosition }', {});
+        position = (p.data && p.data.eventStreamPosition) || null;
+      } catch {
+        position = null; // then the subscription starts live and reads again
+      }
+    }
     let result;
     try {
       result = byTicket
@@ -295,7 +308,7 @@ fragment SidebarCustomer on Customer {
     refreshes++;
     root.dataset.refreshes = String(refreshes);
     setStatus('', 'loaded');
-    followContact(contactToFollow(view));
+    followContact(contactToFollow(view), position);
   }
 
   const MISSING_RETRIES = 12;
@@ -600,15 +613,16 @@ fragment SidebarCustomer on Customer {
   // an abandoned socket (its close, a pending reconnect) are ignored.
   const live = { ws: null, gen: 0, attempt: 0, timer: 0, contact: null, lastEventId: null };
 
-  // followContact starts following a desk contact's tickets, unless it
-  // already follows them.
-  function followContact(contactDeskId) {
+  // followContact starts following a desk contact's tickets from the
+  // stream position `from` (null: from now on), unless it already follows
+  // them.
+  function followContact(contactDeskId, from) {
     if (contactDeskId === live.contact && (live.ws || live.timer)) {
       return;
     }
     stopLive();
     live.contact = contactDeskId;
-    live.lastEventId = null;
+    live.lastEventId = from || null;
     live.attempt = 0;
     delete byId('live').dataset.lastEventId;
     if (!contactDeskId) {
