@@ -365,11 +365,9 @@ func (r *subscriptionResolver) VisitorTickets(ctx context.Context, conversationI
 	if err != nil {
 		return nil, err
 	}
-	from := int64(-1) // live only
-	if after != nil {
-		if from, err = eventPosition("after", after); err != nil {
-			return nil, err
-		}
+	from, err := streamStart(after)
+	if err != nil {
+		return nil, err
 	}
 	f, err := r.ChatService.FollowVisitor(ctx, v, conversationID)
 	if err != nil {

@@ -62,11 +62,9 @@ func (r *subscriptionResolver) Events(ctx context.Context, after *string, types 
 	if err != nil {
 		return nil, err
 	}
-	from := int64(-1) // live only
-	if after != nil {
-		if from, err = eventPosition("after", after); err != nil {
-			return nil, err
-		}
+	from, err := streamStart(after)
+	if err != nil {
+		return nil, err
 	}
 	filter := viewerEvents(v)
 	filter.Types = eventTypes(types)

@@ -75,3 +75,12 @@ func eventPosition(argument string, s *string) (int64, error) {
 	}
 	return id, nil
 }
+
+// streamStart is where a subscription's stream starts: after the event id
+// given, or, without one, with what happens from now on (-1).
+func streamStart(after *string) (int64, error) {
+	if after == nil {
+		return -1, nil
+	}
+	return eventPosition("after", after)
+}

@@ -134,11 +134,9 @@ func (r *subscriptionResolver) SignalEvents(ctx context.Context, after *string) 
 	if err != nil {
 		return nil, err
 	}
-	from := int64(-1) // live only
-	if after != nil {
-		if from, err = eventPosition("after", after); err != nil {
-			return nil, err
-		}
+	from, err := streamStart(after)
+	if err != nil {
+		return nil, err
 	}
 	filter := viewerEvents(v)
 	filter.Types = []string{syncengine.EventSignal}

@@ -144,11 +144,9 @@ func (r *subscriptionResolver) TicketEvents(ctx context.Context, after *string, 
 	if err != nil {
 		return nil, err
 	}
-	from := int64(-1) // live only
-	if after != nil {
-		if from, err = eventPosition("after", after); err != nil {
-			return nil, err
-		}
+	from, err := streamStart(after)
+	if err != nil {
+		return nil, err
 	}
 	return eventbus.Subscribe(ctx, r.Bus, ticketEventFilter(v, filter), from, ticketEventModel)
 }
@@ -176,11 +174,9 @@ func (r *subscriptionResolver) SyncEvents(ctx context.Context, connectionID *str
 		}
 		connID = conn.ID
 	}
-	from := int64(-1)
-	if after != nil {
-		if from, err = eventPosition("after", after); err != nil {
-			return nil, err
-		}
+	from, err := streamStart(after)
+	if err != nil {
+		return nil, err
 	}
 	filter := viewerEvents(v)
 	filter.Refs.Connection = connID
