@@ -67,7 +67,8 @@ type fanoutConfig struct {
 	clients, orgs, rate, writers int
 	duration                     time.Duration
 	// profileDir, when set, receives each server's CPU profile over the
-	// stream and its heap profile once every client has subscribed.
+	// stream and its heap profile once every client has subscribed and
+	// again after the stream.
 	profileDir string
 }
 
@@ -358,6 +359,11 @@ func runFanout(b *testing.B, cfg fanoutConfig, mode string, db *sqlx.DB, dsn str
 	all1, db1 := clock.now()
 	srv1, machine1 := pidCPU(child.cmd.Process.Pid), machineCPU()
 	profile.Wait()
+	if cfg.profileDir != "" {
+		// Its alloc_space minus the first heap profile's is what the stream
+		// allocated (go tool pprof -sample_index=alloc_space -diff_base).
+		child.saveProfile(b, "heap", filepath.Join(cfg.profileDir, mode+"-heap-after.pprof"))
+	}
 
 	res := run.close(b)
 	child.stop(b)

@@ -37,8 +37,10 @@
 //
 // # Slow consumers
 //
-// Each connection has one writer goroutine and a send queue bounded by
-// Config.SendQueue messages and Config.SendQueueBytes bytes (256 and 1 MiB).
+// Each connection has one writer at a time (whoever queues a message while
+// nobody writes drains the queue; an idle connection has no writer
+// goroutine) and a send queue bounded by Config.SendQueue messages and
+// Config.SendQueueBytes bytes (256 and 1 MiB), which grows on demand.
 // When the queue is full an operation waits for room before producing its
 // next result. That wait is backpressure, not a failure: a client that reads
 // slower than results arrive, such as one replaying a long events(after:)
@@ -65,6 +67,23 @@
 // (or drop ids it has seen). A connection's memory is thus bounded by its
 // send queue, and a stuck client holds its goroutines for at most
 // WriteTimeout plus 2s.
+//
+// # Memory per connection
+//
+// Many subscribers mostly wait, so an open connection is kept small: Do
+// returns once the socket is upgraded (net/http then frees what it held for
+// the request), the reader is the connection's only goroutine while it
+// waits, the read buffer is 512 bytes, write buffers come from a pool, and
+// the send queue is allocated as messages arrive.
+//
+// # Shared results
+//
+// An event source can execute identical subscriptions once for all of them
+// (see Shared): one detached execution renders each result, which is
+// offered to every identical operation, whose own executions are held and
+// give up their goroutines meanwhile. The source decides what is identical
+// and when an operation must go back to executing itself; the transport
+// only guarantees that an offer never waits and never cuts a client off.
 //
 // # Subprotocol negotiation
 //

@@ -30,6 +30,7 @@ const (
 const (
 	defaultHandshakeTimeout = 10 * time.Second
 	defaultBufferSize       = 4096
+	defaultReadBufferSize   = 512
 	defaultWriteTimeout     = 10 * time.Second
 )
 
@@ -49,10 +50,19 @@ type GorillaConfig struct {
 	Subprotocols []string
 	// HandshakeTimeout bounds the HTTP upgrade; zero means 10s.
 	HandshakeTimeout time.Duration
-	// ReadBufferSize and WriteBufferSize size gorilla's I/O buffers; zero
-	// means 4 KiB. Write buffers come from a shared pool so that idle
-	// connections do not each pin one.
-	ReadBufferSize, WriteBufferSize int
+	// ReadBufferSize sizes gorilla's read buffer; zero means 512 bytes.
+	// Clients send little (connection_init, subscribe, pongs), and a
+	// message larger than the buffer is still read whole, in pieces, so a
+	// small buffer only saves memory on every open connection. Negative
+	// reuses the 4 KiB buffer net/http read the upgrade request with;
+	// that keeps net/http's whole connection state alive, write buffer
+	// included, so it only pays off when the HTTP handler stays running
+	// for the connection's lifetime (gqlgen's stock transport does).
+	ReadBufferSize int
+	// WriteBufferSize sizes gorilla's write buffers; zero means 4 KiB.
+	// Write buffers come from a shared pool so that idle connections do
+	// not each pin one.
+	WriteBufferSize int
 	// WriteTimeout bounds each WriteJSON and ping so a peer that stopped
 	// reading cannot block a writer forever; zero means 10s. A write that
 	// times out drops the TCP connection: it may have left half a frame on
@@ -108,8 +118,11 @@ func NewGorilla(cfg GorillaConfig) (*Gorilla, error) {
 	if g.upgrader.HandshakeTimeout <= 0 {
 		g.upgrader.HandshakeTimeout = defaultHandshakeTimeout
 	}
-	if g.upgrader.ReadBufferSize <= 0 {
-		g.upgrader.ReadBufferSize = defaultBufferSize
+	switch {
+	case g.upgrader.ReadBufferSize < 0:
+		g.upgrader.ReadBufferSize = 0 // gorilla: reuse the hijacked reader
+	case g.upgrader.ReadBufferSize == 0:
+		g.upgrader.ReadBufferSize = defaultReadBufferSize
 	}
 	if g.upgrader.WriteBufferSize <= 0 {
 		g.upgrader.WriteBufferSize = defaultBufferSize
@@ -136,8 +149,8 @@ func (g *Gorilla) Accept(w http.ResponseWriter, r *http.Request, opts transport.
 }
 
 // gorillaConn is the transport.WebsocketConn that Accept returns. Besides
-// gqlgen's interface it exposes what Transport needs for pings, bounded
-// writes and a clean close. Gorilla allows one concurrent reader and one
+// gqlgen's interface it exposes what Transport needs for pings, messages
+// (bounded by Transport, see WriteText), dropping and a clean close. Gorilla allows one concurrent reader and one
 // concurrent writer; Close, WriteClose (WriteControl) and WritePing are safe
 // from any goroutine.
 type gorillaConn struct {
@@ -234,16 +247,18 @@ func (c *gorillaConn) SetReadDeadline(t time.Time) error {
 }
 
 // WriteText writes one pre-marshalled text message; Transport marshals off
-// the writer goroutine so the writer only does I/O.
+// the writer goroutine so the writer only does I/O. It sets no deadline
+// (Transport's stall watch bounds the write and drops the connection): a
+// deadline per message would cost a runtime timer update per message.
 func (c *gorillaConn) WriteText(data []byte) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-		return fmt.Errorf("set websocket write deadline: %w", err)
-	}
 	if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return c.writeError("write websocket message", err)
 	}
 	return nil
 }
+
+// Drop resets the TCP connection; see drop.
+func (c *gorillaConn) Drop() { c.drop() }
 
 func (c *gorillaConn) WritePing() error {
 	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.writeTimeout)); err != nil {

@@ -187,6 +187,56 @@ func encodeMessage(typ, id string, payload json.RawMessage) ([]byte, error) {
 	return b, nil
 }
 
+// envelope is the start of the messages of type typ for operation id, up to
+// and including `"payload":`, byte for byte what encodeMessage would write:
+// an operation builds it once and appends each result to it.
+func envelope(typ, id string) []byte {
+	b := mustEncode(typ, id, json.RawMessage("0"))
+	return b[:len(b)-len("0}")]
+}
+
+// appendResult returns the message for one result: envelope, the response,
+// and the closing brace.
+func appendResult(envelope []byte, resp *graphql.Response) ([]byte, error) {
+	payload, err := appendPayload(nil, resp)
+	if err != nil {
+		return nil, err
+	}
+	return appendMessage(envelope, payload), nil
+}
+
+// appendMessage returns envelope, payload and the closing brace in a new
+// slice.
+func appendMessage(envelope, payload []byte) []byte {
+	b := make([]byte, 0, len(envelope)+len(payload)+1)
+	b = append(b, envelope...)
+	b = append(b, payload...)
+	return append(b, '}')
+}
+
+// appendPayload appends the JSON of a response to dst. The common result
+// (data, nothing else) is assembled from bytes instead of marshalled:
+// encoding/json would validate and copy the data twice (once for the
+// response, once for the message around it). The data is still validated
+// once, so invalid raw JSON from a resolver is an error here as it is for
+// json.Marshal.
+func appendPayload(dst []byte, resp *graphql.Response) ([]byte, error) {
+	if resp.Data != nil && len(resp.Errors) == 0 && resp.Label == "" && resp.Path == nil && resp.HasNext == nil &&
+		len(resp.Extensions) == 0 {
+		if !json.Valid(resp.Data) {
+			return nil, errors.New("marshal graphql response: data is not valid JSON")
+		}
+		dst = append(dst, `{"data":`...)
+		dst = append(dst, resp.Data...)
+		return append(dst, '}'), nil
+	}
+	payload, err := json.Marshal(resp)
+	if err != nil {
+		return nil, fmt.Errorf("marshal graphql response: %w", err)
+	}
+	return append(dst, payload...), nil
+}
+
 // mustEncode is for messages built only from constants and values this
 // package produced, where a marshal error is a programming error.
 func mustEncode(typ, id string, payload json.RawMessage) []byte {

@@ -216,6 +216,7 @@ func (c Config) withDefaults() Config {
 type Transport struct {
 	cfg      Config
 	upgrader *Gorilla
+	id       uint64 // see transportIDs
 
 	mu       sync.Mutex
 	conns    map[*connection]struct{}
@@ -234,8 +235,9 @@ func New(cfg Config) *Transport {
 	cfg = cfg.withDefaults()
 	g, err := NewGorilla(GorillaConfig{
 		AllowedOrigins: cfg.AllowedOrigins,
-		// The socket's own deadline is the hard stop; the connection
-		// decides the cut-off itself after WriteTimeout so that the close
+		// This deadline bounds pings only: the connection's stall watch
+		// bounds its messages, cutting the client off after WriteTimeout
+		// and dropping the connection cutOffGrace later, so that the close
 		// frame can still follow a write that finishes within the grace.
 		WriteTimeout: cfg.WriteTimeout + cutOffGrace,
 	})
@@ -245,6 +247,7 @@ func New(cfg Config) *Transport {
 	return &Transport{
 		cfg:      cfg,
 		upgrader: g,
+		id:       transportIDs.Add(1),
 		conns:    make(map[*connection]struct{}),
 	}
 }
@@ -263,10 +266,13 @@ func (t *Transport) Supports(r *http.Request) bool {
 	return false
 }
 
-// Do upgrades the request and serves the connection until it closes. It runs
-// for the connection's whole lifetime on the HTTP server's goroutine, which
-// is also the connection's only reader. The request's context is the parent
-// of the connection context.
+// Do upgrades the request and returns; the connection is served on a
+// goroutine of its own, which is also its only reader, until it closes.
+// Returning lets net/http drop what it keeps for the request while its
+// handler runs (its read and write buffers, 8 KiB, and a deep handler
+// stack), which would otherwise be pinned by every open connection. The
+// request's context values, but not its cancellation (net/http cancels it
+// when Do returns), are the parent of the connection context.
 func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	t.mu.Lock()
 	if t.shutdown {
@@ -278,7 +284,12 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	}
 	t.active.Add(1)
 	t.mu.Unlock()
-	defer t.active.Done()
+	served := false
+	defer func() {
+		if !served {
+			t.active.Done()
+		}
+	}()
 
 	wsc, err := t.upgrader.Accept(w, r, transport.WebsocketAcceptOptions{ResponseHeader: http.Header{}})
 	if err != nil {
@@ -298,7 +309,11 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	}
 
 	c := newConnection(t, ec, r, exec)
-	c.serve()
+	served = true
+	go func() {
+		defer t.active.Done()
+		c.serve()
+	}()
 }
 
 // Shutdown stops accepting upgrades (new requests get 503), closes every open
@@ -374,7 +389,7 @@ type connCtxKey struct{}
 // not be sent in a close frame (valid: 1000–1003, 1007–1014, 3000–4999).
 func CloseConn(ctx context.Context, code int, reason string) bool {
 	c, ok := ctx.Value(connCtxKey{}).(*connection)
-	if !ok || !sendableCloseCode(code) {
+	if !ok || c == nil || !sendableCloseCode(code) { // nil: a shared execution (Shared.Render)
 		return false
 	}
 	return c.closeWith(code, reason)
