@@ -35,16 +35,11 @@ func (r *queryResolver) Events(ctx context.Context, first *int, after *string, t
 	if err != nil {
 		return nil, err
 	}
-	rows, more := trimPage(rows, limit)
-	conn := &model.EventConnection{Edges: make([]*model.EventEdge, len(rows)), PageInfo: &model.PageInfo{HasNextPage: more, HasPreviousPage: afterID > 0}}
-	for i, e := range rows {
-		conn.Edges[i] = &model.EventEdge{Cursor: strconv.FormatInt(e.ID, 10), Node: eventModel(e)}
-	}
-	if len(rows) > 0 {
-		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor
-		conn.PageInfo.EndCursor = &conn.Edges[len(rows)-1].Cursor
-	}
-	return conn, nil
+	edges, info := idEdges(rows, limit, afterID > 0, func(e store.Event) int64 { return e.ID },
+		func(c string, e store.Event) *model.EventEdge {
+			return &model.EventEdge{Cursor: c, Node: eventModel(e)}
+		})
+	return &model.EventConnection{Edges: edges, PageInfo: info}, nil
 }
 
 func (r *queryResolver) EventStreamPosition(ctx context.Context) (string, error) {

@@ -63,6 +63,23 @@ func pageInfo(firstKey, lastKey int64, n int, more, hasPrevious bool) *model.Pag
 	return info
 }
 
+// idEdges turns a page of rows fetched with limit+1 into edges whose
+// cursors are the rows' ids as plain numbers (event and signal ids), and
+// the page's info.
+func idEdges[T, E any](rows []T, limit int, hasPrevious bool, id func(T) int64, edge func(cursor string, row T) E) ([]E, *model.PageInfo) {
+	rows, more := trimPage(rows, limit)
+	edges := make([]E, len(rows))
+	info := &model.PageInfo{HasNextPage: more, HasPreviousPage: hasPrevious}
+	for i, row := range rows {
+		edges[i] = edge(strconv.FormatInt(id(row), 10), row)
+	}
+	if len(rows) > 0 {
+		start, end := strconv.FormatInt(id(rows[0]), 10), strconv.FormatInt(id(rows[len(rows)-1]), 10)
+		info.StartCursor, info.EndCursor = &start, &end
+	}
+	return edges, info
+}
+
 // eventPosition parses an event id used as a resume point. Event cursors are
 // the ids themselves, so either is accepted.
 func eventPosition(argument string, s *string) (int64, error) {

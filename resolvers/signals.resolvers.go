@@ -81,16 +81,11 @@ func (r *queryResolver) Signals(ctx context.Context, first *int, after *string, 
 	if err != nil {
 		return nil, err
 	}
-	rows, more := trimPage(rows, limit)
-	conn := &model.SignalConnection{Edges: make([]*model.SignalEdge, len(rows)), PageInfo: &model.PageInfo{HasNextPage: more, HasPreviousPage: afterID > 0}}
-	for i, s := range rows {
-		conn.Edges[i] = &model.SignalEdge{Cursor: strconv.FormatInt(s.ID, 10), Node: signalModel(s)}
-	}
-	if len(rows) > 0 {
-		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor
-		conn.PageInfo.EndCursor = &conn.Edges[len(rows)-1].Cursor
-	}
-	return conn, nil
+	edges, info := idEdges(rows, limit, afterID > 0, func(s store.Signal) int64 { return s.ID },
+		func(c string, s store.Signal) *model.SignalEdge {
+			return &model.SignalEdge{Cursor: c, Node: signalModel(s)}
+		})
+	return &model.SignalConnection{Edges: edges, PageInfo: info}, nil
 }
 
 func (r *queryResolver) SignalSettings(ctx context.Context) (*model.SignalSettings, error) {
