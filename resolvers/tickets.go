@@ -48,6 +48,18 @@ func checkKey(argument string, key *string, required bool) (string, error) {
 	return k, nil
 }
 
+// ticketAction is what every ticket mutation starts with: the caller, the
+// org's connection, and the idempotency key checked (input.idempotencyKey;
+// required unless said otherwise).
+func (r *Resolver) ticketAction(ctx context.Context, key *string, required bool) (auth.Viewer, store.Connection, string, error) {
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return auth.Viewer{}, store.Connection{}, "", err
+	}
+	k, err := checkKey("input.idempotencyKey", key, required)
+	return v, conn, k, err
+}
+
 // ticketAnswer is the mirrored ticket a mutation just recorded.
 func (r *Resolver) ticketAnswer(ctx context.Context, v auth.Viewer, conn store.Connection, id string) (*model.Ticket, error) {
 	rows, err := store.CustomerRecordsByExtIDs(ctx, r.DB, v.OrgID, conn.ID, deskSystem, "tickets", []string{id})

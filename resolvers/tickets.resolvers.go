@@ -19,11 +19,7 @@ import (
 )
 
 func (r *mutationResolver) CreateTicketFromCrm(ctx context.Context, input model.CreateTicketFromCrmInput) (*model.Ticket, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := checkKey("input.idempotencyKey", &input.IdempotencyKey, true)
+	v, conn, key, err := r.ticketAction(ctx, &input.IdempotencyKey, true)
 	if err != nil {
 		return nil, err
 	}
@@ -50,11 +46,7 @@ func (r *mutationResolver) CreateTicketFromCrm(ctx context.Context, input model.
 }
 
 func (r *mutationResolver) ReplyToTicket(ctx context.Context, input model.TicketReplyInput) (*model.TicketThread, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := checkKey("input.idempotencyKey", &input.IdempotencyKey, true)
+	v, conn, key, err := r.ticketAction(ctx, &input.IdempotencyKey, true)
 	if err != nil {
 		return nil, err
 	}
@@ -78,11 +70,7 @@ func (r *mutationResolver) ReplyToTicket(ctx context.Context, input model.Ticket
 }
 
 func (r *mutationResolver) AddTicketComment(ctx context.Context, input model.TicketCommentInput) (*model.TicketComment, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := checkKey("input.idempotencyKey", &input.IdempotencyKey, true)
+	v, conn, key, err := r.ticketAction(ctx, &input.IdempotencyKey, true)
 	if err != nil {
 		return nil, err
 	}
@@ -98,11 +86,7 @@ func (r *mutationResolver) AddTicketComment(ctx context.Context, input model.Tic
 }
 
 func (r *mutationResolver) SetTicketStatus(ctx context.Context, input model.TicketStatusInput) (*model.Ticket, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := checkKey("input.idempotencyKey", input.IdempotencyKey, false)
+	v, conn, key, err := r.ticketAction(ctx, input.IdempotencyKey, false)
 	if err != nil {
 		return nil, err
 	}
@@ -118,11 +102,7 @@ func (r *mutationResolver) SetTicketStatus(ctx context.Context, input model.Tick
 }
 
 func (r *mutationResolver) MergeTickets(ctx context.Context, input model.MergeTicketsInput) (*model.Ticket, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := checkKey("input.idempotencyKey", &input.IdempotencyKey, true)
+	v, conn, key, err := r.ticketAction(ctx, &input.IdempotencyKey, true)
 	if err != nil {
 		return nil, err
 	}

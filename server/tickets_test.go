@@ -223,3 +223,92 @@ func nextEvent(t *testing.T, sub *wsClient, typ, source, ticketID, contactID str
 	}
 	return ev
 }
+
+// E1 from an account and from a deal: the ticket is raised for the named
+// related contact, or the deal's contact; a contact not related is
+// refused. E2: a sender that is not one of the department's reply
+// addresses is the desk's refusal, with its reason. G2: a connection's sync
+// events (progress, run finished, failures) reach its admins from the
+// stream, resumable, and nobody else's.
+func TestTicketsFromAccountsAndDealsAndSyncEvents(t *testing.T) {
+	t.Parallel()
+	w, admin, pick := startCustomerWorld(t)
+	db := w.ts.srv.db.DB
+	var dept, account, deal, stranger string
+	if err := db.Get(&dept, `SELECT department_id FROM mirror_records WHERE module = 'tickets' AND ext_id = $1`, pick.TicketID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(&account, `SELECT account_ref FROM mirror_records WHERE system = 'zoho_crm' AND module = 'contacts' AND ext_id = $1`, pick.CRMID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(&deal, `SELECT ext_id FROM mirror_records WHERE system = 'zoho_crm' AND module = 'deals' AND contact_ref = $1 LIMIT 1`, pick.CRMID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(&stranger, `SELECT ext_id FROM mirror_records WHERE system = 'zoho_crm' AND module = 'contacts'
+		AND account_ref IS DISTINCT FROM $1 AND email LIKE '%@%.%' LIMIT 1`, account); err != nil {
+		t.Fatal(err)
+	}
+	create := func(in map[string]any) gqlResponse {
+		in["departmentId"], in["subject"] = dept, "From the CRM"
+		return w.ts.query(admin, createTicketMutation, map[string]any{"in": in})
+	}
+	for _, in := range []map[string]any{
+		{"module": "ACCOUNTS", "crmId": account, "contactCrmId": pick.CRMID, "idempotencyKey": "acct-1"},
+		{"module": "DEALS", "crmId": deal, "idempotencyKey": "deal-1"},
+	} {
+		r := create(in)
+		if len(r.Errors) > 0 || dig(r.Data, "createTicketFromCrm", "contact", "deskId") != pick.DeskID {
+			t.Fatalf("createTicketFromCrm(%s): %+v %+v, want the contact %s", in["module"], r.Errors, r.Data, pick.DeskID)
+		}
+	}
+	if r := create(map[string]any{"module": "ACCOUNTS", "crmId": account, "contactCrmId": stranger, "idempotencyKey": "acct-2"}); r.code(0) != "FAILED_PRECONDITION" {
+		t.Fatalf("a contact of another account: %+v", r.Errors)
+	}
+	r := w.ts.query(admin, `mutation($id: String!) { replyToTicket(input: {ticketDeskId: $id, content: "x", fromEmailAddress: "someone@elsewhere.example", idempotencyKey: "bad-from"}) { deskId } }`,
+		map[string]any{"id": pick.TicketID})
+	if r.code(0) != "UPSTREAM_REJECTED" || !strings.Contains(r.Errors[0].Message, "fromEmailAddress") {
+		t.Fatalf("a reply from an address that is not the department's: %+v", r.Errors)
+	}
+	// The refusal freed the key: the same key with a good request goes through.
+	r = w.ts.query(admin, `mutation($id: String!) { replyToTicket(input: {ticketDeskId: $id, content: "x", idempotencyKey: "bad-from"}) { deskId } }`,
+		map[string]any{"id": pick.TicketID})
+	if len(r.Errors) > 0 || dig(r.Data, "replyToTicket", "deskId") == nil {
+		t.Fatalf("the key a refusal freed, used again: %+v", r.Errors)
+	}
+
+	// Sync events, replayed from the start of the stream: the first sync's
+	// progress, finished runs and any failures, of this connection only.
+	connID := dig(w.ts.query(admin, `{ connections { id } }`, nil).Data, "connections").([]any)[0].(map[string]any)["id"].(string)
+	var failed int
+	if err := db.Get(&failed, `SELECT count(*) FROM sync_failures`); err != nil {
+		t.Fatal(err)
+	}
+	sub := w.ts.dial(admin)
+	sub.expect("connection_ack")
+	sub.subscribe("s", `subscription($c: ID, $after: ID) { syncEvents(connectionId: $c, after: $after) { id type payload } }`,
+		map[string]any{"c": connID, "after": "0"})
+	seen := map[string]int{}
+	for seen["SYNC_RUN_FINISHED"] < 6 {
+		ev := dig(sub.expect("next"), "payload", "data", "syncEvents").(map[string]any)
+		seen[ev["type"].(string)]++
+		if p := ev["payload"].(map[string]any); p["connectionId"] != connID {
+			t.Fatalf("a sync event of another connection: %+v", ev)
+		}
+	}
+	t.Logf("sync events %v, %d failures recorded", seen, failed)
+	if seen["SYNC_PROGRESS"] == 0 || (failed > 0 && seen["SYNC_FAILURE"] == 0) || seen["TICKET_CREATED"] > 0 {
+		t.Fatalf("sync events %v (%d failures recorded)", seen, failed)
+	}
+	agent := w.ts.dial(w.ts.token("acme", auth.RoleAgent))
+	agent.expect("connection_ack")
+	agent.subscribe("s", `subscription { syncEvents { id } }`, nil)
+	if msg := agent.expect("next"); !strings.Contains(fmt.Sprint(dig(msg, "payload", "errors")), codeForbidden) {
+		t.Fatalf("an agent's sync events: %+v", msg)
+	}
+	other := w.ts.dial(w.ts.token("globex", auth.RoleAdmin))
+	other.expect("connection_ack")
+	other.subscribe("s", `subscription($c: ID) { syncEvents(connectionId: $c) { id } }`, map[string]any{"c": connID})
+	if msg := other.expect("next"); !strings.Contains(fmt.Sprint(dig(msg, "payload", "errors")), "NOT_FOUND") {
+		t.Fatalf("another org's sync events: %+v", msg)
+	}
+}

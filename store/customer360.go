@@ -178,10 +178,10 @@ const customerColumns = `id, org_id, connection_id, system, module, ext_id, fiel
 // database/sql's reflection (a sidebar scans some 5,000 values).
 func (r *CustomerRecord) scanDest() []any {
 	return []any{int64Col{&r.ID}, int64Col{&r.OrgID}, int64Col{&r.ConnectionID}, &r.System, &r.Module, &r.ExtID,
-		jsonCol{&r.Fields}, textCol{&r.Email}, textCol{&r.Name}, timeCol{&r.CreatedAt}, timeCol{&r.ModifiedAt}, timeValCol{&r.MirroredAt},
+		jsonCol{&r.Fields}, textCol{&r.Email}, textCol{&r.Name}, nullCol[time.Time]{&r.CreatedAt}, nullCol[time.Time]{&r.ModifiedAt}, timeValCol{&r.MirroredAt},
 		textCol{&r.Title}, textCol{&r.ContactRef}, textCol{&r.AccountRef}, textCol{&r.DealRef}, textCol{&r.LeadRef},
 		textCol{&r.Status}, textCol{&r.StatusType}, textCol{&r.OwnerID}, textCol{&r.OwnerName}, textCol{&r.DepartmentID},
-		numericCol{&r.Amount}, timeCol{&r.At}, boolCol{&r.Closed}}
+		numericCol{&r.Amount}, nullCol[time.Time]{&r.At}, nullCol[bool]{&r.Closed}}
 }
 
 // Column scanners for the values lib/pq hands over (text as string,
@@ -191,8 +191,6 @@ type (
 	int64Col   struct{ p *int64 }
 	timeValCol struct{ p *time.Time } // NULL: the zero time
 	textCol    struct{ p **string }
-	timeCol    struct{ p **time.Time }
-	boolCol    struct{ p **bool }
 	numericCol struct{ p **float64 }
 	jsonCol    struct{ p *json.RawMessage }
 )
@@ -233,26 +231,19 @@ func (c timeValCol) Scan(v any) error {
 	return nil
 }
 
-func (c timeCol) Scan(v any) error {
-	switch x := v.(type) {
-	case nil:
-		*c.p = nil
-	case time.Time:
-		*c.p = &x
-	default:
-		return fmt.Errorf("scanning %T into a time", v)
-	}
-	return nil
-}
+// nullCol scans a nullable column whose driver value is already a T
+// (timestamps as time.Time, booleans as bool).
+type nullCol[T any] struct{ p **T }
 
-func (c boolCol) Scan(v any) error {
+func (c nullCol[T]) Scan(v any) error {
 	switch x := v.(type) {
 	case nil:
 		*c.p = nil
-	case bool:
+	case T:
 		*c.p = &x
 	default:
-		return fmt.Errorf("scanning %T into a boolean", v)
+		var want T
+		return fmt.Errorf("scanning %T into %T", v, want)
 	}
 	return nil
 }

@@ -157,14 +157,21 @@ func NoteOverdueTickets(ctx context.Context, db *sqlx.DB, now time.Time) (int, e
 		if err != nil {
 			return err
 		}
+		conns := map[int64]store.Connection{}
 		for _, o := range lapsed {
-			conn, err := store.ConnectionByID(ctx, tx, o.OrgID, o.ConnectionID)
+			conn, ok := conns[o.ConnectionID]
+			if !ok {
+				if conn, err = store.ConnectionByID(ctx, tx, o.OrgID, o.ConnectionID); err != nil {
+					return err
+				}
+				conns[o.ConnectionID] = conn
+			}
+			row, ok, err := ticketRow(ctx, tx, conn, o.TicketRef)
 			if err != nil {
 				return err
 			}
-			row, ok, err := ticketRow(ctx, tx, conn, o.TicketRef)
-			if err != nil || !ok {
-				return err
+			if !ok {
+				continue // deleted since it was marked, in this very statement's snapshot
 			}
 			t := factsOfRow(row)
 			owners, err := store.TicketOwnerEmails(ctx, tx, conn.OrgID, conn.ID, conn.CRMSystem, t.contact, t.account)

@@ -736,6 +736,8 @@ func recordDeskTicketChanges(ctx context.Context, db *sqlx.DB, conn store.Connec
 					recorded++
 					continue
 				case i < len(ch.Records):
+					// The tickets are locked above; the row is read per
+					// change, since one delivery may change a ticket twice.
 					ok, err := noteTicketChange(ctx, tx, conn, ch.Records[i], ch.Kind == connector.Created, str(ch.Previous["status"]))
 					if err != nil {
 						return err
@@ -758,38 +760,52 @@ func recordDeskTicketChanges(ctx context.Context, db *sqlx.DB, conn store.Connec
 	return recorded, err
 }
 
-// noteTicketChange records a ticket the desk changed (seen by its webhook
-// or by polling): the mirror row and a CREATED, UPDATED or STATUS_CHANGED
-// event. A copy no newer than the mirrored one is a redelivery or an echo
-// of what was already recorded, and records nothing (false). created says
-// the desk reported a new ticket; previousStatus is the status before, when
-// the desk sent it and the ticket was not mirrored yet.
+// noteTicketChange is noteTicketChangeFrom for one ticket: it takes the
+// ticket's lock and reads its mirror row first.
 func noteTicketChange(ctx context.Context, tx *sqlx.Tx, conn store.Connection, rec connector.Record, created bool, previousStatus string) (bool, error) {
 	if err := store.LockTickets(ctx, tx, conn.ID, []string{rec.ID}); err != nil {
 		return false, err
 	}
-	prev, known, err := ticketRow(ctx, tx, conn, rec.ID)
+	row, known, err := ticketRow(ctx, tx, conn, rec.ID)
 	if err != nil {
 		return false, err
 	}
-	if known && prev.ModifiedAt != nil && !rec.ModifiedAt.After(*prev.ModifiedAt) {
+	var prev *store.CustomerRecord
+	if known {
+		prev = &row
+	}
+	return noteTicketChangeFrom(ctx, tx, conn, rec, prev, created, previousStatus)
+}
+
+// noteTicketChangeFrom records a ticket the desk changed (seen by its webhook
+// or by polling): the mirror row and a CREATED, UPDATED or STATUS_CHANGED
+// event. prev is its mirror row (nil when not mirrored), read by the
+// caller under the ticket's lock (store.LockTickets). A copy no newer than
+// the mirrored one is a redelivery or an echo of what was already
+// recorded, and records nothing (false). created says the desk reported a
+// new ticket; previousStatus is the status before, when the desk sent it
+// and the ticket was not mirrored yet.
+func noteTicketChangeFrom(ctx context.Context, tx *sqlx.Tx, conn store.Connection, rec connector.Record, prev *store.CustomerRecord, created bool, previousStatus string) (bool, error) {
+	if prev != nil && prev.ModifiedAt != nil && !rec.ModifiedAt.After(*prev.ModifiedAt) {
 		return false, nil
+	}
+	var before map[string]any // the mirrored fields
+	if prev != nil {
+		_ = json.Unmarshal(prev.Fields, &before)
+		previousStatus = deref(prev.Status)
 	}
 	p := TicketEventPayload{Source: SourceDesk}
 	typ := TicketUpdated
-	if created && !known {
+	if created && prev == nil {
 		typ = TicketCreated
-	}
-	if known {
-		previousStatus = deref(prev.Status)
 	}
 	if now := str(rec.Fields["status"]); typ == TicketUpdated && previousStatus != "" && !strings.EqualFold(previousStatus, now) {
 		typ, p.PreviousStatus = TicketStatusChanged, previousStatus
 	}
-	if rec.Fields["isEscalated"] == true && !(known && wasEscalated(prev.Fields)) {
+	if rec.Fields["isEscalated"] == true && before["isEscalated"] != true {
 		p.Escalated = true
 	}
-	if typ == TicketUpdated && known && !ticketFieldsChanged(prev.Fields, rec.Fields) {
+	if typ == TicketUpdated && prev != nil && !ticketFieldsChanged(before, rec.Fields) {
 		// Only counters and times moved (a message or comment was added,
 		// which has its own event): mirror it, tell nobody.
 		rows, err := mirrorRecords(connector.Desk, "tickets", []connector.Record{rec})
@@ -802,15 +818,6 @@ func noteTicketChange(ctx context.Context, tx *sqlx.Tx, conn store.Connection, r
 	return true, recordTicketEvent(ctx, tx, conn, &rec, typ, p)
 }
 
-// wasEscalated reads isEscalated from a mirrored ticket's fields.
-func wasEscalated(mirrored json.RawMessage) bool {
-	var f struct {
-		IsEscalated bool `json:"isEscalated"`
-	}
-	_ = json.Unmarshal(mirrored, &f)
-	return f.IsEscalated
-}
-
 // ticketNewsFields are the ticket fields whose change is news to a
 // subscriber; counters (threadCount, commentCount) and times move with
 // every message and comment, which have events of their own.
@@ -819,10 +826,9 @@ var ticketNewsFields = []string{"subject", "status", "priority", "assigneeId", "
 	"customerResponseTime", "email", "phone", "language", "cf"}
 
 // ticketFieldsChanged reports whether any news field differs between the
-// mirrored copy and the new one.
-func ticketFieldsChanged(mirrored json.RawMessage, now map[string]any) bool {
-	var before map[string]any
-	if err := json.Unmarshal(mirrored, &before); err != nil {
+// mirrored copy's fields and the new ones.
+func ticketFieldsChanged(before, now map[string]any) bool {
+	if before == nil {
 		return true
 	}
 	for _, k := range ticketNewsFields {
@@ -860,11 +866,13 @@ func notePolledTickets(ctx context.Context, tx *sqlx.Tx, conn store.Connection, 
 		return err
 	}
 	for _, rec := range recs {
-		_, mirrored := known[rec.ID]
-		if !mirrored && !rec.CreatedAt.After(conn.CreatedAt) {
+		var prev *store.CustomerRecord
+		if row, ok := known[rec.ID]; ok {
+			prev = &row
+		} else if !rec.CreatedAt.After(conn.CreatedAt) {
 			continue
 		}
-		if _, err := noteTicketChange(ctx, tx, conn, rec, !mirrored, ""); err != nil {
+		if _, err := noteTicketChangeFrom(ctx, tx, conn, rec, prev, prev == nil, ""); err != nil {
 			return err
 		}
 	}
