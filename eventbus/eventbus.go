@@ -372,7 +372,7 @@ type member interface {
 }
 
 // subscriber is the untyped delivery state of one subscription. The fields
-// after filter are guarded by Bus.mu. Exactly one party delivers at a time:
+// after conv are guarded by Bus.mu. Exactly one party delivers at a time:
 // the dispatcher while live, the catch-up goroutine while running, nobody
 // in between (while Subscribe reads the head, or after a catch-up ended
 // with the subscription).

@@ -151,7 +151,7 @@ func TestSlowSubscriberNeitherBlocksNorLoses(t *testing.T) {
 	defer cancel()
 	slow := f.subscribe(t, ctx, []string{"p"}, -1)
 	fast := f.subscribe(t, ctx, []string{"p"}, -1)
-	const n = 400 // several times the per-subscriber inbox
+	const n = 400 // many times a subscriber's channel (streamSize)
 	var want []int64
 	for range n {
 		want = append(want, f.emit(t, "E", "p"))

@@ -1,11 +1,9 @@
 package resolvers
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
-	"github.com/deskbridge/deskbridge/auth"
 	"github.com/deskbridge/deskbridge/graph/model"
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine"
@@ -18,21 +16,6 @@ const (
 	kbFailuresDefault = 50
 	kbFailuresMax     = 200
 )
-
-// kbCall checks the caller may administer the KB sync and parses the
-// connectionId argument. The service checks the permission again and the
-// org of the connection.
-func kbCall(ctx context.Context, connectionID string) (auth.Viewer, int64, error) {
-	v, err := auth.Require(ctx, auth.PermManageConnections)
-	if err != nil {
-		return auth.Viewer{}, 0, err
-	}
-	id, err := rowIDOf("connectionId", "Connection", connectionID)
-	if err != nil {
-		return auth.Viewer{}, 0, err
-	}
-	return v, id, nil
-}
 
 // kbChangeOf converts updateKbSync's input.
 func kbChangeOf(in model.UpdateKbSyncInput) (syncengine.KBChange, error) {
@@ -94,23 +77,4 @@ func kbFailureModel(f store.KBFailure) *model.KbSyncFailure {
 	return &model.KbSyncFailure{ID: globalID("KbSyncFailure", f.ID), OccurredAt: f.OccurredAt, DeskArticleID: f.DeskArticleID,
 		Title: f.Title, ChatArticleID: f.SalesIQArticleID, Operation: model.KbSyncOperation(f.Operation), Reason: f.Reason,
 		Message: f.Message, VendorCode: f.VendorCode, Attempts: f.Attempts, RetriedAt: f.RetriedAt, ResolvedAt: f.ResolvedAt}
-}
-
-// kbFailureIDs parses retryKbFailures' ids; nil stays nil (all).
-func kbFailureIDs(ids []string) ([]int64, error) {
-	if ids == nil {
-		return nil, nil
-	}
-	if len(ids) > 1000 {
-		return nil, badInput("ids", "at most 1000 ids")
-	}
-	out := make([]int64, len(ids))
-	for i, id := range ids {
-		n, err := rowIDOf(fmt.Sprintf("ids[%d]", i), "KbSyncFailure", id)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = n
-	}
-	return out, nil
 }

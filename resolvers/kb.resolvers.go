@@ -14,7 +14,7 @@ import (
 )
 
 func (r *mutationResolver) UpdateKbSync(ctx context.Context, connectionID string, input model.UpdateKbSyncInput) (*model.KbSyncSettings, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +30,7 @@ func (r *mutationResolver) UpdateKbSync(ctx context.Context, connectionID string
 }
 
 func (r *mutationResolver) SyncKbNow(ctx context.Context, connectionID string) (*model.KbSyncRun, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}
@@ -42,11 +42,11 @@ func (r *mutationResolver) SyncKbNow(ctx context.Context, connectionID string) (
 }
 
 func (r *mutationResolver) RetryKbFailures(ctx context.Context, connectionID string, ids []string) (*model.KbSyncRun, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}
-	failureIDs, err := kbFailureIDs(ids)
+	failureIDs, err := rowIDsOf("KbSyncFailure", ids)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (r *mutationResolver) RetryKbFailures(ctx context.Context, connectionID str
 }
 
 func (r *queryResolver) KbSyncSettings(ctx context.Context, connectionID string) (*model.KbSyncSettings, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (r *queryResolver) KbSyncSettings(ctx context.Context, connectionID string)
 }
 
 func (r *queryResolver) KbSyncRuns(ctx context.Context, connectionID string, first *int, after *string) (*model.KbSyncRunConnection, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (r *queryResolver) KbSyncRuns(ctx context.Context, connectionID string, fir
 }
 
 func (r *queryResolver) KbSyncFailures(ctx context.Context, connectionID string, includeResolved *bool, first *int, after *string) (*model.KbSyncFailureConnection, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func (r *queryResolver) KbSyncFailures(ctx context.Context, connectionID string,
 }
 
 func (r *queryResolver) KbDeskCategories(ctx context.Context, connectionID string) ([]*model.KbDeskCategory, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func (r *queryResolver) KbDeskCategories(ctx context.Context, connectionID strin
 }
 
 func (r *queryResolver) KbChatDepartments(ctx context.Context, connectionID string) ([]*model.KbChatDepartment, error) {
-	v, id, err := kbCall(ctx, connectionID)
+	v, id, err := syncMutation(ctx, connectionID)
 	if err != nil {
 		return nil, err
 	}

@@ -215,8 +215,12 @@ func settingsChangeOf(in model.UpdateSyncSettingsInput) syncengine.SettingsChang
 	return ch
 }
 
-// idsOf parses failure ids; nil stays nil (all).
-func idsOf(ids []string) ([]int64, error) {
+// idsOf parses sync failure ids; nil stays nil (all).
+func idsOf(ids []string) ([]int64, error) { return rowIDsOf("SyncFailure", ids) }
+
+// rowIDsOf parses the `ids` argument of a retry: global ids of typeName,
+// at most 1000; nil stays nil (all).
+func rowIDsOf(typeName string, ids []string) ([]int64, error) {
 	if ids == nil {
 		return nil, nil
 	}
@@ -225,7 +229,7 @@ func idsOf(ids []string) ([]int64, error) {
 	}
 	out := make([]int64, len(ids))
 	for i, id := range ids {
-		n, err := rowIDOf(fmt.Sprintf("ids[%d]", i), "SyncFailure", id)
+		n, err := rowIDOf(fmt.Sprintf("ids[%d]", i), typeName, id)
 		if err != nil {
 			return nil, err
 		}

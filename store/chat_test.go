@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,6 +140,11 @@ func TestChatTicketClaims(t *testing.T) {
 		t.Fatalf("taking over a fresh claim: %v %v", took, err)
 	}
 	next := time.Now().Add(-time.Second)
+	// A long reason is cut to 500 bytes at a character boundary (a cut
+	// inside "é" is text Postgres refuses).
+	if err := store.DeferChatTicket(ctx, db, acme.ID, "c1", store.ChatTicketRetry, "x"+strings.Repeat("é", 300), next); err != nil {
+		t.Fatalf("deferring with a long reason: %v", err)
+	}
 	if err := store.DeferChatTicket(ctx, db, acme.ID, "c1", store.ChatTicketUnknown, "lost", next); err != nil {
 		t.Fatal(err)
 	}

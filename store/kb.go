@@ -130,14 +130,13 @@ func ReplaceKBCategories(ctx context.Context, q Queryer, orgID, connID int64, ca
 // schedules of ACTIVE connections whose next run is at or before now,
 // skipping rows another transaction holds: two leaders (or a leader and a
 // settings change) never claim the same schedule. The caller moves
-// next_run_at past now (SetKBNextRun) before committing.
+// next_run_at past now (SetKBSchedule) before committing.
 func DueKBSchedules(ctx context.Context, q Queryer, now time.Time, limit int) ([]KBSettings, error) {
 	out := []KBSettings{}
 	err := q.SelectContext(ctx, &out, `
-		SELECT k.org_id, k.connection_id, k.salesiq_dc, k.salesiq_screen, k.permission, k.article_status,
-			k.sync_interval, k.time_zone, k.enabled, k.first_sync_at, k.next_run_at, k.updated_by, k.created_at, k.updated_at
-		FROM kb_sync_settings k JOIN connections c ON c.id = k.connection_id AND c.org_id = k.org_id
-		WHERE k.enabled AND k.next_run_at <= $1 AND c.status = 'ACTIVE'
+		SELECT `+kbSettingsColumns+` FROM kb_sync_settings k
+		WHERE k.enabled AND k.next_run_at <= $1 AND EXISTS (SELECT 1 FROM connections c
+			WHERE c.id = k.connection_id AND c.org_id = k.org_id AND c.status = 'ACTIVE')
 		ORDER BY k.next_run_at, k.connection_id
 		LIMIT $2
 		FOR UPDATE OF k SKIP LOCKED`, now, limit)

@@ -43,16 +43,6 @@ type KBCounts struct {
 	Failed    int64 `db:"failed"`
 }
 
-// Add adds o to c.
-func (c *KBCounts) Add(o KBCounts) {
-	c.Listed += o.Listed
-	c.Added += o.Added
-	c.Updated += o.Updated
-	c.Deleted += o.Deleted
-	c.Unchanged += o.Unchanged
-	c.Failed += o.Failed
-}
-
 // KBRun is one KB sync run: scheduled (for ScheduledFor), started by an
 // admin ("sync now"), or a retry of failed articles (ArticleIDs).
 type KBRun struct {

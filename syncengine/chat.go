@@ -168,15 +168,7 @@ func (s *ChatService) checkAccount(ctx context.Context, conn store.Connection, c
 		return chatAccount{}, err
 	}
 	acct := chatAccount{token: token}
-	deskSide, err := s.open(connector.Account{System: connector.Desk, DC: conn.DeskDC, RefreshToken: token, DeskOrgID: conn.DeskOrgID, Interactive: true})
-	if err != nil {
-		return chatAccount{}, err
-	}
-	desk, ok := deskSide.(connector.ChatDesk)
-	if !ok {
-		return chatAccount{}, fmt.Errorf("the desk connector cannot tell who its user is")
-	}
-	if acct.user, err = desk.CurrentDeskUser(ctx); err != nil {
+	if acct.user, err = s.currentDeskUser(ctx, conn.DeskDC, token, conn.DeskOrgID); err != nil {
 		return chatAccount{}, refusedCredentials("reading the account's desk user", err)
 	}
 	switch {
@@ -187,17 +179,9 @@ func (s *ChatService) checkAccount(ctx context.Context, conn store.Connection, c
 	case acct.user.Email == "":
 		return chatAccount{}, precondition("the account's desk user has no email address")
 	}
-	chatSide, err := s.open(connector.Account{System: connector.SalesIQ, DC: conn.DeskDC, RefreshToken: token, Interactive: true})
+	ca, portals, err := s.salesIQPortals(ctx, conn.DeskDC, token)
 	if err != nil {
 		return chatAccount{}, err
-	}
-	ca, ok := chatSide.(connector.ChatAccount)
-	if !ok {
-		return chatAccount{}, fmt.Errorf("the SalesIQ connector lists no portals")
-	}
-	portals, err := ca.ChatPortals(ctx)
-	if err != nil {
-		return chatAccount{}, refusedCredentials("listing the account's SalesIQ portals", err)
 	}
 	i := slices.IndexFunc(portals, func(p connector.ChatPortal) bool { return strings.EqualFold(p.ScreenName, screen) })
 	if i < 0 {
@@ -334,19 +318,41 @@ func (s *ChatService) Portals(ctx context.Context, v auth.Viewer, creds Connecti
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.open(connector.Account{System: connector.SalesIQ, DC: conn.DeskDC, RefreshToken: token, Interactive: true})
+	_, ps, err := s.salesIQPortals(ctx, conn.DeskDC, token)
+	return ps, err
+}
+
+// salesIQPortals opens SalesIQ as an account (interactive) and lists the
+// portals it is an active operator of.
+func (s *ChatService) salesIQPortals(ctx context.Context, dc, token string) (connector.ChatAccount, []connector.ChatPortal, error) {
+	c, err := s.open(connector.Account{System: connector.SalesIQ, DC: dc, RefreshToken: token, Interactive: true})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ca, ok := c.(connector.ChatAccount)
 	if !ok {
-		return nil, errors.New("the SalesIQ connector lists no portals")
+		return nil, nil, errors.New("the SalesIQ connector lists no portals")
 	}
 	ps, err := ca.ChatPortals(ctx)
 	if err != nil {
-		return nil, refusedCredentials("listing the account's SalesIQ portals", err)
+		return nil, nil, refusedCredentials("listing the account's SalesIQ portals", err)
 	}
-	return ps, nil
+	return ca, ps, nil
+}
+
+// currentDeskUser opens a desk portal as an account (interactive) and
+// reads who the account's desk user there is. The vendor's error is
+// returned as is, for the caller to classify.
+func (s *ChatService) currentDeskUser(ctx context.Context, dc, token, deskOrgID string) (connector.DeskUser, error) {
+	c, err := s.open(connector.Account{System: connector.Desk, DC: dc, RefreshToken: token, DeskOrgID: deskOrgID, Interactive: true})
+	if err != nil {
+		return connector.DeskUser{}, err
+	}
+	desk, ok := c.(connector.ChatDesk)
+	if !ok {
+		return connector.DeskUser{}, errors.New("the desk connector cannot tell who its user is")
+	}
+	return desk.CurrentDeskUser(ctx)
 }
 
 // LinkOf returns the org's live link; ErrNotFound when there is none.
@@ -539,15 +545,7 @@ func (s *ChatService) ChangeDeskPortal(ctx context.Context, v auth.Viewer, deskO
 	if err != nil {
 		return store.ChatLink{}, err
 	}
-	c, err := s.open(connector.Account{System: connector.Desk, DC: link.DataCenter, RefreshToken: token, DeskOrgID: deskOrgID, Interactive: true})
-	if err != nil {
-		return store.ChatLink{}, err
-	}
-	desk, ok := c.(connector.ChatDesk)
-	if !ok {
-		return store.ChatLink{}, errors.New("the desk connector cannot tell who its user is")
-	}
-	user, err := desk.CurrentDeskUser(ctx)
+	user, err := s.currentDeskUser(ctx, link.DataCenter, token, deskOrgID)
 	if err != nil {
 		return store.ChatLink{}, chatVendorError("reading the linked account's desk user", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
@@ -189,13 +188,24 @@ func (s *ChatService) UpdateVisitor(ctx context.Context, v auth.Viewer, conversa
 	return out, nil
 }
 
-// chatTicketOf is the chat's ticket, "" when it has none yet.
-func (s *ChatService) chatTicketOf(ctx context.Context, c *chatCall) (string, error) {
-	row, err := store.ChatTicketOf(ctx, s.DB, c.v.OrgID, c.conv.id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && row.State != store.ChatTicketDone) {
-		return "", nil
+// changeChat checks a request that changes the chat's tickets (chat and
+// mayChange) and returns the chat's own ticket, "" when it has none yet.
+func (s *ChatService) changeChat(ctx context.Context, v auth.Viewer, conversationID string) (*chatCall, string, error) {
+	c, err := s.chat(ctx, v, conversationID)
+	if err != nil {
+		return nil, "", err
 	}
-	return deref(row.TicketID), err
+	if err := c.mayChange(); err != nil {
+		return nil, "", err
+	}
+	row, err := store.ChatTicketOf(ctx, s.DB, v.OrgID, c.conv.id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && row.State != store.ChatTicketDone) {
+		return c, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return c, deref(row.TicketID), nil
 }
 
 // Attach attaches the chat to an existing ticket (F6): a chat that has its
@@ -203,14 +213,7 @@ func (s *ChatService) chatTicketOf(ctx context.Context, c *chatCall) (string, er
 // its transcript added to the existing ticket as a comment, which becomes
 // the chat's ticket. The key makes a retry harmless.
 func (s *ChatService) Attach(ctx context.Context, v auth.Viewer, conversationID, ticketID, key string) (string, error) {
-	c, err := s.chat(ctx, v, conversationID)
-	if err != nil {
-		return "", err
-	}
-	if err := c.mayChange(); err != nil {
-		return "", err
-	}
-	own, err := s.chatTicketOf(ctx, c)
+	c, own, err := s.changeChat(ctx, v, conversationID)
 	if err != nil {
 		return "", err
 	}
@@ -269,14 +272,7 @@ func (s *ChatService) Attach(ctx context.Context, v auth.Viewer, conversationID,
 // MergeIntoChatTicket merges an existing ticket into the ticket made from
 // the chat (F6); the chat's ticket stays.
 func (s *ChatService) MergeIntoChatTicket(ctx context.Context, v auth.Viewer, conversationID, ticketID, key string) (string, error) {
-	c, err := s.chat(ctx, v, conversationID)
-	if err != nil {
-		return "", err
-	}
-	if err := c.mayChange(); err != nil {
-		return "", err
-	}
-	own, err := s.chatTicketOf(ctx, c)
+	c, own, err := s.changeChat(ctx, v, conversationID)
 	if err != nil {
 		return "", err
 	}
@@ -297,35 +293,9 @@ func (s *ChatService) merge(ctx context.Context, c *chatCall, master, merged, ke
 	if err != nil {
 		return "", err
 	}
-	// The tickets are checked under the key: a retry of a merge that was
-	// done gets its answer, although the merged ticket is gone by then.
-	rec, err := runKeyed(ctx, s.DB, c.v.OrgID, key, operation, []string{c.conv.id, master, merged},
-		func() (connector.Record, error) {
-			known, err := store.CustomerRecordsByExtIDs(ctx, s.DB, c.conn.OrgID, c.conn.ID, string(connector.Desk), "tickets", []string{master, merged})
-			if err != nil {
-				return connector.Record{}, err
-			}
-			for _, id := range []string{master, merged} {
-				if _, ok := known[id]; !ok {
-					return connector.Record{}, fmt.Errorf("ticket %s: %w", id, store.ErrNotFound)
-				}
-			}
-			return desk.MergeTickets(ctx, master, []string{merged}, nil)
-		},
-		func(tx *sqlx.Tx, rec connector.Record) error {
-			if err := store.RepointChatTickets(ctx, tx, c.v.OrgID, []string{merged}, master); err != nil {
-				return err
-			}
-			if err := recordTicketEvent(ctx, tx, c.conn, &rec, TicketMerged,
-				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: c.v.UserID, MergedIDs: []string{merged}}); err != nil {
-				return err
-			}
-			if err := recordTicketEvent(ctx, tx, c.conn, nil, TicketDeleted,
-				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: c.v.UserID, TicketID: merged}); err != nil {
-				return err
-			}
-			_, err := store.MarkMirrorDeleted(ctx, tx, c.conn.OrgID, c.conn.ID, string(connector.Desk), "tickets", []string{merged}, time.Now())
-			return err
+	rec, err := mergeKeyed(ctx, s.DB, desk, c.conn, c.v, master, []string{merged}, key, operation,
+		[]string{c.conv.id, master, merged}, func(tx *sqlx.Tx) error {
+			return store.RepointChatTickets(ctx, tx, c.v.OrgID, []string{merged}, master)
 		})
 	if err != nil {
 		return "", err
@@ -336,14 +306,7 @@ func (s *ChatService) merge(ctx context.Context, c *chatCall, master, merged, ke
 // SetTicketStatus reopens or closes a ticket linked to the chat (F9): the
 // chat's own ticket (the default) or one of the visitor's tickets.
 func (s *ChatService) SetTicketStatus(ctx context.Context, v auth.Viewer, conversationID, ticketID, status string) (string, error) {
-	c, err := s.chat(ctx, v, conversationID)
-	if err != nil {
-		return "", err
-	}
-	if err := c.mayChange(); err != nil {
-		return "", err
-	}
-	own, err := s.chatTicketOf(ctx, c)
+	c, own, err := s.changeChat(ctx, v, conversationID)
 	if err != nil {
 		return "", err
 	}

@@ -180,8 +180,11 @@ func (s *ChatService) noteConversation(ctx context.Context, link store.ChatLink,
 	if err := store.UpsertChatConversation(ctx, s.DB, c.row(link)); err != nil {
 		return err
 	}
-	if link.Status != store.ChatLinkActive {
-		return nil // a link that needs a re-link records, but makes nothing
+	triggered := autoTriggered(link, c)
+	if link.Status != store.ChatLinkActive || (!c.ended && !triggered) {
+		// A link that needs a re-link records, but makes nothing; most
+		// deliveries (a chat started, a message) need nothing more.
+		return nil
 	}
 	// The vendor's request may end (it gave up waiting) while the desk is
 	// asked: what was started is finished, within a bound of its own.
@@ -191,17 +194,18 @@ func (s *ChatService) noteConversation(ctx context.Context, link store.ChatLink,
 	if err != nil {
 		return err
 	}
-	mapping, err := s.mappingOf(ctx, link, c.departmentID)
-	if err != nil {
-		return err
-	}
 	if c.ended {
 		if err := s.completeTranscript(ctx, link, conn, tool, c.id); err != nil {
 			s.log().WarnContext(ctx, "adding the chat's whole transcript to its ticket", "chat_link", link.ID, "conversation", c.id, "err", err)
 		}
 	}
-	if !autoTriggered(link, c) {
+	if !triggered {
 		return nil
+	}
+	// Only now: a department not seen yet costs two vendor calls to map.
+	mapping, err := s.mappingOf(ctx, link, c.departmentID)
+	if err != nil {
+		return err
 	}
 	dept, outcome := "", ""
 	switch mapping.Mode {
@@ -467,13 +471,16 @@ func transcriptHTML(c chatConv, msgs []connector.Record, title string) string {
 	}
 	head += ")"
 	b.WriteString("<div><b>" + html.EscapeString(head) + "</b></div>")
+	runes := utf8.RuneCountInString(b.String())
 	for i, m := range msgs {
 		line := transcriptLine(m)
-		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(line) > maxTranscriptRunes-200 {
+		n := utf8.RuneCountInString(line)
+		if runes+n > maxTranscriptRunes-200 {
 			b.WriteString(fmt.Sprintf("<div>… %d more messages (the whole chat is in SalesIQ)</div>", len(msgs)-i))
 			break
 		}
 		b.WriteString(line)
+		runes += n
 	}
 	return b.String()
 }

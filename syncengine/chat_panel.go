@@ -238,11 +238,16 @@ func (s *ChatService) Transcript(ctx context.Context, v auth.Viewer, view *ChatV
 	if view.Link.OrgID != v.OrgID {
 		return nil, store.ErrNotFound
 	}
-	tool, err := s.tool(ctx, view.Link)
+	return s.transcriptOf(ctx, view.Link, view.ConversationID)
+}
+
+// transcriptOf reads a conversation's messages from the link's SalesIQ.
+func (s *ChatService) transcriptOf(ctx context.Context, link store.ChatLink, conversationID string) ([]ChatMessage, error) {
+	tool, err := s.tool(ctx, link)
 	if err != nil {
 		return nil, err
 	}
-	recs, err := tool.Transcript(ctx, view.ConversationID)
+	recs, err := tool.Transcript(ctx, conversationID)
 	if err != nil {
 		return nil, chatVendorError("reading the chat's transcript", err)
 	}
@@ -257,19 +262,9 @@ func (s *ChatService) Transcript(ctx context.Context, v auth.Viewer, view *ChatV
 // attached to) a chat; ok is false for a ticket no chat made. The ticket is
 // one the caller already reached, so its org is checked.
 func (s *ChatService) TicketTranscript(ctx context.Context, v auth.Viewer, ticket store.CustomerRecord) ([]ChatMessage, bool, error) {
-	convID := ""
-	if m, err := store.ChatConversationsOfTickets(ctx, s.DB, v.OrgID, []string{ticket.ExtID}); err != nil {
+	convID, err := s.ChatConversationOf(ctx, v, ticket)
+	if err != nil || convID == "" {
 		return nil, false, err
-	} else if c, ok := m[ticket.ExtID]; ok {
-		convID = c
-	}
-	if convID == "" {
-		f := map[string]any{}
-		_ = json.Unmarshal(ticket.Fields, &f)
-		convID = str(f["cf_chat_id"])
-	}
-	if convID == "" {
-		return nil, false, nil
 	}
 	link, err := store.LiveChatLink(ctx, s.DB, v.OrgID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -281,17 +276,9 @@ func (s *ChatService) TicketTranscript(ctx context.Context, v auth.Viewer, ticke
 	if link.Status == store.ChatLinkDisabled {
 		return nil, false, precondition("the SalesIQ integration is disabled")
 	}
-	tool, err := s.tool(ctx, link)
+	out, err := s.transcriptOf(ctx, link, convID)
 	if err != nil {
 		return nil, false, err
-	}
-	recs, err := tool.Transcript(ctx, convID)
-	if err != nil {
-		return nil, false, chatVendorError("reading the chat's transcript", err)
-	}
-	out := make([]ChatMessage, len(recs))
-	for i, r := range recs {
-		out[i] = messageOf(r)
 	}
 	return out, true, nil
 }

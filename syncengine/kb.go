@@ -385,6 +385,7 @@ func (s *KBService) Update(ctx context.Context, v auth.Viewer, connID int64, ch 
 	}
 	var newToken string
 	var chat KBChat
+	var chatDeps []connector.Record // the portal's departments, read once
 	portalChanged := false
 	if p := ch.SalesIQ; p != nil {
 		dc, err := checkConnectionDC("salesIq.dataCenter", p.DC)
@@ -415,7 +416,7 @@ func (s *KBService) Update(ctx context.Context, v auth.Viewer, connID int64, ch 
 		if chat, err = s.conns.openKBChat(dc, screen, token, true); err != nil {
 			return KBView{}, err
 		}
-		if err := checkKBPortal(ctx, chat, screen); err != nil {
+		if chatDeps, err = checkKBPortal(ctx, chat, screen); err != nil {
 			return KBView{}, err
 		}
 		next.SalesIQDC, next.SalesIQScreen = dc, screen
@@ -426,13 +427,12 @@ func (s *KBService) Update(ctx context.Context, v auth.Viewer, connID int64, ch 
 	if portalChanged && ch.Departments == nil {
 		// The departments named so far are the old portal's: they must
 		// exist in the new one too, or be given again.
-		cur, err := store.GetKBCategories(ctx, s.db, v.OrgID, connID)
+		old, err := store.GetKBCategories(ctx, s.db, v.OrgID, connID)
 		if err != nil {
 			return KBView{}, fmt.Errorf("%s: %w", action, err)
 		}
-		if len(cur) > 0 {
-			deps := groupKBCategories(cur)
-			if _, err := s.checkKBDepartments(ctx, c, chat, deps); err != nil {
+		if len(old) > 0 {
+			if _, err := s.checkKBDepartments(ctx, c, chatDeps, groupKBCategories(old)); err != nil {
 				var ie *ConnectionInputError
 				if errors.As(err, &ie) {
 					return KBView{}, &ConnectionInputError{Field: "departments",
@@ -447,8 +447,11 @@ func (s *KBService) Update(ctx context.Context, v auth.Viewer, connID int64, ch 
 			if chat, err = s.chat.OpenKBChat(ctx, c, next); err != nil {
 				return KBView{}, fmt.Errorf("%s: %w", action, err)
 			}
+			if chatDeps, err = chat.Departments(ctx); err != nil {
+				return KBView{}, fmt.Errorf("%s: listing the chat departments: %w", action, err)
+			}
 		}
-		if cats, err = s.checkKBDepartments(ctx, c, chat, *ch.Departments); err != nil {
+		if cats, err = s.checkKBDepartments(ctx, c, chatDeps, *ch.Departments); err != nil {
 			return KBView{}, err
 		}
 	}
@@ -517,32 +520,30 @@ func (s *KBService) Update(ctx context.Context, v auth.Viewer, connID int64, ch 
 }
 
 // checkKBPortal checks that the account reaches the portal: the portal
-// must be among the account's, and its departments readable.
-func checkKBPortal(ctx context.Context, chat KBChat, screen string) error {
-	if _, err := chat.Departments(ctx); err != nil {
-		var ce *connector.Error
-		switch {
-		case connector.ClassOf(err) == connector.Auth:
-			return &ConnectionInputError{Field: "salesIq.credentials", Reason: "the credentials were refused by SalesIQ"}
-		case errors.As(err, &ce) && ce.Class == connector.Permanent:
-			return &ConnectionInputError{Field: "salesIq.screenName",
-				Reason: fmt.Sprintf("SalesIQ has no portal %q for this account (%s)", screen, ce.Message)}
-		}
-		return fmt.Errorf("checking the SalesIQ portal: %w", err)
+// must be among the account's, and its departments readable. It returns
+// the departments.
+func checkKBPortal(ctx context.Context, chat KBChat, screen string) ([]connector.Record, error) {
+	deps, err := chat.Departments(ctx)
+	if err == nil {
+		return deps, nil
 	}
-	return nil
+	var ce *connector.Error
+	switch {
+	case connector.ClassOf(err) == connector.Auth:
+		return nil, &ConnectionInputError{Field: "salesIq.credentials", Reason: "the credentials were refused by SalesIQ"}
+	case errors.As(err, &ce) && ce.Class == connector.Permanent:
+		return nil, &ConnectionInputError{Field: "salesIq.screenName",
+			Reason: fmt.Sprintf("SalesIQ has no portal %q for this account (%s)", screen, ce.Message)}
+	}
+	return nil, fmt.Errorf("checking the SalesIQ portal: %w", err)
 }
 
 // checkKBDepartments checks the categories per department: departments
-// the portal has, each once; categories the desk has, each given to one
-// department at most.
-func (s *KBService) checkKBDepartments(ctx context.Context, c store.Connection, chat KBChat, deps []KBDepartment) ([]store.KBCategory, error) {
+// the portal has (chatDeps), each once; categories the desk has, each
+// given to one department at most.
+func (s *KBService) checkKBDepartments(ctx context.Context, c store.Connection, chatDeps []connector.Record, deps []KBDepartment) ([]store.KBCategory, error) {
 	if len(deps) > 200 {
 		return nil, &ConnectionInputError{Field: "departments", Reason: "at most 200 departments"}
-	}
-	chatDeps, err := chat.Departments(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing the chat departments: %w", err)
 	}
 	known := map[string]string{}
 	for _, d := range chatDeps {
@@ -610,17 +611,17 @@ func (s *KBService) defaultKBZone(ctx context.Context, c store.Connection) strin
 		}
 	}
 	desk, _, err := s.conns.For(ctx, c)
-	if err == nil {
-		if lister, ok := desk.(connector.OrgLister); ok {
-			if orgs, err := lister.Orgs(ctx); err == nil {
-				for _, o := range orgs {
-					if o.ID == c.DeskOrgID && o.TimeZone != "" {
-						if _, err := loadKBZone(o.TimeZone); err == nil {
-							return o.TimeZone
-						}
-					}
-				}
-			}
+	lister, ok := desk.(connector.OrgLister)
+	if err != nil || !ok {
+		return "UTC"
+	}
+	orgs, err := lister.Orgs(ctx)
+	if err != nil {
+		return "UTC"
+	}
+	for _, o := range orgs {
+		if _, err := loadKBZone(o.TimeZone); err == nil && o.ID == c.DeskOrgID {
+			return o.TimeZone
 		}
 	}
 	return "UTC"

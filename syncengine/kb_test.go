@@ -258,9 +258,11 @@ type kbChatSpy struct {
 	crashAfterWrites int
 	// hold makes writes wait until their context ends (a replica stopped
 	// mid-run); held is closed when the first one waits.
-	hold             bool
-	held             chan struct{}
-	heldOnce         sync.Once
+	hold     bool
+	held     chan struct{}
+	heldOnce sync.Once
+	// beforeWrite, when set, runs before each Write reaches SalesIQ.
+	beforeWrite      func()
 	creates          int
 	updates, deletes int
 	calls            int
@@ -312,8 +314,11 @@ func (c *spiedChat) Write(ctx context.Context, m connector.Module, ws []connecto
 	}
 	c.spy.calls++
 	crash := c.spy.crashAfterWrites > 0 && c.spy.calls == c.spy.crashAfterWrites
-	hold := c.spy.hold
+	hold, before := c.spy.hold, c.spy.beforeWrite
 	c.spy.mu.Unlock()
+	if before != nil {
+		before()
+	}
 	if hold {
 		c.spy.heldOnce.Do(func() { close(c.spy.held) })
 		<-ctx.Done()
@@ -490,6 +495,74 @@ func TestKBSyncMirrorsTheDeskIntoSalesIQ(t *testing.T) {
 	}
 	if after := w.copies(); len(after) != len(before) {
 		t.Fatalf("disabling changed SalesIQ: %d copies, had %d", len(after), len(before))
+	}
+}
+
+// Which articles sync follows their desk permission (F2): REGISTERED
+// copies the registered users' articles only, BOTH adds the public ones,
+// ALL goes back to the public ones; agent-only articles never sync.
+func TestKBSyncFollowsThePermission(t *testing.T) {
+	t.Parallel()
+	w := startKBWorld(t)
+	w.update(syncengine.KBChange{SalesIQ: w.portal()})
+	sel := w.choose()
+	if n := len(w.expected(sel, "AGENTS")); n == 0 {
+		t.Fatal("the world has no agent-only published article in the selection")
+	}
+	registered := len(w.expected(sel, "REGISTEREDUSERS"))
+	if registered == 0 || len(w.expected(sel, "ALL")) == 0 {
+		t.Fatalf("the world does not tell the permissions apart: %d registered-only articles", registered)
+	}
+	for _, c := range []struct {
+		perm string
+		desk []string
+	}{
+		{store.KBPermissionRegistered, []string{"REGISTEREDUSERS"}},
+		{store.KBPermissionBoth, []string{"ALL", "REGISTEREDUSERS"}},
+		{store.KBPermissionAll, []string{"ALL"}},
+	} {
+		perm := c.perm
+		w.update(syncengine.KBChange{Departments: &sel.deps, Permission: &perm})
+		if run := w.syncNow(); run.Status != store.KBRunDone || run.Failed != 0 {
+			t.Fatalf("%s: run = %+v (error %v)", perm, run, kbDeref(run.Error))
+		}
+		w.checkCopies(w.expected(sel, c.desk...), "published")
+	}
+}
+
+// Disabling the sync while a run is going stops it after the page in hand
+// (CANCELLED), and the copies made so far stay as they are (F2).
+func TestKBDisablingStopsARunningRun(t *testing.T) {
+	t.Parallel()
+	w := startKBWorld(t)
+	ctx := context.Background()
+	w.update(syncengine.KBChange{SalesIQ: w.portal()})
+	sel := w.choose()
+	w.update(syncengine.KBChange{Departments: &sel.deps})
+	want := w.expected(sel, "ALL")
+	var once sync.Once
+	w.chat.mu.Lock()
+	w.chat.beforeWrite = func() {
+		once.Do(func() {
+			off := false
+			if _, err := w.kb.Update(ctx, w.admin, w.conn.ID, syncengine.KBChange{Enabled: &off}); err != nil {
+				t.Errorf("disabling mid-run: %v", err)
+			}
+		})
+	}
+	w.chat.mu.Unlock()
+	run := w.syncNow()
+	copies := w.copies()
+	if run.Status != store.KBRunCancelled || run.Added == 0 || run.Added >= int64(len(want)) || run.Deleted != 0 ||
+		int64(len(copies)) != run.Added {
+		t.Fatalf("run disabled mid-way = %+v (error %v), %d copies of %d articles", run, kbDeref(run.Error), len(copies), len(want))
+	}
+	w.clock.Advance(40 * 24 * time.Hour)
+	if tick, err := w.kb.Tick(ctx); err != nil || tick.Scheduled+tick.Ran != 0 {
+		t.Fatalf("tick after disabling: %+v %v", tick, err)
+	}
+	if after := w.copies(); len(after) != len(copies) {
+		t.Fatalf("disabled sync changed SalesIQ: %d copies, had %d", len(after), len(copies))
 	}
 }
 

@@ -629,36 +629,50 @@ func (s *TicketService) Merge(ctx context.Context, v auth.Viewer, conn store.Con
 	if err != nil {
 		return connector.Record{}, err
 	}
-	return runKeyed(ctx, s.DB, v.OrgID, in.Key, "mergeTickets", in,
+	return mergeKeyed(ctx, s.DB, desk, conn, v, in.TicketID, in.IDs, in.Key, "mergeTickets", in, nil)
+}
+
+// mergeKeyed merges ids into master through the desk under an idempotency
+// key (operation and request as for runKeyed), and records a MERGED event
+// for the master and a DELETED event (and deleted mirror row) for each
+// merged ticket, plus whatever also records in the same transaction. The
+// tickets are checked only when the key is new: a retry after the merge
+// gets its answer, although the merged tickets are gone by then.
+func mergeKeyed(ctx context.Context, db *sqlx.DB, desk connector.TicketDesk, conn store.Connection, v auth.Viewer,
+	master string, ids []string, key, operation string, request any, also func(tx *sqlx.Tx) error) (connector.Record, error) {
+	all := append([]string{master}, ids...)
+	return runKeyed(ctx, db, v.OrgID, key, operation, request,
 		func() (connector.Record, error) {
-			// Checked only when the key is new: a retry after the merge
-			// must get its answer, though the merged tickets are gone.
-			known, err := store.CustomerRecordsByExtIDs(ctx, s.DB, conn.OrgID, conn.ID, string(connector.Desk), "tickets",
-				append([]string{in.TicketID}, in.IDs...))
+			known, err := store.CustomerRecordsByExtIDs(ctx, db, conn.OrgID, conn.ID, string(connector.Desk), "tickets", all)
 			if err != nil {
 				return connector.Record{}, err
 			}
-			for _, id := range append([]string{in.TicketID}, in.IDs...) {
+			for _, id := range all {
 				if _, ok := known[id]; !ok {
 					return connector.Record{}, fmt.Errorf("ticket %s: %w", id, store.ErrNotFound)
 				}
 			}
-			return desk.MergeTickets(ctx, in.TicketID, in.IDs, nil)
+			return desk.MergeTickets(ctx, master, ids, nil)
 		},
-		func(tx *sqlx.Tx, master connector.Record) error {
-			if err := recordTicketEvent(ctx, tx, conn, &master, TicketMerged,
-				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, MergedIDs: in.IDs}); err != nil {
+		func(tx *sqlx.Tx, rec connector.Record) error {
+			if also != nil {
+				if err := also(tx); err != nil {
+					return err
+				}
+			}
+			if err := recordTicketEvent(ctx, tx, conn, &rec, TicketMerged,
+				TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, MergedIDs: ids}); err != nil {
 				return err
 			}
 			// The events first: they take the merged tickets' contact and
 			// department from their mirror rows, still live.
-			for _, id := range in.IDs {
+			for _, id := range ids {
 				if err := recordTicketEvent(ctx, tx, conn, nil, TicketDeleted,
 					TicketEventPayload{Source: SourceDeskbridge, ActorUserID: v.UserID, TicketID: id}); err != nil {
 					return err
 				}
 			}
-			_, err := store.MarkMirrorDeleted(ctx, tx, conn.OrgID, conn.ID, string(connector.Desk), "tickets", in.IDs, time.Now())
+			_, err := store.MarkMirrorDeleted(ctx, tx, conn.OrgID, conn.ID, string(connector.Desk), "tickets", ids, time.Now())
 			return err
 		})
 }

@@ -65,28 +65,22 @@ func BenchmarkFirstSync(b *testing.B) {
 	for _, w := range worlds {
 		b.Run(w.name, func(b *testing.B) {
 			bin := benchBinary(b)
-			var records, world, wall, gwCPU, sbCPU, pgCPU float64
-			var peak int64
+			var records, world, wall float64
+			var used benchUsage
 			b.ResetTimer()
 			for range b.N {
 				r := firstSyncOnce(b, bin, w.people, w.accounts, w.products)
 				records += float64(r.records)
 				world += float64(r.world)
 				wall += r.wall.Seconds()
-				gwCPU += r.gatewayCPU.Seconds()
-				sbCPU += r.sandboxCPU.Seconds()
-				pgCPU += r.postgresCPU.Seconds()
-				peak = max(peak, r.peakRSS)
+				used.add(r.benchUsage)
 			}
 			n := float64(b.N)
 			b.ReportMetric(records/wall, "records/s")
 			b.ReportMetric(records/n, "records")
 			b.ReportMetric(world/wall, "world-records/s")
 			b.ReportMetric(wall/n, "wall-s")
-			b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
-			b.ReportMetric(gwCPU/n, "gateway-cpu-s")
-			b.ReportMetric(sbCPU/n, "sandbox-cpu-s")
-			b.ReportMetric(pgCPU/n, "postgres-cpu-s")
+			used.report(b)
 		})
 	}
 }
@@ -120,13 +114,10 @@ func benchBinary(b *testing.B) string {
 }
 
 type firstSyncResult struct {
-	records     int64 // the runs' done counters, summed
-	world       int64 // the records on both sides before, each a source of one run
-	wall        time.Duration
-	peakRSS     int64 // bytes
-	gatewayCPU  time.Duration
-	sandboxCPU  time.Duration
-	postgresCPU time.Duration // the whole cluster's, other tests' databases included
+	records int64 // the runs' done counters, summed
+	world   int64 // the records on both sides before, each a source of one run
+	wall    time.Duration
+	benchUsage
 }
 
 // benchWindow is how far back the world's records are created: inside the
@@ -157,20 +148,9 @@ func firstSyncOnce(b *testing.B, bin string, people, accounts, products int) fir
 		world += len(recs)
 	}
 
-	endpoints, _ := json.Marshal(map[string]map[string]string{"us": {"accounts": ep.AccountsURL, "api": ep.APIDomain, "desk": ep.DeskURL, "salesiq": ep.SalesIQURL}})
-	endpointsPath := filepath.Join(dir, "endpoints.json")
-	if err := os.WriteFile(endpointsPath, endpoints, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	dsn := storetest.URL(b)
-	pg := postmasterOf(b, dsn)
-	env := []string{"DATABASE_URL=" + dsn, "DESKBRIDGE_ZOHO_CLIENT_ID=" + cr.ClientID,
-		"DESKBRIDGE_ZOHO_CLIENT_SECRET=" + cr.ClientSecret, "DESKBRIDGE_ZOHO_ENDPOINTS=" + endpointsPath,
-		"DESKBRIDGE_SECRET_KEY=" + hex.EncodeToString(make([]byte, 32))}
-	gw := startBenchGateway(b, bin, dir, env)
-	admin := benchToken(b, bin, env)
+	gw, admin, pg := startBenchGatewayOn(b, bin, dir, sb)
 	crmRT := cr.RefreshTokens["us"]["crm"]
-	orgs := benchGraphQL(b, gw.url, admin, `{ reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: {refreshToken: "`+crmRT+`"}) { id } }`)
+	orgs := benchGraphQL(b, gw.url, admin, `{ reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: {refreshToken: "`+crmRT+`"}) { id } }`, nil)
 	orgList, _ := orgs["reachableCrmOrgs"].([]any)
 	if len(orgList) == 0 {
 		b.Fatalf("no reachable CRM org: %v", orgs)
@@ -180,10 +160,10 @@ func firstSyncOnce(b *testing.B, bin string, people, accounts, products int) fir
 		`", crmCredentials: {refreshToken: "` + crmRT + `"}, deskDataCenter: US, deskOrgId: "` + ep.DeskOrgID +
 		`", deskCredentials: {refreshToken: "` + cr.RefreshTokens["us"]["desk"] + `"}}) { id } }`
 
-	gwCPU0, sbCPU0, pgCPU0 := procCPU(b, gw.cmd.Process.Pid), procCPU(b, sb.cmd.Process.Pid), clusterCPU(b, pg)
+	meter := startBenchMeter(b, gw.cmd.Process.Pid, sb.cmd.Process.Pid, pg)
 	b.StartTimer()
 	start := time.Now()
-	if data := benchGraphQL(b, gw.url, admin, connect); data["connectCrm"] == nil {
+	if data := benchGraphQL(b, gw.url, admin, connect, nil); data["connectCrm"] == nil {
 		b.Fatalf("connectCrm failed: %v", data)
 	}
 	var runs []benchRun
@@ -204,9 +184,7 @@ func firstSyncOnce(b *testing.B, bin string, people, accounts, products int) fir
 	}
 	wall := time.Since(start)
 	b.StopTimer()
-	res := firstSyncResult{world: int64(world), wall: wall, peakRSS: procHWM(b, gw.cmd.Process.Pid),
-		gatewayCPU: procCPU(b, gw.cmd.Process.Pid) - gwCPU0, sandboxCPU: procCPU(b, sb.cmd.Process.Pid) - sbCPU0,
-		postgresCPU: clusterCPU(b, pg) - pgCPU0}
+	res := firstSyncResult{world: int64(world), wall: wall, benchUsage: meter.usage(b)}
 	for _, r := range runs {
 		res.records += r.Done
 	}
@@ -354,6 +332,26 @@ type benchGateway struct {
 	logPath string
 }
 
+// startBenchGatewayOn starts the gateway on a fresh storetest database,
+// against the sandbox's "us" data center, with extraEnv added to its
+// environment. It returns the gateway, an admin token, and the pid of the
+// PostgreSQL server (for clusterCPU).
+func startBenchGatewayOn(b *testing.B, bin, dir string, sb benchSandbox, extraEnv ...string) (*benchGateway, string, int) {
+	b.Helper()
+	ep, cr := sb.sum.Endpoints["us"], sb.sum.Credentials
+	endpoints, _ := json.Marshal(map[string]map[string]string{"us": {"accounts": ep.AccountsURL, "api": ep.APIDomain, "desk": ep.DeskURL, "salesiq": ep.SalesIQURL}})
+	endpointsPath := filepath.Join(dir, "endpoints.json")
+	if err := os.WriteFile(endpointsPath, endpoints, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	dsn := storetest.URL(b)
+	env := append([]string{"DATABASE_URL=" + dsn, "DESKBRIDGE_ZOHO_CLIENT_ID=" + cr.ClientID,
+		"DESKBRIDGE_ZOHO_CLIENT_SECRET=" + cr.ClientSecret, "DESKBRIDGE_ZOHO_ENDPOINTS=" + endpointsPath,
+		"DESKBRIDGE_SECRET_KEY=" + hex.EncodeToString(make([]byte, 32))}, extraEnv...)
+	gw := startBenchGateway(b, bin, dir, env)
+	return gw, benchToken(b, bin, env), postmasterOf(b, dsn)
+}
+
 // startBenchGateway starts `deskbridge serve` with its log in a file (a
 // long sync logs more than a test buffer should hold) and waits until it
 // listens.
@@ -423,10 +421,11 @@ func benchToken(b *testing.B, bin string, env []string) string {
 	return strings.TrimSpace(stdout.String())
 }
 
-// benchGraphQL runs a query and returns its data, failing on errors.
-func benchGraphQL(b *testing.B, url, token, query string) map[string]any {
+// benchGraphQL runs a query with its variables (nil for none) and returns
+// its data, failing on errors.
+func benchGraphQL(b *testing.B, url, token, query string, vars map[string]any) map[string]any {
 	b.Helper()
-	body, _ := json.Marshal(map[string]string{"query": query})
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, _ := http.NewRequest("POST", url+"/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -455,7 +454,7 @@ type benchRun struct {
 
 func benchRuns(b *testing.B, url, token string) []benchRun {
 	b.Helper()
-	data := benchGraphQL(b, url, token, `{ connections { syncRuns { module direction status total enqueued done added updated failed } } }`)
+	data := benchGraphQL(b, url, token, `{ connections { syncRuns { module direction status total enqueued done added updated failed } } }`, nil)
 	raw, _ := json.Marshal(data["connections"])
 	var conns []struct{ SyncRuns []benchRun }
 	if err := json.Unmarshal(raw, &conns); err != nil {
@@ -489,7 +488,7 @@ func summarize(runs []benchRun) string {
 // broken run from an expected refusal (duplicate account names).
 func logFailures(b *testing.B, url, token string) {
 	b.Helper()
-	data := benchGraphQL(b, url, token, `{ connections { syncFailures(first: 200) { edges { node { module direction reason message } } } } }`)
+	data := benchGraphQL(b, url, token, `{ connections { syncFailures(first: 200) { edges { node { module direction reason message } } } } }`, nil)
 	raw, _ := json.Marshal(data["connections"])
 	var conns []struct {
 		SyncFailures struct {
@@ -510,6 +509,61 @@ func logFailures(b *testing.B, url, token string) {
 	}
 	for k, n := range byReason {
 		b.Logf("failures (of the first 200): %s x%d, e.g. %s", k, n, example[k])
+	}
+}
+
+// benchUsage is what a measured stretch cost: the gateway's peak RSS
+// (VmHWM) and the CPU time of the gateway, the sandbox and PostgreSQL.
+type benchUsage struct {
+	peakRSS     int64 // bytes
+	gatewayCPU  time.Duration
+	sandboxCPU  time.Duration
+	postgresCPU time.Duration // the whole cluster's, other tests' databases included
+}
+
+// add sums the CPU times of o into u and keeps the higher peak.
+func (u *benchUsage) add(o benchUsage) {
+	u.peakRSS = max(u.peakRSS, o.peakRSS)
+	u.gatewayCPU += o.gatewayCPU
+	u.sandboxCPU += o.sandboxCPU
+	u.postgresCPU += o.postgresCPU
+}
+
+// report reports u, summed over b.N iterations, as per-iteration metrics.
+func (u benchUsage) report(b *testing.B) {
+	n := float64(b.N)
+	b.ReportMetric(float64(u.peakRSS)/(1<<20), "peak-RSS-MB")
+	b.ReportMetric(u.gatewayCPU.Seconds()/n, "gateway-cpu-s")
+	b.ReportMetric(u.sandboxCPU.Seconds()/n, "sandbox-cpu-s")
+	b.ReportMetric(u.postgresCPU.Seconds()/n, "postgres-cpu-s")
+}
+
+// benchMeter measures a benchUsage from when it starts.
+type benchMeter struct {
+	gateway, sandbox, postmaster int        // pids
+	start                        benchUsage // CPU times at the start
+}
+
+func startBenchMeter(b *testing.B, gateway, sandbox, postmaster int) benchMeter {
+	b.Helper()
+	return benchMeter{gateway: gateway, sandbox: sandbox, postmaster: postmaster, start: benchUsage{
+		gatewayCPU: procCPU(b, gateway), sandboxCPU: procCPU(b, sandbox), postgresCPU: clusterCPU(b, postmaster)}}
+}
+
+// usage is what was used since the start; the peak is the gateway's
+// VmHWM (since it started, or since resetHWM).
+func (m benchMeter) usage(b *testing.B) benchUsage {
+	b.Helper()
+	return benchUsage{peakRSS: procHWM(b, m.gateway), gatewayCPU: procCPU(b, m.gateway) - m.start.gatewayCPU,
+		sandboxCPU: procCPU(b, m.sandbox) - m.start.sandboxCPU, postgresCPU: clusterCPU(b, m.postmaster) - m.start.postgresCPU}
+}
+
+// resetHWM resets a process's peak RSS (VmHWM), so the peak read later
+// is what came after, not the start-up's.
+func resetHWM(b *testing.B, pid int) {
+	b.Helper()
+	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0); err != nil {
+		b.Logf("cannot reset the peak RSS (%v); it includes the start-up", err)
 	}
 }
 

@@ -1,19 +1,12 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/deskbridge/deskbridge/sandbox"
-	"github.com/deskbridge/deskbridge/store/storetest"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
 	"github.com/deskbridge/deskbridge/syncengine/connectors/zoho"
 )
@@ -37,8 +30,8 @@ import (
 // anything is reported.
 func BenchmarkKBSync(b *testing.B) {
 	bin := benchBinary(b)
-	var first, second, listed, added, gwCPU, sbCPU, pgCPU float64
-	var peak int64
+	var first, second, listed, added float64
+	var used benchUsage
 	b.ResetTimer()
 	for range b.N {
 		r := kbSyncOnce(b, bin)
@@ -46,10 +39,7 @@ func BenchmarkKBSync(b *testing.B) {
 		second += r.second.Seconds()
 		listed += float64(r.listed)
 		added += float64(r.added)
-		gwCPU += r.gatewayCPU.Seconds()
-		sbCPU += r.sandboxCPU.Seconds()
-		pgCPU += r.postgresCPU.Seconds()
-		peak = max(peak, r.peakRSS)
+		used.add(r.benchUsage)
 	}
 	n := float64(b.N)
 	b.ReportMetric(first/n, "first-run-s")
@@ -57,17 +47,13 @@ func BenchmarkKBSync(b *testing.B) {
 	b.ReportMetric(listed/n, "published-listed")
 	b.ReportMetric(added/n, "copies")
 	b.ReportMetric(listed/first, "listed/s")
-	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MB")
-	b.ReportMetric(gwCPU/n, "gateway-cpu-s")
-	b.ReportMetric(sbCPU/n, "sandbox-cpu-s")
-	b.ReportMetric(pgCPU/n, "postgres-cpu-s")
+	used.report(b)
 }
 
 type kbSyncResult struct {
-	first, second                       time.Duration
-	listed, added                       int64
-	peakRSS                             int64
-	gatewayCPU, sandboxCPU, postgresCPU time.Duration
+	first, second time.Duration
+	listed, added int64
+	benchUsage
 }
 
 func kbSyncOnce(b *testing.B, bin string) kbSyncResult {
@@ -77,20 +63,9 @@ func kbSyncOnce(b *testing.B, bin string) kbSyncResult {
 	// other modules stay small, and the contact sync is cancelled below.
 	sb := startBenchSandbox(b, bin, dir, 100_000, 200, 20)
 	ep, cr := sb.sum.Endpoints["us"], sb.sum.Credentials
-	endpoints, _ := json.Marshal(map[string]map[string]string{"us": {"accounts": ep.AccountsURL, "api": ep.APIDomain, "desk": ep.DeskURL, "salesiq": ep.SalesIQURL}})
-	endpointsPath := filepath.Join(dir, "endpoints.json")
-	if err := os.WriteFile(endpointsPath, endpoints, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	dsn := storetest.URL(b)
-	pg := postmasterOf(b, dsn)
-	env := []string{"DATABASE_URL=" + dsn, "DESKBRIDGE_ZOHO_CLIENT_ID=" + cr.ClientID,
-		"DESKBRIDGE_ZOHO_CLIENT_SECRET=" + cr.ClientSecret, "DESKBRIDGE_ZOHO_ENDPOINTS=" + endpointsPath,
-		"DESKBRIDGE_SECRET_KEY=" + fmt.Sprintf("%x", make([]byte, 32)), "DESKBRIDGE_POLL_INTERVAL=1h"}
-	gw := startBenchGateway(b, bin, dir, env)
-	admin := benchToken(b, bin, env)
+	gw, admin, pg := startBenchGatewayOn(b, bin, dir, sb, "DESKBRIDGE_POLL_INTERVAL=1h")
 	gql := func(query string, vars map[string]any) map[string]any {
-		return kbBenchGraphQL(b, gw.url, admin, query, vars)
+		return benchGraphQL(b, gw.url, admin, query, vars)
 	}
 
 	crmRT := cr.RefreshTokens["us"]["crm"]
@@ -123,8 +98,8 @@ func kbSyncOnce(b *testing.B, bin string) kbSyncResult {
 		map[string]any{"id": connID, "in": map[string]any{"departments": depInput}})
 	b.Logf("%d desk categories over %d chat departments", len(cats), len(deps))
 
-	kbResetHWM(b, gw.cmd.Process.Pid)
-	gwCPU0, sbCPU0, pgCPU0 := procCPU(b, gw.cmd.Process.Pid), procCPU(b, sb.cmd.Process.Pid), clusterCPU(b, pg)
+	resetHWM(b, gw.cmd.Process.Pid)
+	meter := startBenchMeter(b, gw.cmd.Process.Pid, sb.cmd.Process.Pid, pg)
 	b.StartTimer()
 	start := time.Now()
 	run1 := kbBenchRun(b, gql, connID)
@@ -134,8 +109,7 @@ func kbSyncOnce(b *testing.B, bin string) kbSyncResult {
 	run2 := kbBenchRun(b, gql, connID)
 	secondWall := time.Since(start)
 	res := kbSyncResult{first: firstWall, second: secondWall, listed: int64(run1["listed"].(float64)), added: int64(run1["added"].(float64)),
-		peakRSS: procHWM(b, gw.cmd.Process.Pid), gatewayCPU: procCPU(b, gw.cmd.Process.Pid) - gwCPU0,
-		sandboxCPU: procCPU(b, sb.cmd.Process.Pid) - sbCPU0, postgresCPU: clusterCPU(b, pg) - pgCPU0}
+		benchUsage: meter.usage(b)}
 	b.Logf("first run %s: %v; unchanged run %s: %v", firstWall.Round(time.Millisecond), run1, secondWall.Round(time.Millisecond), run2)
 	gw.stop(b)
 
@@ -195,37 +169,4 @@ func kbBenchCopies(b *testing.B, ep sandbox.DCEndpoints, cr sandbox.Credentials)
 		out[fmt.Sprint(r.Fields["source_id"])]++
 	}
 	return out
-}
-
-// resetHWM resets a process's peak RSS (VmHWM), so the peak read later
-// is the KB sync's, not the start-up's.
-func kbResetHWM(b *testing.B, pid int) {
-	b.Helper()
-	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0); err != nil {
-		b.Logf("cannot reset the peak RSS (%v); it includes the start-up", err)
-	}
-}
-
-func kbBenchGraphQL(b *testing.B, url, token, query string, vars map[string]any) map[string]any {
-	b.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest("POST", url+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Data   map[string]any
-		Errors []struct{ Message string }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		b.Fatal(err)
-	}
-	if len(out.Errors) > 0 {
-		b.Fatalf("%s: %+v", query, out.Errors)
-	}
-	return out.Data
 }

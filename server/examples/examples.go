@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/deskbridge/deskbridge/server/playground"
 )
 
 // Prefix is the path the handler must be mounted at: it serves
@@ -143,22 +145,15 @@ func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string
 // contentSecurityPolicy returns the page's policy: everything from the
 // page's own origin, nothing inline. It is the playground's policy without
 // the exceptions GraphiQL needs (a style nonce, data: fonts and images),
-// because the sidebar has no dependency that needs them.
+// because the sidebar has no dependency that needs them. Its connect-src,
+// which has to copy the client-supplied Host safely, is the playground's.
 func contentSecurityPolicy(host string) string {
-	connect := "'self'"
-	// CSP Level 3 browsers already let 'self' cover ws: and wss: to the
-	// same host and port; naming them keeps the live updates working in
-	// older ones. The Host header is client-supplied, so it is only copied
-	// into the header when it cannot break the policy's syntax.
-	if validHost(host) {
-		connect += " ws://" + host + " wss://" + host
-	}
 	return strings.Join([]string{
 		"default-src 'none'",
 		"script-src 'self'",
 		"style-src 'self'",
 		"img-src 'self'",
-		"connect-src " + connect,
+		"connect-src " + playground.ConnectSources(host),
 		"base-uri 'none'",
 		// The lookup form is handled by the script and never submitted:
 		// were the script to fail, a submitted form could put the token
@@ -168,24 +163,4 @@ func contentSecurityPolicy(host string) string {
 		// frames.
 		"frame-ancestors 'none'",
 	}, "; ")
-}
-
-// validHost reports whether host is a plain name-or-IPv4[:port] that can be
-// pasted into a CSP source expression. IPv6 literals are left to 'self':
-// CSP's host-source grammar has no syntax for them. (A copy of the
-// playground's check; the two packages share no code on purpose, so each
-// page's policy can be read in one file.)
-func validHost(host string) bool {
-	if host == "" || len(host) > 255 {
-		return false
-	}
-	for _, c := range host {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '-', c == ':':
-		default:
-			return false
-		}
-	}
-	return true
 }

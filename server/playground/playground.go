@@ -199,14 +199,6 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 // data: fonts Chromium reports violations; the data: images are CodeMirror
 // lint icons in graphiql.min.css.
 func contentSecurityPolicy(host, nonce string) string {
-	connect := "'self'"
-	// CSP Level 3 browsers already let 'self' cover ws: and wss: to the
-	// same host and port; naming them keeps subscriptions working in
-	// older ones. The Host header is client-supplied, so it is only
-	// copied into the header when it cannot break the policy's syntax.
-	if validHost(host) {
-		connect += " ws://" + host + " wss://" + host
-	}
 	return strings.Join([]string{
 		"default-src 'none'",
 		// No 'unsafe-eval' and no inline script: GraphiQL, React and
@@ -222,13 +214,28 @@ func contentSecurityPolicy(host, nonce string) string {
 		// as data: URLs.
 		"font-src 'self' data:",
 		"img-src 'self' data:",
-		"connect-src " + connect,
+		"connect-src " + ConnectSources(host),
 		"base-uri 'none'",
 		"form-action 'none'",
 		// The page may hold a bearer token; keep it out of other sites'
 		// frames.
 		"frame-ancestors 'none'",
 	}, "; ")
+}
+
+// ConnectSources returns the connect-src source list of a page served to
+// host (the request's Host header) that talks to a GraphQL endpoint on its
+// own origin, over HTTP and WebSocket. CSP Level 3 browsers already let
+// 'self' cover ws: and wss: to the same host and port; naming them keeps
+// subscriptions working in older ones. The Host header is client-supplied,
+// so it is only copied into the policy when it cannot break its syntax.
+// server/examples uses it too, so both pages follow one rule for what a
+// client may inject into their policies.
+func ConnectSources(host string) string {
+	if !validHost(host) {
+		return "'self'"
+	}
+	return "'self' ws://" + host + " wss://" + host
 }
 
 // validHost reports whether host is a plain name-or-IPv4[:port] that can be

@@ -96,8 +96,9 @@ type connection struct {
 	// waits on it.
 	writerFree sync.Cond
 	// pingDue and kaDue ask the writer for a ping control frame and a
-	// legacy "ka" message; they jump the queue, as they did when a ticker
-	// fed them to a dedicated writer.
+	// legacy "ka" message. They jump the queue, so that a backlog does not
+	// delay them past the peer's patience (a legacy client reconnects after
+	// 30s without a ka).
 	pingDue, kaDue bool
 	// broken is set when a write failed: the stream may hold half a frame,
 	// so finish writes nothing more.
@@ -397,13 +398,19 @@ func (c *connection) reply(b []byte) {
 func (c *connection) reserve(b []byte) (ok, write bool, drained <-chan struct{}) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
-	if c.queuedMsgs < c.cfg.SendQueue && c.queuedBytes < c.cfg.SendQueueBytes {
+	if c.roomLocked() {
 		return true, c.pushLocked(b), nil
 	}
 	if c.drained == nil {
 		c.drained = make(chan struct{})
 	}
 	return false, false, c.drained
+}
+
+// roomLocked reports whether the backlog admits another result: the bound
+// that reserve waits on and Shared.Offer gives up at.
+func (c *connection) roomLocked() bool {
+	return c.queuedMsgs < c.cfg.SendQueue && c.queuedBytes < c.cfg.SendQueueBytes
 }
 
 // pushLocked appends b to the queue and reports whether the caller took the
@@ -606,8 +613,9 @@ func (c *connection) startFinish() {
 
 // finish is the close sequence, on its own goroutine once the connection is
 // closing: it stops the timers, waits for the writer role (a write in
-// progress ends within the socket's write deadline), keeps it for good and
-// writes the end of the connection.
+// progress ends within WriteTimeout plus cutOffGrace, when the stall watch
+// drops the connection), keeps it for good and writes the end of the
+// connection.
 func (c *connection) finish() {
 	defer close(c.writerDone)
 	if c.pingTimer != nil {

@@ -150,9 +150,9 @@ func (g *Gorilla) Accept(w http.ResponseWriter, r *http.Request, opts transport.
 
 // gorillaConn is the transport.WebsocketConn that Accept returns. Besides
 // gqlgen's interface it exposes what Transport needs for pings, messages
-// (bounded by Transport, see WriteText), dropping and a clean close. Gorilla allows one concurrent reader and one
-// concurrent writer; Close, WriteClose (WriteControl) and WritePing are safe
-// from any goroutine.
+// (bounded by Transport, see WriteText), dropping and a clean close. Gorilla
+// allows one concurrent reader and one concurrent writer; Close, WriteClose
+// (WriteControl) and WritePing are safe from any goroutine.
 type gorillaConn struct {
 	conn         *websocket.Conn
 	writeTimeout time.Duration
@@ -246,10 +246,11 @@ func (c *gorillaConn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// WriteText writes one pre-marshalled text message; Transport marshals off
-// the writer goroutine so the writer only does I/O. It sets no deadline
-// (Transport's stall watch bounds the write and drops the connection): a
-// deadline per message would cost a runtime timer update per message.
+// WriteText writes one pre-marshalled text message; Transport marshals
+// before a message is queued, so the writer only does I/O. It sets no
+// deadline (Transport's stall watch bounds the write and drops the
+// connection): a deadline per message would cost a runtime timer update per
+// message.
 func (c *gorillaConn) WriteText(data []byte) error {
 	if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		return c.writeError("write websocket message", err)

@@ -130,7 +130,7 @@ func (s *Shared) Offer(frame eventbus.Frame) (ok, gone bool) {
 		return false, true
 	}
 	write := false
-	if c.queuedMsgs < c.cfg.SendQueue && c.queuedBytes < c.cfg.SendQueueBytes {
+	if c.roomLocked() {
 		ok, write = true, c.pushLocked(b)
 	}
 	c.qmu.Unlock()

@@ -155,14 +155,14 @@ type Config struct {
 	WriteTimeout time.Duration
 	// SendQueue and SendQueueBytes bound the messages queued per
 	// connection and not yet written; defaults 256 and 1 MiB (the last
-	// message admitted may overshoot the bytes, so any size fits). One
-	// writer goroutine per connection drains the queue. An operation whose
-	// next result finds the queue full waits for room, so a burst (a
-	// replay of events(after:), say) reaches a client at the pace it reads
-	// instead of cutting it off; the event bus never waits for it, it lets
-	// that subscriber catch up from the database. Memory per connection
-	// stays bounded, and a client that does not read at all is cut off by
-	// WriteTimeout.
+	// message admitted may overshoot the bytes, so any size fits). There is
+	// no writer goroutine: whoever queues a message while nobody writes
+	// drains the queue. An operation whose next result finds the queue full
+	// waits for room, so a burst (a replay of events(after:), say) reaches
+	// a client at the pace it reads instead of cutting it off; the event
+	// bus never waits for it, it lets that subscriber catch up from the
+	// database. Memory per connection stays bounded, and a client that does
+	// not read at all is cut off by WriteTimeout.
 	SendQueue      int
 	SendQueueBytes int
 	// MaxSubscriptions caps concurrently active operations per connection;

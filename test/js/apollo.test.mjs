@@ -23,7 +23,18 @@ import { ApolloClient, ApolloError, HttpLink, InMemoryCache, gql, split } from '
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions/index.js';
 import { getMainDefinition } from '@apollo/client/utilities/index.js';
 import { createClient } from 'graphql-ws';
-import { env, WebSocket, sleep, unique, waitFor, withTimeout, gqlData, eventPos, primeSubscription } from './helpers.mjs';
+import {
+  env,
+  WebSocket,
+  sleep,
+  unique,
+  waitFor,
+  withTimeout,
+  gqlData,
+  eventPos,
+  primeSubscription,
+  resultQueue,
+} from './helpers.mjs';
 
 globalThis.WebSocket ??= WebSocket;
 
@@ -105,72 +116,12 @@ function makeApollo(token, wsOptions = {}) {
   return a;
 }
 
-/**
- * Subscribes to an Apollo observable and queues its results. next(ms) returns
- * the next FetchResult and throws if the observable errored or completed;
- * nextEvent(ms) returns data.events of it; eventFor(subjectId) skips to the
- * event about that subject.
- */
+/** Subscribes to an Apollo observable and queues its results (see resultQueue). */
 function watch(observable) {
-  const queue = [];
-  const all = [];
-  const state = { error: undefined, completed: false };
-  let waiter = null;
-  const wake = () => {
-    if (waiter) waiter();
-    waiter = null;
-  };
-  const subscription = observable.subscribe({
-    next: (result) => {
-      all.push(result);
-      queue.push(result);
-      wake();
-    },
-    error: (err) => {
-      state.error = err ?? new Error('errored without a reason');
-      wake();
-    },
-    complete: () => {
-      state.completed = true;
-      wake();
-    },
-  });
-  const w = {
-    all,
-    state,
-    unsubscribe: () => subscription.unsubscribe(),
-    async next(ms = 5000, what = 'a subscription result') {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        if (queue.length) return queue.shift();
-        if (state.error !== undefined) throw new Error(`subscription errored while waiting for ${what}: ${state.error}`);
-        if (state.completed) throw new Error(`subscription completed while waiting for ${what}`);
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-        await new Promise((resolve) => {
-          const t = setTimeout(resolve, left);
-          waiter = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-      }
-    },
-    async nextEvent(ms = 5000, what = 'an event') {
-      const result = await w.next(ms, what);
-      assert.equal(result.errors, undefined, `no errors: ${JSON.stringify(result.errors)}`);
-      assert.ok(result.data?.events, `result has data.events: ${JSON.stringify(result)}`);
-      return result.data.events;
-    },
-    async eventFor(subjectId, ms = 5000) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const ev = await w.nextEvent(Math.max(1, deadline - Date.now()), `the event about ${subjectId}`);
-        if (ev.subjectId === subjectId) return ev;
-      }
-    },
-  };
-  return w;
+  const q = resultQueue();
+  const subscription = observable.subscribe(q.sink);
+  q.unsubscribe = () => subscription.unsubscribe();
+  return q;
 }
 
 /** The row id inside a global id (documented as base64 of `Type:rowid`). */

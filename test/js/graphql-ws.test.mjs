@@ -20,6 +20,8 @@ import {
   eventPos,
   primeSubscription,
   TOKEN_CREATED_SUB,
+  resultQueue,
+  describeError,
 } from './helpers.mjs';
 
 const PROTOCOL = 'graphql-transport-ws';
@@ -68,77 +70,11 @@ function makeClient(token, options = {}) {
   };
 }
 
-/**
- * Subscribes through client.subscribe and queues results. next(ms) returns
- * the next ExecutionResult; it throws if the operation errored or completed.
- * nextEvent(ms) returns data.events of the next result, asserting no errors.
- */
+/** Subscribes through client.subscribe and queues its results (see resultQueue). */
 function subscribe(client, payload) {
-  const queue = [];
-  const all = [];
-  let waiter = null;
-  const state = { error: undefined, completed: false };
-  const wake = () => {
-    if (waiter) waiter();
-    waiter = null;
-  };
-  const unsubscribe = client.subscribe(payload, {
-    next: (result) => {
-      all.push(result);
-      queue.push(result);
-      wake();
-    },
-    error: (err) => {
-      state.error = err ?? new Error('subscription errored without a reason');
-      wake();
-    },
-    complete: () => {
-      state.completed = true;
-      wake();
-    },
-  });
-  const sub = {
-    all,
-    state,
-    unsubscribe,
-    async next(ms = 5000, what = 'a subscription result') {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        if (queue.length) return queue.shift();
-        if (state.error !== undefined) throw new Error(`subscription errored while waiting for ${what}: ${describe(state.error)}`);
-        if (state.completed) throw new Error(`subscription completed while waiting for ${what}`);
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-        await new Promise((resolve) => {
-          const t = setTimeout(resolve, left);
-          waiter = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-      }
-    },
-    async nextEvent(ms = 5000, what = 'an event') {
-      const result = await sub.next(ms, what);
-      assert.equal(result.errors, undefined, `subscription result has no errors: ${JSON.stringify(result.errors)}`);
-      assert.ok(result.data?.events, `subscription result has data.events: ${JSON.stringify(result)}`);
-      return result.data.events;
-    },
-    async eventFor(subjectId, ms = 5000) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const ev = await sub.nextEvent(Math.max(1, deadline - Date.now()), `the event of ${subjectId}`);
-        if (ev.subjectId === subjectId) return ev;
-      }
-    },
-  };
-  return sub;
-}
-
-function describe(err) {
-  if (Array.isArray(err)) return JSON.stringify(err);
-  if (err && typeof err === 'object' && 'code' in err) return `close ${err.code} ${err.reason}`;
-  return String(err?.message ?? err);
+  const q = resultQueue();
+  q.unsubscribe = client.subscribe(payload, q.sink);
+  return q;
 }
 
 /** A raw graphql-transport-ws socket that has been acked with the token. */
@@ -382,7 +318,7 @@ test('revoking the token a connection authenticated with closes it 4403; other c
     await waitFor(() => doomed.rec.closed.length > 0, 5000, 'the revoked connection to close');
     assertClose(doomed.rec.closed[0], 4403, 'revoked token');
     await waitFor(() => sub.state.error !== undefined, 2000, 'the subscription to report the close');
-    assert.equal(sub.state.error?.code, 4403, `subscription ended by the 4403 close: ${describe(sub.state.error)}`);
+    assert.equal(sub.state.error?.code, 4403, `subscription ended by the 4403 close: ${describeError(sub.state.error)}`);
     assert.equal(sub.all.length, 0, 'an agent got no token events');
 
     // The admin's connection is still open and answers.
@@ -432,7 +368,7 @@ test("an agent's events subscription receives no token events while the admin's 
 
     // The org has TOKEN_CREATED events (the admin just saw some), yet the agent got none.
     for (const [name, sub] of [['live', live], ['replay from 0', replay]]) {
-      assert.equal(sub.state.error, undefined, `agent ${name} subscription not rejected: ${describe(sub.state.error)}`);
+      assert.equal(sub.state.error, undefined, `agent ${name} subscription not rejected: ${describeError(sub.state.error)}`);
       assert.equal(sub.state.completed, false, `agent ${name} subscription still open`);
       const tokenEvents = sub.all.filter((r) => /^TOKEN_/.test(r.data?.events?.type ?? ''));
       assert.deepEqual(tokenEvents, [], `agent ${name} subscription received no token events`);
@@ -527,7 +463,7 @@ test('another org cannot see acme events over the websocket', async () => {
     const created = await createToken(env.adminToken, { name: unique('acme-only') });
     await adminSub.eventFor(created.token.id, 5000);
     await sleep(500);
-    assert.equal(otherSub.state.error, undefined, `globex subscription open: ${describe(otherSub.state.error)}`);
+    assert.equal(otherSub.state.error, undefined, `globex subscription open: ${describeError(otherSub.state.error)}`);
     const acmeIds = new Set(adminSub.all.map((r) => r.data.events.subjectId));
     const leaked = otherSub.all.filter((r) => acmeIds.has(r.data?.events?.subjectId));
     assert.ok(seenBefore > 0, 'globex subscription delivered its own events');
@@ -544,7 +480,7 @@ test('a GraphQL error on subscribe arrives as an error message, and the connecti
     const sub = subscribe(client, { query: 'subscription { events(after: "not-an-id") { id } }' });
     await waitFor(() => sub.state.error !== undefined || sub.all.length > 0, 5000, 'the subscription to fail');
     const errors = sub.state.error ?? sub.all[0].errors;
-    assert.ok(Array.isArray(errors) && errors.length > 0, `errors reported: ${describe(sub.state.error ?? sub.all)}`);
+    assert.ok(Array.isArray(errors) && errors.length > 0, `errors reported: ${describeError(sub.state.error ?? sub.all)}`);
     assert.equal(errors[0].extensions?.code, 'BAD_USER_INPUT');
     assert.equal(errors[0].extensions?.argument, 'after');
     const results = [];

@@ -261,6 +261,84 @@ export function eventPos(id) {
   return BigInt(id);
 }
 
+/** Describes a subscription error for a message: a close, GraphQL errors or an Error. */
+export function describeError(err) {
+  if (Array.isArray(err)) return JSON.stringify(err);
+  if (err && typeof err === 'object' && 'code' in err) return `close ${err.code} ${err.reason}`;
+  return String(err?.message ?? err);
+}
+
+/**
+ * Queues the results of one subscription, whichever client runs it: hand
+ * `sink` ({ next, error, complete }) to the client's subscribe. Then
+ *   next(ms, what)        the next result; throws if the subscription errored
+ *                         or completed first, or after ms
+ *   nextEvent(ms, what)   data.events of the next result, asserting no errors
+ *   eventFor(subjectId)   skips to the event about subjectId
+ *   all                   every result received so far
+ *   state                 { error, completed }
+ */
+export function resultQueue() {
+  const queue = [];
+  const all = [];
+  const state = { error: undefined, completed: false };
+  let waiter = null;
+  const wake = () => {
+    if (waiter) waiter();
+    waiter = null;
+  };
+  const q = {
+    all,
+    state,
+    sink: {
+      next: (result) => {
+        all.push(result);
+        queue.push(result);
+        wake();
+      },
+      error: (err) => {
+        state.error = err ?? new Error('subscription errored without a reason');
+        wake();
+      },
+      complete: () => {
+        state.completed = true;
+        wake();
+      },
+    },
+    async next(ms = 5000, what = 'a subscription result') {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        if (queue.length) return queue.shift();
+        if (state.error !== undefined) throw new Error(`subscription errored while waiting for ${what}: ${describeError(state.error)}`);
+        if (state.completed) throw new Error(`subscription completed while waiting for ${what}`);
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        await new Promise((resolve) => {
+          const t = setTimeout(resolve, left);
+          waiter = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    },
+    async nextEvent(ms = 5000, what = 'an event') {
+      const result = await q.next(ms, what);
+      assert.equal(result.errors, undefined, `subscription result has no errors: ${JSON.stringify(result.errors)}`);
+      assert.ok(result.data?.events, `subscription result has data.events: ${JSON.stringify(result)}`);
+      return result.data.events;
+    },
+    async eventFor(subjectId, ms = 5000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const ev = await q.nextEvent(Math.max(1, deadline - Date.now()), `the event about ${subjectId}`);
+        if (ev.subjectId === subjectId) return ev;
+      }
+    },
+  };
+  return q;
+}
+
 /**
  * Makes sure a subscription is live before the test relies on it: the server
  * registers a live-only subscription asynchronously after the subscribe
