@@ -1,10 +1,12 @@
 package crm
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -276,14 +278,7 @@ func (o *Org) candidates(m *module, parent *parentRef, lq *listQuery) []*record 
 	out := make([]*record, len(base))
 	copy(out, base)
 	if lq.sortBy != "id" {
-		sb := lq.sortBy
-		sort.SliceStable(out, func(i, j int) bool {
-			ki, kj := sortKey(out[i], sb), sortKey(out[j], sb)
-			if ki != kj {
-				return ki < kj
-			}
-			return out[i].id < out[j].id
-		})
+		sortByKey(out, lq.sortBy)
 	}
 	if lq.desc {
 		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
@@ -295,6 +290,30 @@ func (o *Org) candidates(m *module, parent *parentRef, lq *listQuery) []*record 
 	}
 	o.cache[key] = &cachedList{recs: out}
 	return out
+}
+
+// sortByKey orders records by a time key, ties by id. Every write clears
+// the listing cache, so a walk that writes as it reads sorts the whole
+// module per page: the keys are read once per record, not per comparison,
+// and (key, id) being a total order, an unstable sort is the stable answer.
+func sortByKey(recs []*record, sortBy string) {
+	type keyed struct {
+		k int64
+		r *record
+	}
+	ks := make([]keyed, len(recs))
+	for i, r := range recs {
+		ks[i] = keyed{sortKey(r, sortBy), r}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := cmp.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return strings.Compare(a.r.id, b.r.id)
+	})
+	for i := range ks {
+		recs[i] = ks[i].r
+	}
 }
 
 // after returns the index of the first record past the cursor.

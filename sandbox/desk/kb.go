@@ -455,19 +455,19 @@ func sortArticles(rows []*article, s sortSpec) {
 	id := func(a *article) int64 { return a.id }
 	switch s.key {
 	case "", "createdTime":
-		sortByInt(rows, func(a *article) int64 { return a.createdTime }, id, s.desc)
+		sortByInt(rows, func(a *article) int64 { return a.createdTime }, id, s.desc, s.keep)
 	case "relevance":
-		sortByInt(rows, func(a *article) int64 { return a.modifiedTime }, id, true)
+		sortByInt(rows, func(a *article) int64 { return a.modifiedTime }, id, true, s.keep)
 	case "modifiedTime":
-		sortByInt(rows, func(a *article) int64 { return a.modifiedTime }, id, s.desc)
+		sortByInt(rows, func(a *article) int64 { return a.modifiedTime }, id, s.desc, s.keep)
 	case "likeCount":
-		sortByInt(rows, func(a *article) int64 { return int64(a.likeCount) }, id, s.desc)
+		sortByInt(rows, func(a *article) int64 { return int64(a.likeCount) }, id, s.desc, s.keep)
 	case "viewCount":
-		sortByInt(rows, func(a *article) int64 { return int64(a.viewCount) }, id, s.desc)
+		sortByInt(rows, func(a *article) int64 { return int64(a.viewCount) }, id, s.desc, s.keep)
 	case "dislikeCount":
-		sortByInt(rows, func(a *article) int64 { return int64(a.dislikeCount) }, id, s.desc)
+		sortByInt(rows, func(a *article) int64 { return int64(a.dislikeCount) }, id, s.desc, s.keep)
 	case "feedbackCount":
-		sortByInt(rows, func(a *article) int64 { return 0 }, id, s.desc)
+		sortByInt(rows, func(a *article) int64 { return 0 }, id, s.desc, s.keep)
 	}
 }
 
@@ -644,7 +644,7 @@ func (c *core) kbRoutes(mux *http.ServeMux) {
 			return fail(e)
 		}
 		rows := cl.org.filterArticles(f)
-		sortArticles(rows, s)
+		sortArticles(rows, s.upTo(p))
 		var out []map[string]any
 		for _, a := range window(rows, p) {
 			out = append(out, c.articleJSON(cl.org, a, false))
@@ -679,7 +679,7 @@ func (c *core) kbRoutes(mux *http.ServeMux) {
 			return fail(e)
 		}
 		rows := cl.org.filterArticles(f)
-		sortArticles(rows, s)
+		sortArticles(rows, s.upTo(p))
 		var out []map[string]any
 		for _, a := range window(rows, p) {
 			out = append(out, c.articleJSON(cl.org, a, false))

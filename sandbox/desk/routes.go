@@ -135,7 +135,10 @@ func cfOf(rec any) map[string]any {
 	return nil
 }
 
-func (rs *recordSearch) match(rec any, id, created, modified int64, all ...string) bool {
+// match says whether a record meets the search. all gives the fields _all
+// looks in; it is called only when the search has _all, since a walk by
+// modified time runs match over every record of the module per page.
+func (rs *recordSearch) match(rec any, id, created, modified int64, all func() []string) bool {
 	if rs.id != 0 && rs.id != id {
 		return false
 	}
@@ -147,5 +150,5 @@ func (rs *recordSearch) match(rec any, id, created, modified int64, all ...strin
 			return false
 		}
 	}
-	return rs.all == "" || containsFold(rs.all, all...)
+	return rs.all == "" || containsFold(rs.all, all()...)
 }

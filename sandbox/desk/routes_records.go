@@ -35,26 +35,26 @@ func sortContacts(o *org, rows []*contact, s sortSpec) {
 	id := func(c *contact) int64 { return c.id }
 	switch s.key {
 	case "firstName":
-		sortByString(rows, func(c *contact) string { return c.firstName }, id, s.desc)
+		sortByString(rows, func(c *contact) string { return c.firstName }, id, s.desc, s.keep)
 	case "lastName":
-		sortByString(rows, func(c *contact) string { return c.lastName }, id, s.desc)
+		sortByString(rows, func(c *contact) string { return c.lastName }, id, s.desc, s.keep)
 	case "phone":
-		sortByString(rows, func(c *contact) string { return c.phone }, id, s.desc)
+		sortByString(rows, func(c *contact) string { return c.phone }, id, s.desc, s.keep)
 	case "email":
-		sortByString(rows, func(c *contact) string { return c.email }, id, s.desc)
+		sortByString(rows, func(c *contact) string { return c.email }, id, s.desc, s.keep)
 	case "account":
 		sortByString(rows, func(c *contact) string {
 			if a := o.accounts.get(c.accountID); a != nil {
 				return a.name
 			}
 			return ""
-		}, id, s.desc)
+		}, id, s.desc, s.keep)
 	case "createdTime":
-		sortByInt(rows, func(c *contact) int64 { return c.createdTime }, id, s.desc)
+		sortByInt(rows, func(c *contact) int64 { return c.createdTime }, id, s.desc, s.keep)
 	case "modifiedTime":
-		sortByInt(rows, func(c *contact) int64 { return c.modifiedTime }, id, s.desc)
+		sortByInt(rows, func(c *contact) int64 { return c.modifiedTime }, id, s.desc, s.keep)
 	case "relevance":
-		sortByInt(rows, func(c *contact) int64 { return c.modifiedTime }, id, true)
+		sortByInt(rows, func(c *contact) int64 { return c.modifiedTime }, id, true, s.keep)
 	}
 }
 
@@ -118,7 +118,7 @@ func (c *core) relatedTickets(cl *call, parent int64) (reply, *APIError) {
 			rows = append(rows, t)
 		}
 	}
-	sortTickets(cl.org, rows, s)
+	sortTickets(cl.org, rows, s.upTo(p))
 	inc := includes(cl.q)
 	var out []map[string]any
 	for _, t := range window(rows, p) {
@@ -145,7 +145,7 @@ func (c *core) contactRoutes(mux *http.ServeMux) {
 			}
 			return true
 		})
-		sortContacts(o, rows, s)
+		sortContacts(o, rows, s.upTo(p))
 		inc := includes(cl.q)
 		var out []map[string]any
 		for _, ct := range window(rows, p) {
@@ -198,7 +198,9 @@ func (c *core) contactRoutes(mux *http.ServeMux) {
 		}
 		var rows []*contact
 		consider := func(ct *contact) bool {
-			if !ct.trashed && rs.match(ct, ct.id, ct.createdTime, ct.modifiedTime, ct.fullName(), ct.email, ct.secondaryEmail, ct.phone, ct.mobile, ct.title) {
+			if !ct.trashed && rs.match(ct, ct.id, ct.createdTime, ct.modifiedTime, func() []string {
+				return []string{ct.fullName(), ct.email, ct.secondaryEmail, ct.phone, ct.mobile, ct.title}
+			}) {
 				rows = append(rows, ct)
 			}
 			return true
@@ -213,7 +215,7 @@ func (c *core) contactRoutes(mux *http.ServeMux) {
 		if s.key == "" {
 			s.key = "relevance"
 		}
-		sortContacts(o, rows, s)
+		sortContacts(o, rows, s.upTo(p))
 		var out []map[string]any
 		for _, ct := range window(rows, p) {
 			out = append(out, c.contactJSON(o, ct, includes(cl.q)))
@@ -318,7 +320,7 @@ func (c *core) contactRoutes(mux *http.ServeMux) {
 				}
 			}
 		}
-		sortByInt(rows, func(te *timeEntry) int64 { return te.executedTime }, func(te *timeEntry) int64 { return te.id }, true)
+		sortByInt(rows, func(te *timeEntry) int64 { return te.executedTime }, func(te *timeEntry) int64 { return te.id }, true, 0)
 		var out []map[string]any
 		for _, te := range window(rows, p) {
 			out = append(out, c.timeEntryJSON(cl.org, te))
@@ -355,7 +357,7 @@ func (c *core) activityList(cl *call, parent int64) (reply, *APIError) {
 			rows = append(rows, a)
 		}
 	}
-	sortByInt(rows, func(a *activity) int64 { return a.createdTime }, func(a *activity) int64 { return a.id }, true)
+	sortByInt(rows, func(a *activity) int64 { return a.createdTime }, func(a *activity) int64 { return a.id }, true, 0)
 	var out []map[string]any
 	for _, a := range window(rows, p) {
 		out = append(out, c.activityJSON(cl.org, a))
@@ -367,13 +369,13 @@ func sortAccounts(rows []*account, s sortSpec) {
 	id := func(a *account) int64 { return a.id }
 	switch s.key {
 	case "accountName":
-		sortByString(rows, func(a *account) string { return a.name }, id, s.desc)
+		sortByString(rows, func(a *account) string { return a.name }, id, s.desc, s.keep)
 	case "createdTime":
-		sortByInt(rows, func(a *account) int64 { return a.createdTime }, id, s.desc)
+		sortByInt(rows, func(a *account) int64 { return a.createdTime }, id, s.desc, s.keep)
 	case "modifiedTime":
-		sortByInt(rows, func(a *account) int64 { return a.modifiedTime }, id, s.desc)
+		sortByInt(rows, func(a *account) int64 { return a.modifiedTime }, id, s.desc, s.keep)
 	case "relevance":
-		sortByInt(rows, func(a *account) int64 { return a.modifiedTime }, id, true)
+		sortByInt(rows, func(a *account) int64 { return a.modifiedTime }, id, true, s.keep)
 	}
 }
 
@@ -394,7 +396,7 @@ func (c *core) accountRoutes(mux *http.ServeMux) {
 			}
 			return true
 		})
-		sortAccounts(rows, s)
+		sortAccounts(rows, s.upTo(p))
 		var out []map[string]any
 		for _, a := range window(rows, p) {
 			out = append(out, c.accountJSON(cl.org, a, includes(cl.q)))
@@ -416,7 +418,7 @@ func (c *core) accountRoutes(mux *http.ServeMux) {
 		}
 		var rows []*account
 		cl.org.accounts.each(func(a *account) bool {
-			if !a.trashed && rs.match(a, a.id, a.createdTime, a.modifiedTime, a.name, a.email, a.phone, a.website) {
+			if !a.trashed && rs.match(a, a.id, a.createdTime, a.modifiedTime, func() []string { return []string{a.name, a.email, a.phone, a.website} }) {
 				rows = append(rows, a)
 			}
 			return true
@@ -424,7 +426,7 @@ func (c *core) accountRoutes(mux *http.ServeMux) {
 		if s.key == "" {
 			s.key = "relevance"
 		}
-		sortAccounts(rows, s)
+		sortAccounts(rows, s.upTo(p))
 		var out []map[string]any
 		for _, a := range window(rows, p) {
 			out = append(out, c.accountJSON(cl.org, a, includes(cl.q)))
@@ -531,7 +533,7 @@ func (c *core) accountRoutes(mux *http.ServeMux) {
 				rows = append(rows, ct)
 			}
 		}
-		sortContacts(cl.org, rows, s)
+		sortContacts(cl.org, rows, s.upTo(p))
 		var out []map[string]any
 		for _, ct := range window(rows, p) {
 			out = append(out, c.contactJSON(cl.org, ct, includes(cl.q)))
@@ -565,17 +567,17 @@ func sortProducts(rows []*product, s sortSpec) {
 	id := func(p *product) int64 { return p.id }
 	switch s.key {
 	case "productName":
-		sortByString(rows, func(p *product) string { return p.name }, id, s.desc)
+		sortByString(rows, func(p *product) string { return p.name }, id, s.desc, s.keep)
 	case "productCode":
-		sortByString(rows, func(p *product) string { return p.code }, id, s.desc)
+		sortByString(rows, func(p *product) string { return p.code }, id, s.desc, s.keep)
 	case "unitPrice":
-		sortByInt(rows, func(p *product) int64 { return int64(p.unitPrice * 100) }, id, s.desc)
+		sortByInt(rows, func(p *product) int64 { return int64(p.unitPrice * 100) }, id, s.desc, s.keep)
 	case "createdTime":
-		sortByInt(rows, func(p *product) int64 { return p.createdTime }, id, s.desc)
+		sortByInt(rows, func(p *product) int64 { return p.createdTime }, id, s.desc, s.keep)
 	case "modifiedTime":
-		sortByInt(rows, func(p *product) int64 { return p.modifiedTime }, id, s.desc)
+		sortByInt(rows, func(p *product) int64 { return p.modifiedTime }, id, s.desc, s.keep)
 	case "relevance":
-		sortByInt(rows, func(p *product) int64 { return p.modifiedTime }, id, true)
+		sortByInt(rows, func(p *product) int64 { return p.modifiedTime }, id, true, s.keep)
 	}
 }
 
@@ -611,7 +613,7 @@ func (c *core) productRoutes(mux *http.ServeMux) {
 			}
 			return true
 		})
-		sortProducts(rows, s)
+		sortProducts(rows, s.upTo(p))
 		var out []map[string]any
 		for _, pr := range window(rows, p) {
 			out = append(out, c.productJSON(cl.org, pr))
@@ -644,7 +646,7 @@ func (c *core) productRoutes(mux *http.ServeMux) {
 		}
 		var rows []*product
 		cl.org.products.each(func(pr *product) bool {
-			if !pr.trashed && (dept == 0 || contains64(pr.deptIDs, dept)) && rs.match(pr, pr.id, pr.createdTime, pr.modifiedTime, pr.name, pr.code, pr.category) {
+			if !pr.trashed && (dept == 0 || contains64(pr.deptIDs, dept)) && rs.match(pr, pr.id, pr.createdTime, pr.modifiedTime, func() []string { return []string{pr.name, pr.code, pr.category} }) {
 				rows = append(rows, pr)
 			}
 			return true
@@ -652,7 +654,7 @@ func (c *core) productRoutes(mux *http.ServeMux) {
 		if s.key == "" {
 			s.key = "relevance"
 		}
-		sortProducts(rows, s)
+		sortProducts(rows, s.upTo(p))
 		var out []map[string]any
 		for _, pr := range window(rows, p) {
 			out = append(out, c.productJSON(cl.org, pr))

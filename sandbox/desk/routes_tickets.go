@@ -150,7 +150,7 @@ func (c *core) ticketRoutes(mux *http.ServeMux) {
 			}
 			return true
 		})
-		sortTickets(cl.org, rows, s)
+		sortTickets(cl.org, rows, s.upTo(p))
 		inc := includes(cl.q)
 		var out []map[string]any
 		for _, t := range window(rows, p) {
@@ -189,7 +189,7 @@ func (c *core) ticketRoutes(mux *http.ServeMux) {
 			}
 			return true
 		})
-		sortTickets(cl.org, rows, s)
+		sortTickets(cl.org, rows, s.upTo(p))
 		inc := includes(cl.q)
 		var out []map[string]any
 		for _, t := range window(rows, p) {
@@ -326,7 +326,7 @@ func (c *core) ticketRoutes(mux *http.ServeMux) {
 			}
 			return true
 		})
-		sortByInt(rows, func(r *rating) int64 { return r.ratedTime }, func(r *rating) int64 { return r.id }, true)
+		sortByInt(rows, func(r *rating) int64 { return r.ratedTime }, func(r *rating) int64 { return r.id }, true, 0)
 		var out []map[string]any
 		for _, r := range window(rows, p) {
 			out = append(out, c.ratingJSON(cl.org, r))
@@ -351,7 +351,7 @@ func (c *core) threadRoutes(mux *http.ServeMux) {
 		}
 		c.materialize(cl.org, t)
 		rows := append([]*thread(nil), t.threads...)
-		sortByInt(rows, func(th *thread) int64 { return th.createdTime }, func(th *thread) int64 { return th.id }, s.key == "" || s.desc)
+		sortByInt(rows, func(th *thread) int64 { return th.createdTime }, func(th *thread) int64 { return th.id }, s.key == "" || s.desc, 0)
 		var out []map[string]any
 		for _, th := range window(rows, p) {
 			out = append(out, c.threadJSON(cl.org, th, false))
@@ -439,7 +439,7 @@ func (c *core) threadRoutes(mux *http.ServeMux) {
 		}
 		c.materialize(cl.org, t)
 		rows := append([]*comment(nil), t.comments...)
-		sortByInt(rows, func(cm *comment) int64 { return cm.commentedTime }, func(cm *comment) int64 { return cm.id }, s.desc)
+		sortByInt(rows, func(cm *comment) int64 { return cm.commentedTime }, func(cm *comment) int64 { return cm.id }, s.desc, 0)
 		inc := includes(cl.q)
 		var out []map[string]any
 		for _, cm := range window(rows, p) {

@@ -592,21 +592,21 @@ func sortTickets(o *org, rows []*ticket, s sortSpec) {
 	id := func(t *ticket) int64 { return t.id }
 	switch s.key {
 	case "", "relevance":
-		sortByInt(rows, func(t *ticket) int64 { return t.modifiedTime }, id, true)
+		sortByInt(rows, func(t *ticket) int64 { return t.modifiedTime }, id, true, s.keep)
 	case "createdTime":
-		sortByInt(rows, func(t *ticket) int64 { return t.createdTime }, id, s.desc)
+		sortByInt(rows, func(t *ticket) int64 { return t.createdTime }, id, s.desc, s.keep)
 	case "modifiedTime":
-		sortByInt(rows, func(t *ticket) int64 { return t.modifiedTime }, id, s.desc)
+		sortByInt(rows, func(t *ticket) int64 { return t.modifiedTime }, id, s.desc, s.keep)
 	case "dueDate":
-		sortByInt(rows, func(t *ticket) int64 { return t.dueDate }, id, s.desc)
+		sortByInt(rows, func(t *ticket) int64 { return t.dueDate }, id, s.desc, s.keep)
 	case "responseDueDate":
-		sortByInt(rows, func(t *ticket) int64 { return t.responseDueDate }, id, s.desc)
+		sortByInt(rows, func(t *ticket) int64 { return t.responseDueDate }, id, s.desc, s.keep)
 	case "customerResponseTime":
-		sortByInt(rows, func(t *ticket) int64 { return t.customerResponseTime }, id, s.desc)
+		sortByInt(rows, func(t *ticket) int64 { return t.customerResponseTime }, id, s.desc, s.keep)
 	case "ticketNumber":
-		sortByInt(rows, func(t *ticket) int64 { return t.number }, id, s.desc)
+		sortByInt(rows, func(t *ticket) int64 { return t.number }, id, s.desc, s.keep)
 	case "recentThread":
-		sortByInt(rows, func(t *ticket) int64 { return lastThreadTime(t) }, id, s.desc)
+		sortByInt(rows, func(t *ticket) int64 { return lastThreadTime(t) }, id, s.desc, s.keep)
 	}
 }
 

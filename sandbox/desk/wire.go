@@ -2,11 +2,12 @@ package desk
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -248,6 +249,15 @@ func parseRange(q url.Values, name string) (timeRange, *APIError) {
 type sortSpec struct {
 	key  string
 	desc bool
+	// keep is how many leading records the caller reads (a page's end);
+	// 0 = all. Past it the order is unspecified.
+	keep int
+}
+
+// upTo is the sort a page needs: its records in order, the rest not.
+func (s sortSpec) upTo(p page) sortSpec {
+	s.keep = p.from + p.limit
+	return s
 }
 
 // parseSort reads sortBy against the keys the endpoint allows.
@@ -337,38 +347,107 @@ func containsFold(needle string, values ...string) bool {
 	return false
 }
 
-// sortRecords orders rendered-free records by an int64 or string key,
-// stable on id so pages never shuffle between calls.
-func sortByInt[T any](items []T, key func(T) int64, id func(T) int64, desc bool) {
-	sort.SliceStable(items, func(i, j int) bool {
-		a, b := key(items[i]), key(items[j])
-		if a == b {
-			if desc {
-				return id(items[i]) > id(items[j])
-			}
-			return id(items[i]) < id(items[j])
-		}
-		if desc {
-			return a > b
-		}
-		return a < b
-	})
+// sortByInt and sortByString order records by a key, ties broken by id,
+// so pages never shuffle between calls; with keep > 0 only the first keep
+// are put in order (see sortKeyed).
+func sortByInt[T any](items []T, key func(T) int64, id func(T) int64, desc bool, keep int) {
+	sortKeyed(items, key, id, desc, keep)
 }
 
-func sortByString[T any](items []T, key func(T) string, id func(T) int64, desc bool) {
-	sort.SliceStable(items, func(i, j int) bool {
-		a, b := strings.ToLower(key(items[i])), strings.ToLower(key(items[j]))
-		if a == b {
-			if desc {
-				return id(items[i]) > id(items[j])
-			}
-			return id(items[i]) < id(items[j])
+func sortByString[T any](items []T, key func(T) string, id func(T) int64, desc bool, keep int) {
+	sortKeyed(items, func(t T) string { return strings.ToLower(key(t)) }, id, desc, keep)
+}
+
+// sortKeyed computes each record's key once, not per comparison. A walk
+// by modified time over a 100,000-contact org asks for every page's
+// matches in order: when the page ends well before the matches do (keep),
+// the first keep are selected through a bounded heap and only they are
+// sorted; the others follow in their previous order.
+func sortKeyed[T any, K cmp.Ordered](items []T, key func(T) K, id func(T) int64, desc bool, keep int) {
+	type keyed struct {
+		k   K
+		id  int64
+		pos int
+	}
+	order := func(a, b keyed) int {
+		c := cmp.Compare(a.k, b.k)
+		if c == 0 {
+			c = cmp.Compare(a.id, b.id) // ids are unique: a total order, so unstable sorting is stable
 		}
 		if desc {
-			return a > b
+			return -c
 		}
-		return a < b
-	})
+		return c
+	}
+	var ks []keyed
+	if keep > 0 && keep*8 < len(items) {
+		ks = make([]keyed, 0, keep)
+		h := keyedHeap[keyed]{less: func(a, b keyed) bool { return order(a, b) > 0 }} // the worst kept on top
+		for i, it := range items {
+			e := keyed{key(it), id(it), i}
+			switch {
+			case len(h.items) < keep:
+				h.push(e)
+			case order(e, h.items[0]) < 0:
+				h.replaceTop(e)
+			}
+		}
+		ks = h.items
+	} else {
+		ks = make([]keyed, len(items))
+		for i, it := range items {
+			ks[i] = keyed{key(it), id(it), i}
+		}
+	}
+	slices.SortFunc(ks, order)
+	picked := make([]bool, len(items))
+	out := make([]T, 0, len(items))
+	for _, e := range ks {
+		picked[e.pos] = true
+		out = append(out, items[e.pos])
+	}
+	for i, it := range items {
+		if !picked[i] {
+			out = append(out, it)
+		}
+	}
+	copy(items, out)
+}
+
+// keyedHeap is a binary heap ordered by less (the top is the least).
+type keyedHeap[E any] struct {
+	items []E
+	less  func(a, b E) bool
+}
+
+func (h *keyedHeap[E]) push(e E) {
+	h.items = append(h.items, e)
+	for i := len(h.items) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(h.items[i], h.items[parent]) {
+			break
+		}
+		h.items[i], h.items[parent] = h.items[parent], h.items[i]
+		i = parent
+	}
+}
+
+func (h *keyedHeap[E]) replaceTop(e E) {
+	h.items[0] = e
+	for i, n := 0, len(h.items); ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && h.less(h.items[l], h.items[least]) {
+			least = l
+		}
+		if r < n && h.less(h.items[r], h.items[least]) {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		h.items[i], h.items[least] = h.items[least], h.items[i]
+		i = least
+	}
 }
 
 // nullStr renders "" as null, as Desk does for unset text fields.
