@@ -125,6 +125,20 @@ func RunningRuns(ctx context.Context, q Queryer) ([]Run, error) {
 	return out, nil
 }
 
+// LatestRunStart is when the newest first sync of a connection's module
+// started, whatever its status; ok is false when it never had one.
+func LatestRunStart(ctx context.Context, q Queryer, orgID, connID int64, module string) (start time.Time, ok bool, err error) {
+	var at *time.Time
+	if err := q.GetContext(ctx, &at, `SELECT max(started_at) FROM sync_runs WHERE org_id = $1 AND connection_id = $2 AND module = $3`,
+		orgID, connID, module); err != nil {
+		return time.Time{}, false, fmt.Errorf("reading the start of connection %d's last %s sync run: %w", connID, module, err)
+	}
+	if at == nil {
+		return time.Time{}, false, nil
+	}
+	return *at, true, nil
+}
+
 // runNotRunning explains why an update of a RUNNING run matched nothing.
 func runNotRunning(ctx context.Context, q Queryer, action string, orgID, id int64) error {
 	run, err := RunByID(ctx, q, orgID, id)

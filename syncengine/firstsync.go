@@ -269,6 +269,13 @@ func (f *FirstSync) walk(ctx context.Context, c store.Connection, r store.Run) (
 			if created.Before(r.Since) {
 				continue // B7: only records created within the window
 			}
+			if created.After(r.StartedAt) {
+				// Not the first sync's: created since it began (most by the
+				// run of the other direction), so change capture carries it,
+				// the poller starting no later than the run (pollModule).
+				// Walking it as well would apply it twice.
+				continue
+			}
 			items = append(items, store.NewQueueItem{System: system, Module: r.Module, ExtID: rec.ID,
 				Kind: store.KindUpsert, Origin: store.OriginFirstSync, RunID: &runID})
 		}

@@ -61,9 +61,17 @@ func (p *Poller) pollModule(ctx context.Context, conn store.Connection, c connec
 		return 0, err
 	}
 	if raw == "" {
-		// A module polled for the first time starts now: older records are
-		// the first sync's job.
-		return 0, store.PutCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorPoll, string(c.StartAt(vm, time.Now())))
+		// A module polled for the first time starts now, older records
+		// being the first sync's job; or when its first sync started, if
+		// that was earlier: the walk leaves the records created after its
+		// start to capture (FirstSync.walk).
+		start := time.Now()
+		if began, ok, err := store.LatestRunStart(ctx, p.DB, conn.OrgID, conn.ID, string(m)); err != nil {
+			return 0, err
+		} else if ok && began.Before(start) {
+			start = began
+		}
+		return 0, store.PutCursor(ctx, p.DB, conn.OrgID, conn.ID, system, string(m), store.CursorPoll, string(c.StartAt(vm, start)))
 	}
 	return walkChanges(ctx, p.DB, c, vm, connector.Cursor(raw), p.PageSize, p.MaxPages, func(tx *sqlx.Tx, page connector.ChangePage) error {
 		items := make([]store.NewQueueItem, len(page.Records))
