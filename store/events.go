@@ -80,22 +80,23 @@ func InsertEvent(ctx context.Context, tx *sqlx.Tx, e NewEvent) (Event, error) {
 	if e.Payload == nil {
 		payload = []byte("{}")
 	}
-	if _, err := tx.ExecContext(ctx,
-		`SELECT pg_advisory_xact_lock(hashtextextended('deskbridge.events', $1))`, e.OrgID); err != nil {
-		return Event{}, classify("locking org event stream", err)
-	}
+	// One statement, one round trip: the lock is taken by the row source,
+	// so before the row (and its id) exists, and the NOTIFY reads the
+	// inserted id.
 	var out Event
 	err = tx.GetContext(ctx, &out, `
-		INSERT INTO events (org_id, type, permission, subject_id, payload, ticket_ref, contact_ref, account_ref, department_ref,
-			connection_ref, user_ref)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, 0), NULLIF($11, 0))
-		RETURNING `+eventColumns, e.OrgID, e.Type, e.Permission, e.SubjectID, payload,
-		e.Refs.Ticket, e.Refs.Contact, e.Refs.Account, e.Refs.Department, e.Refs.Connection, e.Refs.User)
+		WITH inserted AS (
+			INSERT INTO events (org_id, type, permission, subject_id, payload, ticket_ref, contact_ref, account_ref,
+				department_ref, connection_ref, user_ref)
+			SELECT $1::bigint, $2::text, $3::text, $4::text, $5::jsonb, NULLIF($6::text, ''), NULLIF($7::text, ''),
+				NULLIF($8::text, ''), NULLIF($9::text, ''), NULLIF($10::bigint, 0), NULLIF($11::bigint, 0)
+			FROM (SELECT pg_advisory_xact_lock(hashtextextended('deskbridge.events', $1::bigint))) AS org_stream_lock
+			RETURNING `+eventColumns+`)
+		SELECT inserted.* FROM inserted, LATERAL (SELECT pg_notify($12, inserted.id::text)) AS notified`,
+		e.OrgID, e.Type, e.Permission, e.SubjectID, payload,
+		e.Refs.Ticket, e.Refs.Contact, e.Refs.Account, e.Refs.Department, e.Refs.Connection, e.Refs.User, EventsChannel)
 	if err != nil {
 		return Event{}, classify("inserting event", err)
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, fmt.Sprint(out.ID)); err != nil {
-		return Event{}, classify("notifying event", err)
 	}
 	return out, nil
 }
