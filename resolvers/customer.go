@@ -650,8 +650,18 @@ func fieldKeysOf(system string, modules []string) []string {
 	return out
 }
 
-func ticketModel(rec store.CustomerRecord) *model.Ticket {
-	f := fieldsOf(rec)
+func ticketModel(rec store.CustomerRecord) *model.Ticket { return ticketModelOf(rec, true) }
+
+// ticketJSONFields are the Ticket fields read from the record's JSON.
+var ticketJSONFields = []string{"number", "priority", "channel"}
+
+// ticketModelOf is ticketModel, leaving ticketJSONFields unset unless
+// decode.
+func ticketModelOf(rec store.CustomerRecord, decode bool) *model.Ticket {
+	var f map[string]any
+	if decode {
+		f = fieldsOf(rec)
+	}
 	t := &model.Ticket{ID: globalID("Ticket", rec.ID), DeskID: rec.ExtID, Row: rec,
 		Number: textField(f, "ticketNumber"), Subject: rec.Title, Status: rec.Status,
 		Priority: textField(f, "priority"), Channel: textField(f, "channel"), DepartmentID: rec.DepartmentID,
@@ -702,9 +712,16 @@ func dealModel(rec store.CustomerRecord) *model.Deal {
 		Amount: rec.Amount, ClosingAt: rec.At, Closed: rec.Closed, OwnerName: rec.OwnerName, CreatedAt: rec.CreatedAt}
 }
 
-func noteModel(rec store.CustomerRecord) *model.Note {
-	return &model.Note{ID: globalID("Note", rec.ID), CrmID: rec.ExtID, Title: rec.Title,
-		Content: textField(fieldsOf(rec), "Note_Content"), OwnerName: rec.OwnerName, CreatedAt: rec.CreatedAt}
+func noteModel(rec store.CustomerRecord) *model.Note { return noteModelOf(rec, true) }
+
+// noteModelOf is noteModel, leaving the content (from the record's JSON)
+// unset unless decode.
+func noteModelOf(rec store.CustomerRecord, decode bool) *model.Note {
+	n := &model.Note{ID: globalID("Note", rec.ID), CrmID: rec.ExtID, Title: rec.Title, OwnerName: rec.OwnerName, CreatedAt: rec.CreatedAt}
+	if decode {
+		n.Content = textField(fieldsOf(rec), "Note_Content")
+	}
+	return n
 }
 
 var activityKinds = map[string]model.ActivityKind{"calls": model.ActivityKindCall, "events": model.ActivityKindEvent, "tasks": model.ActivityKindTask}

@@ -166,7 +166,7 @@ func (r *customerResolver) Notes(ctx context.Context, obj *model.Customer, first
 	if err != nil {
 		return nil, err
 	}
-	out.PageInfo, out.Edges = customerPageInfo(page, cursor), edgesOf(page, noteEdge)
+	out.PageInfo, out.Edges = customerPageInfo(page, cursor), edgesOf(page, noteEdges(ctx))
 	return out, nil
 }
 
@@ -401,7 +401,7 @@ func (r *queryResolver) ClassifiedTickets(ctx context.Context, departmentID *str
 	for i := range rows {
 		page.Cursors = append(page.Cursors, encodeCursor(offset+int64(i)+1))
 	}
-	return &model.TicketConnection{Edges: edgesOf(page, ticketEdge), PageInfo: customerPageInfo(page, deref(after))}, nil
+	return &model.TicketConnection{Edges: edgesOf(page, ticketEdges(ctx)), PageInfo: customerPageInfo(page, deref(after))}, nil
 }
 
 func (r *queryResolver) CustomerTypeRanks(ctx context.Context) ([]*model.CustomerTypeRank, error) {
@@ -428,7 +428,7 @@ func (r *queryResolver) Tickets(ctx context.Context, first *int, after *string, 
 	if err := r.prefetchTicketRefs(ctx, v, conn, page.Records); err != nil {
 		return nil, err
 	}
-	return &model.TicketConnection{Edges: edgesOf(page, ticketEdge), PageInfo: customerPageInfo(page, cursor)}, nil
+	return &model.TicketConnection{Edges: edgesOf(page, ticketEdges(ctx)), PageInfo: customerPageInfo(page, cursor)}, nil
 }
 
 func (r *queryResolver) DeskContacts(ctx context.Context, first *int, after *string, updatedSince *time.Time) (*model.DeskContactConnection, error) {
@@ -519,7 +519,7 @@ func (r *queryResolver) Notes(ctx context.Context, first *int, after *string, up
 	if err != nil {
 		return nil, err
 	}
-	return &model.NoteConnection{Edges: edgesOf(page, noteEdge), PageInfo: customerPageInfo(page, cursor)}, nil
+	return &model.NoteConnection{Edges: edgesOf(page, noteEdges(ctx)), PageInfo: customerPageInfo(page, cursor)}, nil
 }
 
 func (r *queryResolver) Activities(ctx context.Context, kinds []model.ActivityKind, first *int, after *string, updatedSince *time.Time) (*model.ActivityConnection, error) {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -901,6 +902,10 @@ func replayArgs(recorded []any) []any {
 //     the baseline's numbers from the same run and the ratio of the two
 //     throughputs (graphql/baseline).
 func BenchmarkSidebarQuery(b *testing.B) {
+	// The gateway runs in this process, started by New, not by the serve
+	// command that sets its collector's target: give the process the
+	// default serve gives the gateway (the baseline runs under it too).
+	defer debug.SetGCPercent(debug.SetGCPercent(defaultGCPercent))
 	// Record what one sidebar request costs, through a recording gateway.
 	w, rec := startSidebarWorld(b, 2000, true)
 	w.checkSidebar(b, w.large, largeCustomer) // the token's first use writes last_used_at

@@ -98,6 +98,26 @@ func TestCustomerSidebarOverGraphQL(t *testing.T) {
 	if got := ids(cust["tickets"]); len(got) != pick.Tickets || !got[pick.TicketID] {
 		t.Fatalf("tickets: %v, want %d including %s", got, pick.Tickets, pick.TicketID)
 	}
+	// What a list's nodes read from the records' JSON (a note's content, a
+	// ticket's number) comes back when asked for, through a fragment too.
+	r = w.ts.query(agent, `query($deskId: String!) { ticket(deskId: $deskId) { customer {
+		notes(first: 100) { edges { node { crmId content } } }
+		tickets(first: 100) { edges { node { ... on Ticket { deskId number } } } } } } }`, map[string]any{"deskId": pick.TicketID})
+	if len(r.Errors) > 0 {
+		t.Fatalf("notes' content and tickets' numbers: %+v", r.Errors)
+	}
+	for _, e := range dig(r.Data, "ticket", "customer", "notes", "edges").([]any) {
+		node := e.(map[string]any)["node"].(map[string]any)
+		rec, _ := crmSide.Record("Notes", node["crmId"].(string))
+		if want, _ := rec["Note_Content"].(string); want == "" || node["content"] != want {
+			t.Fatalf("note %v: content %q, the CRM holds %q", node["crmId"], node["content"], want)
+		}
+	}
+	for _, e := range dig(r.Data, "ticket", "customer", "tickets", "edges").([]any) {
+		if node := e.(map[string]any)["node"].(map[string]any); node["number"] == nil || node["number"] == "" {
+			t.Fatalf("ticket %v without its number", node["deskId"])
+		}
+	}
 	counts := cust["ticketCounts"].(map[string]any)
 	if int(counts["total"].(float64)) != pick.Tickets || counts["open"].(float64)+counts["onHold"].(float64) != counts["unresolved"].(float64) ||
 		counts["unresolved"].(float64)+counts["resolved"].(float64) != counts["total"].(float64) {
