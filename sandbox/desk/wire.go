@@ -381,8 +381,7 @@ func sortKeyed[T any, K cmp.Ordered](items []T, key func(T) K, id func(T) int64,
 	}
 	var ks []keyed
 	if keep > 0 && keep*8 < len(items) {
-		ks = make([]keyed, 0, keep)
-		h := keyedHeap[keyed]{less: func(a, b keyed) bool { return order(a, b) > 0 }} // the worst kept on top
+		h := keyedHeap[keyed]{items: make([]keyed, 0, keep), less: func(a, b keyed) bool { return order(a, b) > 0 }} // the worst kept on top
 		for i, it := range items {
 			e := keyed{key(it), id(it), i}
 			switch {
