@@ -63,6 +63,7 @@ func Main(args []string, io IO) int {
 	case "token":
 		err = runToken(ctx, args[1:], io)
 	case "sandbox":
+		setDefaultGCPercent(io)
 		err = sandbox.Run(ctx, args[1:], io.Stdout, io.Stderr)
 	case "version", "--version":
 		fmt.Fprintln(io.Stdout, versionString())

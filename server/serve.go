@@ -265,19 +265,24 @@ const leaderLockKey int64 = 0x64626c65_61646572
 // collections, which keeps the 100k first sync well under 300 MB.
 const defaultGCPercent = 400
 
+// setDefaultGCPercent applies defaultGCPercent unless GOGC is set. The
+// gateway's live heap is small (tens of MB) and most of its garbage is
+// decoded vendor JSON: at Go's default of 100 a first sync spent a quarter
+// of its CPU collecting. The sandbox's is the opposite case, a live heap of
+// gigabytes that each collection marks again.
+func setDefaultGCPercent(io IO) {
+	if io.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+}
+
 func runServe(ctx context.Context, args []string, io IO) error {
 	cfg, _, err := parseCommand("serve", args, io, nil)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, io.Stderr)
-	if io.Getenv("GOGC") == "" {
-		// The gateway's live heap is small (tens of MB) and most of its
-		// garbage is decoded vendor JSON: at Go's default of 100 a first
-		// sync spent a quarter of the gateway's CPU collecting. GOGC, when
-		// set, still decides.
-		debug.SetGCPercent(defaultGCPercent)
-	}
+	setDefaultGCPercent(io)
 	if err := ensureSecretKey(&cfg); err != nil {
 		return err
 	}

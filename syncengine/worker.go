@@ -38,12 +38,21 @@ type Worker struct {
 	Name       string // unique per worker: it signs queue leases
 	Connectors Connectors
 	Log        *slog.Logger
-	Batch      int           // rows per claim; default 100
+	Batch      int           // rows per claim; default defaultBatch
 	Lease      time.Duration // how long a claim is held; default 30s (a crashed worker's rows wait at most this long)
 
 	fieldsMu sync.Mutex
 	fields   map[fieldsKey]cachedFields
 }
+
+// defaultBatch is how many queue rows a worker claims at once. A batch's
+// fixed costs (the claim, the module lock, the match and link queries, the
+// commit) are shared by its rows, and the vendor calls are chunked to each
+// API's limit and bounded by the connection's concurrency whatever the
+// batch: the 100k first sync took 143 s at 100 rows, 115 s at 250 and
+// 107 s at 500. 250 keeps most of that while a live change waits behind a
+// shorter batch under the module lock.
+const defaultBatch = 250
 
 // fieldsTTL is how long field metadata is trusted: an admin who adds a
 // custom field sees it mappable and synced within this time.
@@ -65,7 +74,7 @@ type fieldsKey struct {
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	batch, lease := w.Batch, w.Lease
 	if batch <= 0 {
-		batch = 100
+		batch = defaultBatch
 	}
 	if lease <= 0 {
 		lease = 30 * time.Second
