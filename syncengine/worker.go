@@ -49,9 +49,10 @@ type Worker struct {
 // fixed costs (the claim, the module lock, the match and link queries, the
 // commit) are shared by its rows, and the vendor calls are chunked to each
 // API's limit and bounded by the connection's concurrency whatever the
-// batch: the 100k first sync took 143 s at 100 rows, 115 s at 250 and
-// 107 s at 500. 250 keeps most of that while a live change waits behind a
-// shorter batch under the module lock.
+// batch: single runs of the 100k first sync took 143 s at 100 rows, 115 s
+// at 250 and 107 s at 500 (runs on the 2-core bench box vary by some 15%).
+// 250 keeps most of that while a live change waits behind a shorter batch
+// under the module lock.
 const defaultBatch = 250
 
 // fieldsTTL is how long field metadata is trusted: an admin who adds a
