@@ -82,16 +82,8 @@ type NewChatLink struct {
 }
 
 func classifyChatLink(action string, err error) error {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
-		switch pqErr.Constraint {
-		case "chat_links_org_live":
-			return fmt.Errorf("%s: %w", action, ErrOrgHasChatLink)
-		case "chat_links_portal_live":
-			return fmt.Errorf("%s: %w", action, ErrChatPortalTaken)
-		}
-	}
-	return classify(action, err)
+	return classifyUnique(action, err, map[string]error{
+		"chat_links_org_live": ErrOrgHasChatLink, "chat_links_portal_live": ErrChatPortalTaken})
 }
 
 func nullable(s string) *string {

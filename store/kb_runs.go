@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -89,16 +88,11 @@ func InsertKBRun(ctx context.Context, q Queryer, r NewKBRun) (KBRun, error) {
 		INSERT INTO kb_sync_runs (org_id, connection_id, trigger, status, scheduled_for, article_ids, created_by, created_at)
 		VALUES ($1, $2, $3, 'QUEUED', $4, $5, $6, $7)
 		RETURNING `+kbRunColumns, r.OrgID, r.ConnectionID, r.Trigger, r.ScheduledFor, ids, r.CreatedBy, r.CreatedAt)
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
-		switch pqErr.Constraint {
-		case "kb_sync_runs_active":
-			return KBRun{}, fmt.Errorf("queueing kb sync run: %w", ErrKBRunActive)
-		case "kb_sync_runs_slot":
-			return KBRun{}, fmt.Errorf("queueing kb sync run: %w", ErrKBSlotTaken)
-		}
+	if err != nil {
+		return KBRun{}, classifyUnique("queueing kb sync run", err, map[string]error{
+			"kb_sync_runs_active": ErrKBRunActive, "kb_sync_runs_slot": ErrKBSlotTaken})
 	}
-	return out, classify("queueing kb sync run", err)
+	return out, nil
 }
 
 // GetKBRun returns one run of the org.

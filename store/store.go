@@ -107,3 +107,15 @@ func classify(action string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", action, err)
 }
+
+// classifyUnique is classify, with the unique indexes in sentinels answered
+// by their own sentinel: a violation of one means something to a user.
+func classifyUnique(action string, err error, sentinels map[string]error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		if sentinel, ok := sentinels[pqErr.Constraint]; ok {
+			return fmt.Errorf("%s: %w", action, sentinel)
+		}
+	}
+	return classify(action, err)
+}

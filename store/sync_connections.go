@@ -96,16 +96,8 @@ const connectionColumns = `id, org_id, crm_system, status, auth_method, crm_dc, 
 // connections, which deserve their own sentinels: "this CRM org is taken"
 // and "this org already has a connection" are different answers to a user.
 func classifyConnection(action string, err error) error {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
-		switch pqErr.Constraint {
-		case "connections_crm_org_live":
-			return fmt.Errorf("%s: %w", action, ErrCRMOrgTaken)
-		case "connections_org_live":
-			return fmt.Errorf("%s: %w", action, ErrOrgHasConnection)
-		}
-	}
-	return classify(action, err)
+	return classifyUnique(action, err, map[string]error{
+		"connections_crm_org_live": ErrCRMOrgTaken, "connections_org_live": ErrOrgHasConnection})
 }
 
 // InsertConnection stores a new connection. A second live connection for
