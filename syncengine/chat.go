@@ -103,14 +103,7 @@ type chatAccount struct {
 
 // open builds a connector through the vendor.
 func (s *ChatService) open(a connector.Account) (connector.Connector, error) {
-	if s.Vendor == nil {
-		return nil, errNoVendor
-	}
-	c, err := s.Vendor.Open(a)
-	if err != nil {
-		return nil, fmt.Errorf("building %s connector: %w", a.System, err)
-	}
-	return c, nil
+	return openThrough(s.Vendor, a)
 }
 
 // refreshToken is the token of creds: the one given, or the one an

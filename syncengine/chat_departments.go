@@ -195,36 +195,42 @@ func (s *ChatService) DepartmentMappings(ctx context.Context, v auth.Viewer, ref
 
 // MappingOf is the mapping of one chat department of the org's link.
 func (s *ChatService) MappingOf(ctx context.Context, v auth.Viewer, chatDepartmentID string) (store.ChatDepartmentMapping, error) {
+	_, m, err := s.adminMapping(ctx, v, chatDepartmentID, false)
+	return m, err
+}
+
+// adminMapping opens an admin's work on one chat department: the org's live
+// link and the department's mapping. With refresh, a department not known
+// yet (created in SalesIQ since the last read) has SalesIQ's departments
+// read again first, unless the link is disabled.
+func (s *ChatService) adminMapping(ctx context.Context, v auth.Viewer, chatDepartmentID string, refresh bool) (store.ChatLink, store.ChatDepartmentMapping, error) {
 	if err := mayManageChat(v); err != nil {
-		return store.ChatDepartmentMapping{}, err
+		return store.ChatLink{}, store.ChatDepartmentMapping{}, err
 	}
 	link, err := store.LiveChatLink(ctx, s.DB, v.OrgID)
 	if err != nil {
-		return store.ChatDepartmentMapping{}, err
+		return store.ChatLink{}, store.ChatDepartmentMapping{}, err
 	}
-	return store.ChatDepartmentMappingOf(ctx, s.DB, v.OrgID, link.ID, chatDepartmentID)
+	m, err := store.ChatDepartmentMappingOf(ctx, s.DB, v.OrgID, link.ID, chatDepartmentID)
+	if refresh && errors.Is(err, store.ErrNotFound) && link.Status != store.ChatLinkDisabled {
+		if _, rerr := s.refreshDepartments(ctx, link); rerr != nil {
+			return store.ChatLink{}, store.ChatDepartmentMapping{}, rerr
+		}
+		m, err = store.ChatDepartmentMappingOf(ctx, s.DB, v.OrgID, link.ID, chatDepartmentID)
+	}
+	if err != nil {
+		return store.ChatLink{}, store.ChatDepartmentMapping{}, fmt.Errorf("chat department %s: %w", chatDepartmentID, err)
+	}
+	return link, m, nil
 }
 
 // SetDepartmentMapping maps a chat department to a desk department of the
 // linked portal (mode DESK_DEPARTMENT) or to a standard setting. A mapping
 // set by hand is never automatic.
 func (s *ChatService) SetDepartmentMapping(ctx context.Context, v auth.Viewer, chatDepartmentID, mode, deskDepartmentID string) (store.ChatDepartmentMapping, error) {
-	if err := mayManageChat(v); err != nil {
-		return store.ChatDepartmentMapping{}, err
-	}
-	link, err := store.LiveChatLink(ctx, s.DB, v.OrgID)
+	link, m, err := s.adminMapping(ctx, v, chatDepartmentID, true)
 	if err != nil {
 		return store.ChatDepartmentMapping{}, err
-	}
-	m, err := store.ChatDepartmentMappingOf(ctx, s.DB, v.OrgID, link.ID, chatDepartmentID)
-	if errors.Is(err, store.ErrNotFound) && link.Status != store.ChatLinkDisabled {
-		if _, rerr := s.refreshDepartments(ctx, link); rerr != nil {
-			return store.ChatDepartmentMapping{}, rerr
-		}
-		m, err = store.ChatDepartmentMappingOf(ctx, s.DB, v.OrgID, link.ID, chatDepartmentID)
-	}
-	if err != nil {
-		return store.ChatDepartmentMapping{}, fmt.Errorf("chat department %s: %w", chatDepartmentID, err)
 	}
 	m.Automatic, m.UpdatedBy = false, &v.UserID
 	switch mode {
@@ -255,16 +261,9 @@ func (s *ChatService) SetDepartmentMapping(ctx context.Context, v auth.Viewer, c
 // UndoAutomaticMapping undoes a same-name mapping the gateway made: the
 // chat department becomes CHOOSE_EACH_TIME (F3).
 func (s *ChatService) UndoAutomaticMapping(ctx context.Context, v auth.Viewer, chatDepartmentID string) (store.ChatDepartmentMapping, error) {
-	if err := mayManageChat(v); err != nil {
-		return store.ChatDepartmentMapping{}, err
-	}
-	link, err := store.LiveChatLink(ctx, s.DB, v.OrgID)
+	_, m, err := s.adminMapping(ctx, v, chatDepartmentID, false)
 	if err != nil {
 		return store.ChatDepartmentMapping{}, err
-	}
-	m, err := store.ChatDepartmentMappingOf(ctx, s.DB, v.OrgID, link.ID, chatDepartmentID)
-	if err != nil {
-		return store.ChatDepartmentMapping{}, fmt.Errorf("chat department %s: %w", chatDepartmentID, err)
 	}
 	if !m.Automatic {
 		return store.ChatDepartmentMapping{}, precondition("the chat department %s has no automatic mapping to undo (it is %s, set by hand)", m.ChatDepartmentName, m.Mode)

@@ -193,10 +193,16 @@ func NewConnectionService(cfg ConnectionServiceConfig) *ConnectionService {
 
 // open builds a connector for a through the vendor.
 func (s *ConnectionService) open(a connector.Account) (connector.Connector, error) {
-	if s.vendor == nil {
+	return openThrough(s.vendor, a)
+}
+
+// openThrough builds a connector for a through vendor, which a service
+// may lack (errNoVendor).
+func openThrough(vendor connector.Vendor, a connector.Account) (connector.Connector, error) {
+	if vendor == nil {
 		return nil, errNoVendor
 	}
-	c, err := s.vendor.Open(a)
+	c, err := vendor.Open(a)
 	if err != nil {
 		return nil, fmt.Errorf("building %s connector: %w", a.System, err)
 	}
