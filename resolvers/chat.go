@@ -166,9 +166,5 @@ func (r *Resolver) chatMerge(ctx context.Context, in model.ChatTicketMergeInput,
 	if err != nil {
 		return nil, chatInput(err, "input.")
 	}
-	conn, err := r.orgConnection(ctx, v)
-	if err != nil {
-		return nil, err
-	}
-	return r.ticketAnswer(ctx, v, conn, id)
+	return r.orgTicketAnswer(ctx, v, id)
 }

@@ -298,11 +298,7 @@ func (r *mutationResolver) SetChatTicketStatus(ctx context.Context, input model.
 	if err != nil {
 		return nil, chatInput(err, "input.")
 	}
-	conn, err := r.orgConnection(ctx, v)
-	if err != nil {
-		return nil, err
-	}
-	return r.ticketAnswer(ctx, v, conn, id)
+	return r.orgTicketAnswer(ctx, v, id)
 }
 
 func (r *queryResolver) ChatLink(ctx context.Context) (*model.ChatLink, error) {
@@ -361,11 +357,7 @@ func (r *queryResolver) ChatConversation(ctx context.Context, conversationID str
 }
 
 func (r *subscriptionResolver) VisitorTickets(ctx context.Context, conversationID string, after *string) (<-chan *model.TicketEvent, error) {
-	v, err := auth.FromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	from, err := streamStart(after)
+	v, from, err := subscriber(ctx, after)
 	if err != nil {
 		return nil, err
 	}

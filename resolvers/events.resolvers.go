@@ -53,11 +53,7 @@ func (r *queryResolver) EventStreamPosition(ctx context.Context) (string, error)
 
 // Events is the resolver for the events field.
 func (r *subscriptionResolver) Events(ctx context.Context, after *string, types []model.EventType) (<-chan *model.Event, error) {
-	v, err := auth.FromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	from, err := streamStart(after)
+	v, from, err := subscriber(ctx, after)
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,12 @@
 package resolvers
 
 import (
+	"context"
 	"encoding/base64"
 	"strconv"
 	"strings"
 
+	"github.com/deskbridge/deskbridge/auth"
 	"github.com/deskbridge/deskbridge/graph/model"
 )
 
@@ -93,11 +95,17 @@ func eventPosition(argument string, s *string) (int64, error) {
 	return id, nil
 }
 
-// streamStart is where a subscription's stream starts: after the event id
-// given, or, without one, with what happens from now on (-1).
-func streamStart(after *string) (int64, error) {
-	if after == nil {
-		return -1, nil
+// subscriber opens a subscription: its viewer, and where its stream starts,
+// after the event id given or, without one, with what happens from now on
+// (-1).
+func subscriber(ctx context.Context, after *string) (auth.Viewer, int64, error) {
+	v, err := auth.FromContext(ctx)
+	if err != nil {
+		return auth.Viewer{}, 0, err
 	}
-	return eventPosition("after", after)
+	if after == nil {
+		return v, -1, nil
+	}
+	from, err := eventPosition("after", after)
+	return v, from, err
 }

@@ -101,15 +101,7 @@ func (r *queryResolver) SignalSettings(ctx context.Context) (*model.SignalSettin
 }
 
 func (r *signalResolver) Ticket(ctx context.Context, obj *model.Signal) (*model.Ticket, error) {
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := r.record(ctx, v, conn, deskSystem, "tickets", obj.TicketDeskID)
-	if err != nil || rec == nil {
-		return nil, err
-	}
-	return ticketModel(*rec), nil
+	return r.ticketOfEvent(ctx, obj.TicketDeskID)
 }
 
 func (r *signalConnectionResolver) UnreadCount(ctx context.Context, obj *model.SignalConnection) (int, error) {
@@ -125,11 +117,7 @@ func (r *signalEventResolver) Signal(ctx context.Context, obj *model.SignalEvent
 }
 
 func (r *subscriptionResolver) SignalEvents(ctx context.Context, after *string) (<-chan *model.SignalEvent, error) {
-	v, err := auth.FromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	from, err := streamStart(after)
+	v, from, err := subscriber(ctx, after)
 	if err != nil {
 		return nil, err
 	}

@@ -73,6 +73,30 @@ func (r *Resolver) ticketAnswer(ctx context.Context, v auth.Viewer, conn store.C
 	return ticketModel(row), nil
 }
 
+// orgTicketAnswer is ticketAnswer on the org's connection: a ticket a chat
+// action wrote.
+func (r *Resolver) orgTicketAnswer(ctx context.Context, v auth.Viewer, id string) (*model.Ticket, error) {
+	conn, err := r.orgConnection(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	return r.ticketAnswer(ctx, v, conn, id)
+}
+
+// ticketOfEvent is the ticket an event or signal names, read under the
+// viewer's profile like any customer record; nil when it is not mirrored.
+func (r *Resolver) ticketOfEvent(ctx context.Context, deskID string) (*model.Ticket, error) {
+	v, conn, err := r.customerContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := r.record(ctx, v, conn, deskSystem, "tickets", deskID)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	return ticketModel(*rec), nil
+}
+
 // threadModel and commentModel convert the desk's thread and comment
 // objects (as the connector or a webhook gave them).
 func threadModel(f map[string]any) *model.TicketThread {

@@ -120,11 +120,7 @@ func (r *mutationResolver) MergeTickets(ctx context.Context, input model.MergeTi
 }
 
 func (r *subscriptionResolver) TicketEvents(ctx context.Context, after *string, filter *model.TicketEventFilter) (<-chan *model.TicketEvent, error) {
-	v, err := auth.FromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	from, err := streamStart(after)
+	v, from, err := subscriber(ctx, after)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +128,7 @@ func (r *subscriptionResolver) TicketEvents(ctx context.Context, after *string, 
 }
 
 func (r *subscriptionResolver) SyncEvents(ctx context.Context, connectionID *string, after *string) (<-chan *model.Event, error) {
-	v, err := auth.FromContext(ctx)
+	v, from, err := subscriber(ctx, after)
 	if err != nil {
 		return nil, err
 	}
@@ -153,10 +149,6 @@ func (r *subscriptionResolver) SyncEvents(ctx context.Context, connectionID *str
 			return nil, err
 		}
 		connID = conn.ID
-	}
-	from, err := streamStart(after)
-	if err != nil {
-		return nil, err
 	}
 	filter := viewerEvents(v)
 	filter.Refs.Connection = connID
@@ -184,15 +176,7 @@ func (r *ticketEventResolver) Ticket(ctx context.Context, obj *model.TicketEvent
 	if obj.Type == model.TicketEventTypeDeleted {
 		return nil, nil
 	}
-	v, conn, err := r.customerContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := r.record(ctx, v, conn, deskSystem, "tickets", obj.TicketDeskID)
-	if err != nil || rec == nil {
-		return nil, err
-	}
-	return ticketModel(*rec), nil
+	return r.ticketOfEvent(ctx, obj.TicketDeskID)
 }
 
 func (r *Resolver) TicketEvent() graph.TicketEventResolver { return &ticketEventResolver{r} }
