@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
@@ -82,10 +81,5 @@ func BenchmarkChatToTicketSubscriber(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	n := len(latencies)
-	b.ReportMetric(ms(latencies[n/2]), "p50-ms")
-	b.ReportMetric(ms(latencies[min(n-1, n*99/100)]), "p99-ms")
-	b.ReportMetric(ms(latencies[n-1]), "max-ms")
+	reportLatencies(b, latencies)
 }

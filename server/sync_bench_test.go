@@ -2,7 +2,7 @@ package server
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,19 +16,7 @@ import (
 // It reports p50, p99 and max in milliseconds (everything on one machine:
 // sandbox, gateway, PostgreSQL).
 func BenchmarkCRMChangeToDeskLatency(b *testing.B) {
-	w := startConnectionWorld(b, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "1h", "DESKBRIDGE_WATCH_INTERVAL": "100ms", "DESKBRIDGE_LOG_LEVEL": "warn"})
-	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
-	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
-		b.Fatalf("connectCrm: %+v", r.Errors)
-	}
-	waitFor(b, "the vendor subscriptions", func() bool {
-		var n int
-		_ = w.ts.srv.db.DB.Get(&n, `SELECT count(*) FROM connection_watches`)
-		return n == 2
-	})
+	w, _ := startNotifiedWorld(b)
 	crmSide, deskSide := w.sb.CRM("us"), w.sb.Desk("us")
 	crmID, err := crmSide.Create("Contacts", map[string]any{"Last_Name": "Bench", "Email": "bench@new.example"})
 	if err != nil {
@@ -60,12 +48,7 @@ func BenchmarkCRMChangeToDeskLatency(b *testing.B) {
 		latencies = append(latencies, time.Since(start))
 	}
 	b.StopTimer()
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	n := len(latencies)
-	b.ReportMetric(ms(latencies[n/2]), "p50-ms")
-	b.ReportMetric(ms(latencies[min(n-1, n*99/100)]), "p99-ms")
-	b.ReportMetric(ms(latencies[n-1]), "max-ms")
+	reportLatencies(b, latencies)
 }
 
 // BenchmarkDeskTicketChangeToSubscriber (issue 6 item 11): a ticket changed
@@ -73,19 +56,7 @@ func BenchmarkCRMChangeToDeskLatency(b *testing.B) {
 // subscribed WebSocket client, one change at a time: p50/p99 from the
 // change in the desk to the client's receipt.
 func BenchmarkDeskTicketChangeToSubscriber(b *testing.B) {
-	w := startConnectionWorld(b, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "1h", "DESKBRIDGE_WATCH_INTERVAL": "100ms", "DESKBRIDGE_LOG_LEVEL": "warn"})
-	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
-	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
-		b.Fatalf("connectCrm: %+v", r.Errors)
-	}
-	waitFor(b, "the vendor subscriptions", func() bool {
-		var n int
-		_ = w.ts.srv.db.DB.Get(&n, `SELECT count(*) FROM connection_watches`)
-		return n == 2
-	})
+	w, admin := startNotifiedWorld(b)
 	deskSide := w.sb.Desk("us")
 	ticketID := deskSide.IDs("tickets")[0]
 	sub := w.ts.dial(admin)
@@ -107,7 +78,33 @@ func BenchmarkDeskTicketChangeToSubscriber(b *testing.B) {
 		latencies = append(latencies, time.Since(start))
 	}
 	b.StopTimer()
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	reportLatencies(b, latencies)
+}
+
+// startNotifiedWorld is a connected world whose changes travel by the
+// vendors' notifications only (polling off), once both subscriptions are
+// in place, and an admin token of its org.
+func startNotifiedWorld(b *testing.B) (*connectionWorld, string) {
+	b.Helper()
+	w := startConnectionWorld(b, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "1h", "DESKBRIDGE_WATCH_INTERVAL": "100ms", "DESKBRIDGE_LOG_LEVEL": "warn"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
+		b.Fatalf("connectCrm: %+v", r.Errors)
+	}
+	waitFor(b, "the vendor subscriptions", func() bool {
+		var n int
+		_ = w.ts.srv.db.DB.Get(&n, `SELECT count(*) FROM connection_watches`)
+		return n == 2
+	})
+	return w, admin
+}
+
+// reportLatencies reports p50, p99 and max of latencies in milliseconds.
+func reportLatencies(b *testing.B, latencies []time.Duration) {
+	slices.Sort(latencies)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	n := len(latencies)
 	b.ReportMetric(ms(latencies[n/2]), "p50-ms")
