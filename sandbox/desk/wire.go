@@ -379,29 +379,33 @@ func sortKeyed[T any, K cmp.Ordered](items []T, key func(T) K, id func(T) int64,
 		}
 		return c
 	}
-	var ks []keyed
-	if keep > 0 && keep*8 < len(items) {
-		h := keyedHeap[keyed]{items: make([]keyed, 0, keep), less: func(a, b keyed) bool { return order(a, b) > 0 }} // the worst kept on top
-		for i, it := range items {
-			e := keyed{key(it), id(it), i}
-			switch {
-			case len(h.items) < keep:
-				h.push(e)
-			case order(e, h.items[0]) < 0:
-				h.replaceTop(e)
-			}
-		}
-		ks = h.items
-	} else {
-		ks = make([]keyed, len(items))
+	if keep <= 0 || keep*8 >= len(items) {
+		ks := make([]keyed, len(items))
 		for i, it := range items {
 			ks[i] = keyed{key(it), id(it), i}
 		}
+		slices.SortFunc(ks, order)
+		sorted := make([]T, len(items))
+		for i, e := range ks {
+			sorted[i] = items[e.pos]
+		}
+		copy(items, sorted)
+		return
 	}
-	slices.SortFunc(ks, order)
+	h := keyedHeap[keyed]{items: make([]keyed, 0, keep), less: func(a, b keyed) bool { return order(a, b) > 0 }} // the worst kept on top
+	for i, it := range items {
+		e := keyed{key(it), id(it), i}
+		switch {
+		case len(h.items) < keep:
+			h.push(e)
+		case order(e, h.items[0]) < 0:
+			h.replaceTop(e)
+		}
+	}
+	slices.SortFunc(h.items, order)
 	picked := make([]bool, len(items))
 	out := make([]T, 0, len(items))
-	for _, e := range ks {
+	for _, e := range h.items {
 		picked[e.pos] = true
 		out = append(out, items[e.pos])
 	}
