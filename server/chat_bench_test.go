@@ -19,14 +19,7 @@ import (
 // (goal: p99 under 300 ms). The chat's start and pickup, and the widget's
 // subscribe, happen off the clock.
 func BenchmarkChatToTicketSubscriber(b *testing.B) {
-	w := startConnectionWorld(b, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "1h", "DESKBRIDGE_LOG_LEVEL": "warn"})
-	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
-	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
-		b.Fatalf("connectCrm: %+v", r.Errors)
-	}
+	w, admin := startNotifiedWorld(b)
 	cw := linkChat(b, w, admin)
 	if r := w.ts.query(admin, `mutation { updateChatConversionRules(input: {chats: ATTENDED, timing: CHAT_END}) { id } }`, nil); len(r.Errors) > 0 {
 		b.Fatalf("rules: %+v", r.Errors)
