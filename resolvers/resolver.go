@@ -4,7 +4,7 @@
 // eventbus/, not here.
 package resolvers
 
-//go:generate go tool gqlgen generate
+//go:generate go run ../cmd/graphgen
 
 import (
 	"log/slog"
