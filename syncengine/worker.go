@@ -298,6 +298,22 @@ func (o *outcome) result(it store.QueueItem, r string) {
 	o.results[it.ID] = r
 }
 
+// refuse turns an item already counted as applied into a failure, before
+// the outcome is committed: it counts as failed in the history and its
+// run, and its source's open failures stay open.
+func (o *outcome) refuse(it store.QueueItem, f store.NewFailure) {
+	switch o.results[it.ID] {
+	case resultAdded:
+		o.added--
+	case resultUpdated:
+		o.updated--
+	}
+	o.result(it, resultFailed)
+	o.failed++
+	o.failures = append(o.failures, f)
+	o.resolved = slices.DeleteFunc(o.resolved, func(id string) bool { return id == f.SourceID })
+}
+
 type retryItem struct {
 	item  store.QueueItem
 	delay time.Duration
@@ -327,6 +343,9 @@ type pending struct {
 	link   *store.Link
 	target *connector.Record
 	plan   Plan
+	// settled is set once the record's outcome is decided before planning
+	// (done, or failed).
+	settled bool
 }
 
 // readSources reads the changed records fresh from their source (the
@@ -414,8 +433,7 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs 
 			targets[r.ID] = r
 		}
 	}
-	var writes []connector.Write
-	var writing []*pending
+	var matched []*pending
 	for _, p := range work {
 		if p.link != nil {
 			if t, ok := targets[otherID(*p.link, g.source)]; ok {
@@ -424,9 +442,11 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs 
 				// The linked record is gone on the other side: its deletion
 				// is handled by the delete policy; do not resurrect it.
 				out.done = append(out.done, p.item)
-				continue
+				p.settled = true
 			}
-		} else if candidates, ok := indexed[p.rec.ID]; ok {
+			continue
+		}
+		if candidates, ok := indexed[p.rec.ID]; ok {
 			for _, id := range candidates {
 				if t, ok := targets[id]; ok {
 					p.target = &t
@@ -435,9 +455,23 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs 
 			}
 		} else if t, err := w.match(ctx, g, p.rec); err != nil {
 			w.fail(g, out, p.item, p.rec.ID, "", err)
+			p.settled = true
 			continue
 		} else if t != nil {
 			p.target = t
+		}
+		if p.target != nil {
+			matched = append(matched, p)
+		}
+	}
+	if err := w.refuseLinkedMatches(ctx, g, out, matched); err != nil {
+		return err
+	}
+	var writes []connector.Write
+	var writing []*pending
+	for _, p := range work {
+		if p.settled {
+			continue
 		}
 		plan, err := Reconcile(w.reconcileInput(g, p))
 		if err != nil {
@@ -464,6 +498,46 @@ func (w *Worker) applyUpserts(ctx context.Context, g *group, out *outcome, recs 
 		writing = append(writing, p)
 	}
 	return w.writeTargets(ctx, g, out, writes, writing)
+}
+
+// refuseLinkedMatches fails, with the reason already_linked (B14), each
+// matched record whose counterpart is linked to another record already, or
+// was matched by an earlier record of the batch: a record has one link, and
+// the counterpart keeps the values of the record it is linked to. Nothing
+// is written for a refused record.
+func (w *Worker) refuseLinkedMatches(ctx context.Context, g *group, out *outcome, matched []*pending) error {
+	if len(matched) == 0 {
+		return nil
+	}
+	ids := make([]string, len(matched))
+	for i, p := range matched {
+		ids[i] = p.target.ID
+	}
+	linked, err := w.links(ctx, g, g.module, g.source.Other(), ids)
+	if err != nil {
+		return err
+	}
+	claimedBy := map[string]string{} // counterpart id -> source id that matched it first
+	for _, p := range matched {
+		holder := claimedBy[p.target.ID]
+		if l, ok := linked[p.target.ID]; ok {
+			holder = otherID(l, g.source.Other())
+		}
+		if holder == "" || holder == p.rec.ID {
+			claimedBy[p.target.ID] = p.rec.ID
+			continue
+		}
+		w.fail(g, out, p.item, p.rec.ID, p.target.ID, alreadyLinkedError(g.source.Other(), p.target.ID, holder))
+		p.settled = true
+	}
+	return nil
+}
+
+// alreadyLinkedError says which record holds the counterpart, in the words
+// of the failure history.
+func alreadyLinkedError(side Side, targetID, holderID string) error {
+	return &connector.Error{Class: connector.Permanent, Reason: connector.ReasonAlreadyLinked,
+		Message: fmt.Sprintf("the %s record %s is already linked to %s", side, targetID, holderID)}
 }
 
 // noteDecisions records the conflicts a record's plan decided, against
@@ -695,6 +769,14 @@ func (w *Worker) fail(g *group, out *outcome, it store.QueueItem, sourceID, targ
 		out.retry = append(out.retry, retryItem{item: it, delay: backoff(it.Attempts, err), err: err.Error()})
 		return
 	}
+	out.failures = append(out.failures, w.failureOf(g, sourceID, targetID, err))
+	out.failed++
+	out.result(it, resultFailed)
+	out.done = append(out.done, it)
+}
+
+// failureOf is the failure history's entry for a record that failed.
+func (w *Worker) failureOf(g *group, sourceID, targetID string, err error) store.NewFailure {
 	f := store.NewFailure{
 		OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), Direction: g.direction(),
 		SourceSystem: g.sourceSystem(), SourceID: sourceID, Reason: failureReason(err), Message: err.Error(),
@@ -713,10 +795,7 @@ func (w *Worker) fail(g *group, out *outcome, it store.QueueItem, sourceID, targ
 		}
 		f.RawError = ce.Raw
 	}
-	out.failures = append(out.failures, f)
-	out.failed++
-	out.result(it, resultFailed)
-	out.done = append(out.done, it)
+	return f
 }
 
 // relatedLists are the desk related lists that keep a record under the
@@ -1025,13 +1104,14 @@ func (w *Worker) saveLinks(ctx context.Context, tx *sqlx.Tx, g *group, out *outc
 		case errors.As(err, &lc) && lc.ExistingDeskID == nl.DeskID && lc.ExistingCRMID == nl.CRMID:
 			ids[i] = lc.ExistingLinkID
 		case errors.As(err, &lc):
-			if _, err := store.RecordFailure(ctx, tx, store.NewFailure{
-				OrgID: g.conn.OrgID, ConnectionID: g.conn.ID, Module: string(g.module), Direction: g.direction(),
-				SourceSystem: g.sourceSystem(), SourceID: out.links[i].item.ExtID, Reason: string(connector.ReasonAlreadyLinked),
-				Message: lc.Error(),
-			}); err != nil {
-				return err
+			// refuseLinkedMatches catches this before any write; this is a
+			// link made meanwhile, outside the module lock.
+			side, linkedID, holder := CRMSide, lc.ExistingCRMID, lc.ExistingDeskID
+			if lc.Side == store.SideDesk {
+				side, linkedID, holder = DeskSide, lc.ExistingDeskID, lc.ExistingCRMID
 			}
+			out.refuse(out.links[i].item, w.failureOf(g, out.links[i].item.ExtID, linkedID,
+				alreadyLinkedError(side, linkedID, holder)))
 		case err != nil:
 			return err
 		default: // the other link went away between the two statements

@@ -2,6 +2,7 @@ package syncengine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/deskbridge/deskbridge/sandbox"
+	"github.com/deskbridge/deskbridge/sandbox/desk"
 	"github.com/deskbridge/deskbridge/sandbox/seed"
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/store/storetest"
@@ -323,5 +325,109 @@ func TestWorkerCarriesTheWinnerBackAfterALostConflict(t *testing.T) {
 	conflicts, err := store.ListConflicts(f.ctx, f.db, f.conn.OrgID, f.conn.ID, 10, 0)
 	if err != nil || len(conflicts) != 1 || conflicts[0].Winner != "DESK" {
 		t.Fatalf("conflicts = %+v, %v; want one, won by the desk", conflicts, err)
+	}
+}
+
+// B14: a record that matches a counterpart linked to another record is a
+// failure with the reason already_linked. Nothing is written to the
+// counterpart, no second link is made, and the failure is counted in the
+// history and stays open for an admin. Two records of one batch matching
+// the same counterpart: the first links, the second is refused. (The desk
+// lets accounts share a name; the CRM's account names are unique.)
+func TestWorkerRefusesAMatchLinkedElsewhere(t *testing.T) {
+	f := newEngineFixture(t)
+	crmSide, deskSide := f.sb.CRM("us"), f.sb.Desk("us")
+	createDesk := func(fields desk.Fields) string {
+		t.Helper()
+		rec, err := deskSide.CreateAccount(fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.ID()
+	}
+	openFailures := func() []store.Failure {
+		t.Helper()
+		failures, err := store.ListFailures(f.ctx, f.db, store.FailureFilter{OrgID: f.conn.OrgID, ConnectionID: f.conn.ID}, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return failures
+	}
+	crmAccount := func(name string) (string, map[string]any) {
+		t.Helper()
+		for _, id := range crmSide.IDs("Accounts") {
+			if rec, _ := crmSide.Record("Accounts", id); rec["Account_Name"] == name {
+				return id, rec
+			}
+		}
+		return "", nil
+	}
+
+	first := createDesk(desk.Fields{"accountName": "Twin Works", "phone": "011-1111"})
+	f.enqueue(t, connector.Desk, "accounts", first)
+	f.drain(t)
+	crmID, _ := crmAccount("Twin Works")
+	if crmID == "" {
+		t.Fatal("the first account did not reach the CRM")
+	}
+
+	second := createDesk(desk.Fields{"accountName": "Twin Works", "phone": "022-2222"})
+	f.enqueue(t, connector.Desk, "accounts", second)
+	f.drain(t)
+	if _, rec := crmAccount("Twin Works"); rec["Phone"] != "011-1111" {
+		t.Fatalf("the CRM account linked to the first took the second's values: %v", rec)
+	}
+	if _, err := store.LinkByDesk(f.ctx, f.db, f.conn.OrgID, f.conn.ID, "accounts", second); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the second account got a link: %v", err)
+	}
+	failures := openFailures()
+	if len(failures) != 1 {
+		t.Fatalf("failures = %+v, want one", failures)
+	}
+	if got := failures[0]; got.Reason != string(connector.ReasonAlreadyLinked) || got.SourceID != second ||
+		got.TargetID == nil || *got.TargetID != crmID || got.ResolvedAt != nil {
+		t.Fatalf("failure = %+v; want an open already_linked of %s on CRM %s", got, second, crmID)
+	}
+
+	// Two desk accounts in one batch, both matching one unlinked CRM account.
+	pairCRM, err := crmSide.Create("Accounts", map[string]any{"Account_Name": "Pair Works"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := createDesk(desk.Fields{"accountName": "Pair Works"})
+	b := createDesk(desk.Fields{"accountName": "Pair Works"})
+	if err := store.Enqueue(f.ctx, f.db, f.conn.OrgID, f.conn.ID, []store.NewQueueItem{
+		{System: string(connector.Desk), Module: "accounts", ExtID: a, Kind: store.KindUpsert, Origin: store.OriginWebhook},
+		{System: string(connector.Desk), Module: "accounts", ExtID: b, Kind: store.KindUpsert, Origin: store.OriginWebhook},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	linked := 0
+	for _, id := range []string{a, b} {
+		if l, err := store.LinkByDesk(f.ctx, f.db, f.conn.OrgID, f.conn.ID, "accounts", id); err == nil {
+			linked++
+			if l.CRMID != pairCRM {
+				t.Fatalf("%s linked to %s, want %s", id, l.CRMID, pairCRM)
+			}
+		}
+	}
+	if linked != 1 {
+		t.Fatalf("%d of the two desk accounts linked to the one CRM account, want 1", linked)
+	}
+	if n := len(openFailures()); n != 2 {
+		t.Fatalf("%d open failures, want 2 (one already_linked per refused account)", n)
+	}
+
+	history, err := store.History(f.ctx, f.db, f.conn.OrgID, f.conn.ID, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed int64
+	for _, h := range history {
+		failed += h.Failed
+	}
+	if failed != 2 {
+		t.Fatalf("history counted %d failed, want 2", failed)
 	}
 }
