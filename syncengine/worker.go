@@ -41,8 +41,9 @@ type Worker struct {
 	Batch      int           // rows per claim; default defaultBatch
 	Lease      time.Duration // how long a claim is held; default 30s (a crashed worker's rows wait at most this long)
 
-	fieldsMu sync.Mutex
-	fields   map[fieldsKey]cachedFields
+	fieldsMu           sync.Mutex // guards the two caches below
+	fields             map[fieldsKey]cachedFields
+	defaultDepartments map[int64]cachedDepartment // by connection
 }
 
 // defaultBatch is how many queue rows a worker claims at once. A batch's
@@ -62,6 +63,13 @@ const fieldsTTL = 10 * time.Minute
 type cachedFields struct {
 	fields []connector.Field
 	at     time.Time
+}
+
+// cachedDepartment is a desk's default department, read with its time
+// (trusted for fieldsTTL too).
+type cachedDepartment struct {
+	id string
+	at time.Time
 }
 
 type fieldsKey struct {
@@ -117,6 +125,9 @@ type group struct {
 	// lookups holds, per referenced module, the links of the ids the batch's
 	// lookup fields point at, read in one query per module before reconciling.
 	lookups map[mapping.Module]map[string]store.Link
+	// productDepartment is where CRM products are created on the desk
+	// (Worker.productDepartment); set for those groups only.
+	productDepartment string
 }
 
 func (g *group) direction() string {
@@ -168,6 +179,9 @@ func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error 
 	}
 	if err := w.loadMappings(ctx, g, desk, crm); err != nil {
 		return err
+	}
+	if g.module == mapping.Products && g.source == CRMSide {
+		g.productDepartment = w.productDepartment(ctx, g)
 	}
 	var upserts, deletes []store.QueueItem
 	for _, it := range items {
@@ -622,10 +636,54 @@ func (w *Worker) linkWrite(g *group, p *pending, createdID string) linkWrite {
 // withEngineFields adds what the engine sets itself on creates: a desk
 // product's department (B5).
 func (w *Worker) withEngineFields(g *group, p *pending, fields map[string]any) map[string]any {
-	if p.target == nil && g.source == CRMSide && g.module == mapping.Products && g.settings.DeskDepartmentID != nil {
-		fields["departmentIds"] = []string{*g.settings.DeskDepartmentID}
+	if p.target == nil && g.source == CRMSide && g.module == mapping.Products && g.productDepartment != "" {
+		fields["departmentIds"] = []string{g.productDepartment}
 	}
 	return fields
+}
+
+// productDepartment is the desk department CRM products are created in
+// (B5): the one the settings name, else the portal's default department,
+// as the settings document. The desk refuses a product without one, so
+// without this every product of a new connection would fail until an
+// admin picked a department. "" when the desk names no default (its
+// refusal then reaches the failure history).
+func (w *Worker) productDepartment(ctx context.Context, g *group) string {
+	if id := g.settings.DeskDepartmentID; id != nil {
+		return *id
+	}
+	w.fieldsMu.Lock()
+	cached, ok := w.defaultDepartments[g.conn.ID]
+	w.fieldsMu.Unlock()
+	if ok && time.Since(cached.at) < fieldsTTL {
+		return cached.id
+	}
+	lister, ok := g.tgt.(interface {
+		ListDepartments(ctx context.Context) ([]connector.Record, error)
+	})
+	if !ok {
+		return ""
+	}
+	departments, err := lister.ListDepartments(ctx)
+	if err != nil {
+		w.Log.WarnContext(ctx, "reading the desk's default department for products; creating them without one",
+			"connection_id", g.conn.ID, "err", err)
+		return ""
+	}
+	id := ""
+	for _, d := range departments {
+		if d.Fields["isDefault"] == true && d.Fields["isEnabled"] != false {
+			id = d.ID
+			break
+		}
+	}
+	w.fieldsMu.Lock()
+	if w.defaultDepartments == nil {
+		w.defaultDepartments = map[int64]cachedDepartment{}
+	}
+	w.defaultDepartments[g.conn.ID] = cachedDepartment{id: id, at: time.Now()}
+	w.fieldsMu.Unlock()
+	return id
 }
 
 func (w *Worker) reconcileInput(g *group, p *pending) ReconcileInput {

@@ -431,3 +431,66 @@ func TestWorkerRefusesAMatchLinkedElsewhere(t *testing.T) {
 		t.Fatalf("history counted %d failed, want 2", failed)
 	}
 }
+
+// B5: a CRM product is created on the desk in the department the settings
+// name, and in the portal's default department while none is named (the
+// desk refuses a product without one).
+func TestWorkerCreatesProductsInTheirDepartment(t *testing.T) {
+	f := newEngineFixture(t)
+	crmSide, deskSide := f.sb.CRM("us"), f.sb.Desk("us")
+	var defaultDept, otherDept string
+	for _, d := range deskSide.Departments() {
+		switch {
+		case d["isDefault"] == true:
+			defaultDept = d.ID()
+		case d["isEnabled"] == true && otherDept == "":
+			otherDept = d.ID()
+		}
+	}
+	if defaultDept == "" || otherDept == "" {
+		t.Fatalf("the sandbox desk needs a default and another enabled department: %v", deskSide.Departments())
+	}
+	syncProduct := func(name string) desk.Record {
+		t.Helper()
+		id, err := crmSide.Create("Products", map[string]any{"Product_Name": name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.enqueue(t, connector.CRM, "products", id)
+		f.drain(t)
+		link, err := store.LinkByCRM(f.ctx, f.db, f.conn.OrgID, f.conn.ID, "products", id)
+		if err != nil {
+			failures, _ := store.ListFailures(f.ctx, f.db, store.FailureFilter{OrgID: f.conn.OrgID, ConnectionID: f.conn.ID}, 10, 0)
+			t.Fatalf("product %s not linked: %v; failures %+v", name, err, failures)
+		}
+		rec, ok := deskSide.Product(link.DeskID)
+		if !ok {
+			t.Fatalf("desk product %s missing", link.DeskID)
+		}
+		return rec
+	}
+	departmentsOf := func(rec desk.Record) []string {
+		var out []string
+		ids, _ := rec["departmentIds"].([]any)
+		for _, id := range ids {
+			out = append(out, fmt.Sprint(id))
+		}
+		return out
+	}
+
+	if got := departmentsOf(syncProduct("Default Department Widget")); len(got) != 1 || got[0] != defaultDept {
+		t.Fatalf("without a department setting the product went to %v, want the default %s", got, defaultDept)
+	}
+
+	current, err := store.CurrentSettings(f.ctx, f.db, f.conn.OrgID, f.conn.ID, store.GroupProducts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.DeskDepartmentID, current.EffectiveFrom = &otherDept, time.Time{}
+	if _, err := store.InsertSettings(f.ctx, f.db, current); err != nil {
+		t.Fatal(err)
+	}
+	if got := departmentsOf(syncProduct("Chosen Department Widget")); len(got) != 1 || got[0] != otherDept {
+		t.Fatalf("with department %s set the product went to %v", otherDept, got)
+	}
+}
