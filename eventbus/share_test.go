@@ -251,7 +251,8 @@ func sortedGroups(b *eventbus.Bus) []int {
 // and each sees exactly its events, once, in order, rendered for itself.
 func TestSharedSubscriptionsRenderOncePerEvent(t *testing.T) {
 	t.Parallel()
-	e := newShareEnv(t, wstransport.Config{}, nil)
+	var results atomic.Int64 // what the transport reports for metrics
+	e := newShareEnv(t, wstransport.Config{Hooks: wstransport.Hooks{OnSubscriptionResult: func() { results.Add(1) }}}, nil)
 	head := e.f.emit(t, "BEFORE", string(auth.PermReadOrg))
 	tokens := map[string]int{"admin": 12, "restricted": 4, "admin-no-deals": 2}
 	var clients []*shareClient
@@ -304,6 +305,11 @@ func TestSharedSubscriptionsRenderOncePerEvent(t *testing.T) {
 	}
 	if r := e.renders.Load(); r > deliveries/3 {
 		t.Fatalf("%d executions for %d deliveries: the subscriptions were not shared", r, deliveries)
+	}
+	// The metrics hook counts each result once per client that got it,
+	// whether it was shared or executed for that client.
+	if got := results.Load(); got != deliveries {
+		t.Fatalf("the transport reported %d subscription results for %d deliveries", got, deliveries)
 	}
 }
 

@@ -53,8 +53,9 @@ func newGraphQL(d graphqlDeps) (*handler.Server, *wstransport.Transport) {
 				d.metrics.wsConnections.Dec()
 				d.metrics.wsCloses.WithLabelValues(statusLabel(code)).Inc()
 			},
-			OnSubscribe:   func() { d.metrics.subscriptions.Inc() },
-			OnUnsubscribe: func() { d.metrics.subscriptions.Dec() },
+			OnSubscribe:          func() { d.metrics.subscriptions.Inc() },
+			OnUnsubscribe:        func() { d.metrics.subscriptions.Dec() },
+			OnSubscriptionResult: func() { d.metrics.eventsDelivered.Inc() },
 		},
 	})
 	srv.AddTransport(ws)

@@ -58,7 +58,7 @@ func newMetrics(db *sqlx.DB) *metrics {
 			Name: "deskbridge_subscriptions_active", Help: "Active GraphQL subscriptions.",
 		}),
 		eventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "deskbridge_subscription_messages_total", Help: "Messages sent to subscribers.",
+			Name: "deskbridge_subscription_messages_total", Help: "Subscription results queued to WebSocket clients, shared ones once per client.",
 		}),
 	}
 	m.registry.MustRegister(m.httpRequests, m.httpDuration, m.operations, m.operationTime, m.graphqlErrors,
@@ -103,7 +103,8 @@ func (g graphqlMetrics) InterceptResponse(ctx context.Context, next graphql.Resp
 		g.m.graphqlErrors.WithLabelValues(code).Inc()
 	}
 	if opType == string(ast.Subscription) {
-		g.m.eventsDelivered.Inc()
+		// An event's result, not an operation. The WebSocket transport
+		// counts what reaches each client (shared results once per client).
 		return resp
 	}
 	g.m.operations.WithLabelValues(opType, outcome).Inc()

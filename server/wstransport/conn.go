@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/deskbridge/deskbridge/eventbus"
@@ -1044,9 +1045,22 @@ func (c *connection) pump(op *operation) (ended bool) {
 			// cancelled ctx stops the resolver.
 			return true
 		}
+		if op.isSubscription() {
+			c.countSubscriptionResult()
+		}
 	}
 	c.finishOp(op, mustEncode(msgComplete, op.id, nil))
 	return true
+}
+
+func (op *operation) isSubscription() bool {
+	return op.rc != nil && op.rc.Operation != nil && op.rc.Operation.Operation == ast.Subscription
+}
+
+func (c *connection) countSubscriptionResult() {
+	if c.cfg.Hooks.OnSubscriptionResult != nil {
+		c.cfg.Hooks.OnSubscriptionResult()
+	}
 }
 
 // resume continues a parked operation on a new goroutine.

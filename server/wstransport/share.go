@@ -134,6 +134,9 @@ func (s *Shared) Offer(frame eventbus.Frame) (ok, gone bool) {
 		ok, write = true, c.pushLocked(b)
 	}
 	c.qmu.Unlock()
+	if ok {
+		c.countSubscriptionResult()
+	}
 	if write {
 		// The caller serves many connections; a write to one that is not
 		// reading must not hold up the others.

@@ -116,6 +116,11 @@ type Hooks struct {
 	// OnUnsubscribe is called when an accepted operation ends for any
 	// reason: completion, client complete/stop, error or connection close.
 	OnUnsubscribe func()
+	// OnSubscriptionResult is called for each subscription result queued
+	// to a client, whether executed for it or shared with it (a result
+	// rendered once for many identical subscriptions counts once per
+	// client).
+	OnSubscriptionResult func()
 }
 
 // Config configures a Transport. Zero values mean the documented default.
