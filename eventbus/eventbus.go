@@ -236,7 +236,9 @@ type Filter = store.EventFilter
 
 // Subscribe streams the filter's events with ids above after, then live
 // ones, until ctx is done. after < 0 means "only events from now on". The
-// returned channel is closed when the subscription ends.
+// returned channel is closed when the subscription ends. after 0 starts at
+// the oldest event kept; resuming after a position whose next events were
+// pruned (the retention) fails with a *store.ExpiredPositionError.
 //
 // convert turns an event into what the channel carries. It must be a pure
 // function of the event, and its results must be treated as immutable:
@@ -259,6 +261,13 @@ func Subscribe[T any](ctx context.Context, b *Bus, f Filter, after int64, conver
 			return nil, fmt.Errorf("subscribing to events: %w", err)
 		}
 		return s.out, nil
+	}
+	if after > 0 {
+		// Resuming after a pruned event would skip what was pruned (0
+		// means from the oldest event kept).
+		if err := store.CheckEventPosition(ctx, b.db, f.OrgID, after); err != nil {
+			return nil, fmt.Errorf("subscribing to events: %w", err)
+		}
 	}
 	if share, ok := SharerFrom(ctx); ok {
 		if v, err := auth.FromContext(ctx); err == nil {

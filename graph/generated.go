@@ -6658,7 +6658,10 @@ type EventEdge {
 extend type Query {
   """
   The org's events the caller may see, oldest first, for readers that poll
-  instead of subscribing. ` + "`" + `after` + "`" + ` takes an event id (or a cursor).
+  instead of subscribing. ` + "`" + `after` + "`" + ` takes an event id (or a cursor). Events are
+  kept for DESKBRIDGE_EVENT_RETENTION (7 days by default): an ` + "`" + `after` + "`" + ` whose
+  next events were pruned fails with EVENTS_EXPIRED; 0 or none starts at the
+  oldest kept.
   """
   events(
     "Page size, 1 to 500."
@@ -6684,7 +6687,8 @@ extend type Subscription {
   Every event the caller may see, as it happens. With ` + "`" + `after` + "`" + `, first replays the
   events after that id (also across gateway restarts), then continues live: in
   order, none twice. A subscriber that falls far behind is caught up from the
-  database, never dropped silently.
+  database, never dropped silently. An ` + "`" + `after` + "`" + ` whose next events were pruned
+  (older than DESKBRIDGE_EVENT_RETENTION) fails with EVENTS_EXPIRED.
   """
   events(
     "Resume after this event id."

@@ -29,6 +29,11 @@ func (r *queryResolver) Events(ctx context.Context, first *int, after *string, t
 	if err != nil {
 		return nil, err
 	}
+	if afterID > 0 { // 0: from the oldest event kept
+		if err := store.CheckEventPosition(ctx, r.DB, v.OrgID, afterID); err != nil {
+			return nil, err
+		}
+	}
 	filter := viewerEvents(v)
 	filter.Types = eventTypes(types)
 	rows, err := store.EventsAfter(ctx, r.DB, filter, afterID, limit+1)

@@ -42,6 +42,7 @@ type Config struct {
 	FirstSyncEvery  time.Duration // DESKBRIDGE_FIRST_SYNC_INTERVAL: how often the leader advances first syncs
 	OverdueEvery    time.Duration // DESKBRIDGE_OVERDUE_INTERVAL: how often the leader looks for newly overdue tickets
 	HistoryKeep     time.Duration // DESKBRIDGE_HISTORY_RETENTION: how long sync history is kept (at least 7 days)
+	EventKeep       time.Duration // DESKBRIDGE_EVENT_RETENTION: how long events are kept to resume from (at least 1h)
 	PublicURL       string        // DESKBRIDGE_PUBLIC_URL: the gateway as vendors reach it, for webhooks
 	PGBin           string        // DESKBRIDGE_PG_BIN: where the embedded default finds initdb/postgres
 	PGUser          string        // DESKBRIDGE_PG_USER: OS user that runs the embedded cluster when started as root
@@ -80,6 +81,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("first_sync_interval", c.FirstSyncEvery),
 		slog.Duration("overdue_interval", c.OverdueEvery),
 		slog.Duration("history_retention", c.HistoryKeep),
+		slog.Duration("event_retention", c.EventKeep),
 		slog.String("public_url", c.PublicURL),
 		slog.Bool("demo", c.Demo),
 		slog.String("zoho_client_id", mask(c.ZohoClientID != "")),
@@ -143,6 +145,7 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 	overdueInterval := fs.String("overdue-interval", env("DESKBRIDGE_OVERDUE_INTERVAL", "1m"), "how often the cluster leader looks for tickets that just became overdue, for signals (env DESKBRIDGE_OVERDUE_INTERVAL)")
 	publicURL := fs.String("public-url", env("DESKBRIDGE_PUBLIC_URL", ""), "the gateway's URL as the vendors reach it, for change notifications; default the listen address (env DESKBRIDGE_PUBLIC_URL)")
 	historyKeep := fs.String("history-retention", env("DESKBRIDGE_HISTORY_RETENTION", "168h"), "how long sync history is kept; at least 168h, the 7 days SPEC B13 promises (env DESKBRIDGE_HISTORY_RETENTION)")
+	eventKeep := fs.String("event-retention", env("DESKBRIDGE_EVENT_RETENTION", "168h"), "how long events are kept for subscriptions and pollers to resume from; at least 1h (env DESKBRIDGE_EVENT_RETENTION)")
 	pgBin := fs.String("pg-bin", env("DESKBRIDGE_PG_BIN", ""), "folder with initdb and postgres for the embedded default (env DESKBRIDGE_PG_BIN)")
 	pgUser := fs.String("pg-user", env("DESKBRIDGE_PG_USER", "postgres"), "OS user that runs the embedded PostgreSQL when deskbridge runs as root (env DESKBRIDGE_PG_USER)")
 	demo := fs.Bool("demo", env("DESKBRIDGE_DEMO", "") == "1" || env("DESKBRIDGE_DEMO", "") == "true", "create a demo org and print a playground token (env DESKBRIDGE_DEMO)")
@@ -179,6 +182,10 @@ func configFlags(fs *flag.FlagSet, getenv func(string) string) func() (Config, e
 		c.HistoryKeep = parseDuration(&errs, "history retention", *historyKeep)
 		if c.HistoryKeep > 0 && c.HistoryKeep < 7*24*time.Hour {
 			errs = append(errs, fmt.Errorf("history retention %s: keep at least 168h (7 days)", c.HistoryKeep))
+		}
+		c.EventKeep = parseDuration(&errs, "event retention", *eventKeep)
+		if c.EventKeep > 0 && c.EventKeep < time.Hour {
+			errs = append(errs, fmt.Errorf("event retention %s: keep at least 1h", c.EventKeep))
 		}
 		c.PublicURL = strings.TrimRight(*publicURL, "/")
 		if c.PublicURL != "" {

@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			Endpoints: cfg.ZohoEndpoints, Logger: log})}
 	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log, Chat: chat,
 		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
-		FirstSyncEvery: cfg.FirstSyncEvery, OverdueEvery: cfg.OverdueEvery, HistoryRetention: cfg.HistoryKeep, PublicURL: publicURL,
+		FirstSyncEvery: cfg.FirstSyncEvery, OverdueEvery: cfg.OverdueEvery, HistoryRetention: cfg.HistoryKeep, EventRetention: cfg.EventKeep, PublicURL: publicURL,
 		KB: s.kb}
 	go func() {
 		defer close(s.engineDone)

@@ -152,3 +152,58 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// PruneEvents deletes up to limit of the oldest events that occurred before
+// before, and raises each affected org's horizon to the highest id it
+// deleted, in one statement. It returns how many it deleted; the caller
+// repeats while that is limit.
+func PruneEvents(ctx context.Context, q Queryer, before time.Time, limit int) (int64, error) {
+	var n int64
+	err := q.GetContext(ctx, &n, `
+		WITH gone AS (
+			DELETE FROM events WHERE id IN (
+				SELECT id FROM events WHERE occurred_at < $1 ORDER BY id LIMIT $2)
+			RETURNING org_id, id
+		), horizon AS (
+			INSERT INTO event_horizons AS h (org_id, pruned_through)
+			SELECT org_id, max(id) FROM gone GROUP BY org_id
+			ON CONFLICT (org_id) DO UPDATE SET pruned_through = GREATEST(h.pruned_through, EXCLUDED.pruned_through)
+		)
+		SELECT count(*) FROM gone`, before, limit)
+	return n, classify("pruning events", err)
+}
+
+// ExpiredPositionError is a read that resumes after an event position the
+// retention has passed: events after it were pruned, so the reader would
+// miss them. Its code is EVENTS_EXPIRED.
+type ExpiredPositionError struct {
+	After, PrunedThrough int64
+}
+
+func (e *ExpiredPositionError) Error() string {
+	return fmt.Sprintf("events after %d expired: pruned through %d", e.After, e.PrunedThrough)
+}
+
+// PublicMessage tells the reader what to do.
+func (e *ExpiredPositionError) PublicMessage() string {
+	return "events after this position are no longer kept (older events are pruned): " +
+		"read eventStreamPosition, reload what you show, and resume after that position"
+}
+
+// ErrorCode is the GraphQL error code.
+func (e *ExpiredPositionError) ErrorCode() string { return "EVENTS_EXPIRED" }
+
+// CheckEventPosition returns an *ExpiredPositionError when events of the
+// org after position after have been pruned.
+func CheckEventPosition(ctx context.Context, q Queryer, orgID, after int64) error {
+	var through int64
+	err := q.GetContext(ctx, &through, `
+		SELECT COALESCE((SELECT pruned_through FROM event_horizons WHERE org_id = $1), 0)`, orgID)
+	if err != nil {
+		return classify("checking an event position", err)
+	}
+	if after < through {
+		return &ExpiredPositionError{After: after, PrunedThrough: through}
+	}
+	return nil
+}

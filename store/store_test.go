@@ -249,3 +249,72 @@ func TestEventsAfterFiltersByPermissionAndType(t *testing.T) {
 		t.Fatalf("payload = %s", got[0].Payload)
 	}
 }
+
+// Pruning removes events older than the cutoff in batches, and an org's
+// horizon follows what was pruned: resuming after a pruned event is an
+// ExpiredPositionError, resuming at or after the horizon is not, and other
+// orgs keep theirs.
+func TestPruneEventsKeepsAHorizonPerOrg(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	org, _ := newOrgUser(t, db, "acme")
+	other, _ := newOrgUser(t, db, "other")
+	write := func(orgID int64) int64 {
+		t.Helper()
+		var id int64
+		if err := store.InTx(ctx, db, func(tx *sqlx.Tx) error {
+			e, err := store.InsertEvent(ctx, tx, store.NewEvent{OrgID: orgID, Type: "T", Permission: "p"})
+			id = e.ID
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	var old []int64
+	for range 5 {
+		old = append(old, write(org.ID))
+	}
+	otherOld := write(other.ID)
+	// Age what was written so far by ten days.
+	if _, err := db.Exec(`UPDATE events SET occurred_at = occurred_at - interval '10 days'`); err != nil {
+		t.Fatal(err)
+	}
+	fresh := write(org.ID)
+
+	cutoff := time.Now().Add(-7 * 24 * time.Hour)
+	var pruned int64
+	for { // batches of 2, as the engine repeats full batches
+		n, err := store.PruneEvents(ctx, db, cutoff, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pruned += n
+		if n < 2 {
+			break
+		}
+	}
+	if pruned != 6 {
+		t.Fatalf("pruned %d events, want the 6 older than the cutoff", pruned)
+	}
+	left, err := store.EventsAfter(ctx, db, store.EventFilter{OrgID: org.ID, Permissions: []string{"p"}}, 0, 10)
+	if err != nil || len(left) != 1 || left[0].ID != fresh {
+		t.Fatalf("events left = %+v, %v; want only %d", left, err, fresh)
+	}
+
+	var expired *store.ExpiredPositionError
+	if err := store.CheckEventPosition(ctx, db, org.ID, old[2]); !errors.As(err, &expired) || expired.PrunedThrough != old[4] {
+		t.Fatalf("resuming after %d: %v; want expired through %d", old[2], err, old[4])
+	}
+	if err := store.CheckEventPosition(ctx, db, org.ID, old[4]); err != nil {
+		t.Fatalf("resuming after the last pruned event: %v", err)
+	}
+	if err := store.CheckEventPosition(ctx, db, other.ID, otherOld-1); !errors.As(err, &expired) || expired.PrunedThrough != otherOld {
+		t.Fatalf("the other org's horizon: %v", err)
+	}
+	third, _ := newOrgUser(t, db, "third")
+	if err := store.CheckEventPosition(ctx, db, third.ID, 1); err != nil {
+		t.Fatalf("an org that never pruned: %v", err)
+	}
+}

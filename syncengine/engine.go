@@ -32,8 +32,12 @@ type Engine struct {
 	PublicURL  func() string
 	WatchEvery time.Duration // how often the leader checks subscriptions; default 10m
 	// HistoryRetention is how long sync history is kept (B13: at least 7
-	// days); the leader prunes older hours daily. Default 7 days.
+	// days); the leader prunes older hours hourly. Default 7 days.
 	HistoryRetention time.Duration
+	// EventRetention is how long the event outbox keeps events for
+	// subscriptions and pollers to resume from; the leader prunes older
+	// ones hourly. Default 7 days.
+	EventRetention time.Duration
 	// FirstSyncEvery is how often the leader's first-sync job is started,
 	// default 5s. Once started it advances the runs every firstSyncPause
 	// while this replica leads, so a walk keeps pace with the workers and
@@ -134,10 +138,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		gocron.WithName("ticket-overdue"), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
 		return fmt.Errorf("scheduling overdue detection: %w", err)
 	}
-	if _, err := sched.NewJob(gocron.DurationJob(24*time.Hour), gocron.NewTask(func() { e.pruneHistory(ctx) }),
-		gocron.WithName("sync-history-retention"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
+	if _, err := sched.NewJob(gocron.DurationJob(time.Hour), gocron.NewTask(func() { e.pruneExpired(ctx) }),
+		gocron.WithName("retention"), gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithStartAt(gocron.WithStartImmediately())); err != nil {
-		return fmt.Errorf("scheduling history retention: %w", err)
+		return fmt.Errorf("scheduling retention: %w", err)
 	}
 	if e.Chat != nil {
 		if _, err := sched.NewJob(gocron.DurationJob(every), gocron.NewTask(func() { e.maintainChat(ctx) }),
@@ -273,9 +277,9 @@ func (e *Engine) signalOverdue(ctx context.Context) {
 	}
 }
 
-// pruneHistory drops sync history older than the retention (B13), and
-// idempotency keys older than a day.
-func (e *Engine) pruneHistory(ctx context.Context) {
+// pruneExpired drops sync history older than its retention (B13), events
+// older than theirs, and idempotency keys older than a day.
+func (e *Engine) pruneExpired(ctx context.Context) {
 	keep := e.HistoryRetention
 	if keep <= 0 {
 		keep = 7 * 24 * time.Hour
@@ -288,12 +292,42 @@ func (e *Engine) pruneHistory(ctx context.Context) {
 	if n > 0 {
 		e.Log.Info("pruned sync history", "buckets", n, "older_than", keep)
 	}
+	e.pruneEvents(ctx)
 	// Idempotency keys answer a client's retries, which come within
 	// minutes; a day is generous.
 	if n, err := store.PruneIdempotencyKeys(ctx, e.DB, time.Now().Add(-24*time.Hour)); err != nil {
 		e.Log.Error("pruning idempotency keys", "err", err)
 	} else if n > 0 {
 		e.Log.Info("pruned idempotency keys", "keys", n)
+	}
+}
+
+// eventPruneBatch bounds one delete of the event outbox, so pruning a
+// backlog never holds a long transaction.
+const eventPruneBatch = 10_000
+
+// pruneEvents drops events older than the retention, a batch at a time.
+// Readers resuming from a pruned position get EVENTS_EXPIRED
+// (store.CheckEventPosition).
+func (e *Engine) pruneEvents(ctx context.Context) {
+	keep := e.EventRetention
+	if keep <= 0 {
+		keep = 7 * 24 * time.Hour
+	}
+	before, total := time.Now().Add(-keep), int64(0)
+	for ctx.Err() == nil {
+		n, err := store.PruneEvents(ctx, e.DB, before, eventPruneBatch)
+		if err != nil {
+			e.Log.Error("pruning events", "err", err)
+			break
+		}
+		total += n
+		if n < eventPruneBatch {
+			break
+		}
+	}
+	if total > 0 {
+		e.Log.Info("pruned events", "events", total, "older_than", keep)
 	}
 }
 
