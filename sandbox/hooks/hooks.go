@@ -31,10 +31,14 @@ type Deliverer struct {
 	attempts int
 	backoff  time.Duration
 
-	mu      sync.Mutex
-	queues  map[string][]Delivery
-	busy    map[string]bool
-	pending sync.WaitGroup
+	mu     sync.Mutex
+	queues map[string][]Delivery
+	busy   map[string]bool
+	// pending counts deliveries not yet attempted to the end; idle is
+	// closed whenever it drops to zero. (A WaitGroup cannot serve: Send
+	// may Add while Flush Waits.)
+	pending int
+	idle    chan struct{}
 	sent    int
 	failed  int
 }
@@ -56,9 +60,12 @@ func New(log *slog.Logger, attempts int) *Deliverer {
 
 // Send queues a delivery and returns at once.
 func (d *Deliverer) Send(del Delivery) {
-	d.pending.Add(1)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.pending == 0 {
+		d.idle = make(chan struct{})
+	}
+	d.pending++
 	d.queues[del.URL] = append(d.queues[del.URL], del)
 	if !d.busy[del.URL] {
 		d.busy[del.URL] = true
@@ -68,10 +75,15 @@ func (d *Deliverer) Send(del Delivery) {
 
 // Flush waits until every queued delivery has been attempted, or ctx ends.
 func (d *Deliverer) Flush(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { d.pending.Wait(); close(done) }()
+	d.mu.Lock()
+	if d.pending == 0 {
+		d.mu.Unlock()
+		return nil
+	}
+	idle := d.idle
+	d.mu.Unlock()
 	select {
-	case <-done:
+	case <-idle:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -110,7 +122,11 @@ func (d *Deliverer) drain(url string) {
 		if del.Done != nil {
 			del.Done(status)
 		}
-		d.pending.Done()
+		d.mu.Lock()
+		if d.pending--; d.pending == 0 {
+			close(d.idle)
+		}
+		d.mu.Unlock()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,4 +80,38 @@ func joined(s []string) string {
 		out += v
 	}
 	return out
+}
+
+// Flush may run while deliveries keep being sent (the fakes flush while
+// their clients write): it returns once what was queued is attempted, and
+// the race detector sees no misuse.
+func TestFlushWhileSending(t *testing.T) {
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	defer srv.Close()
+	d := hooks.New(slog.New(slog.NewTextHandler(io.Discard, nil)), 1)
+	var senders sync.WaitGroup
+	for range 4 {
+		senders.Go(func() {
+			for range 50 {
+				d.Send(hooks.Delivery{URL: srv.URL, Body: []byte("{}")})
+			}
+		})
+	}
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := d.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	senders.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sent, failed := d.Counts(); sent != 200 || failed != 0 || got.Load() != 200 {
+		t.Fatalf("sent %d, failed %d, received %d; want 200, 0, 200", sent, failed, got.Load())
+	}
 }
