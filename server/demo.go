@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/deskbridge/deskbridge/auth"
 	"github.com/deskbridge/deskbridge/sandbox"
+	"github.com/deskbridge/deskbridge/sandbox/salesiq"
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
@@ -44,7 +46,7 @@ func startDemoSandbox(ctx context.Context, cfg *Config, log *slog.Logger) (*sand
 // left by an earlier run is removed first; the synced data stays, as with
 // any removed connection.
 func connectDemo(ctx context.Context, s *Server, sb *sandbox.Sandbox, admin auth.Issued) (store.Connection, error) {
-	v := auth.Viewer{OrgID: admin.Token.OrgID, UserID: admin.User.ID, TokenID: admin.Token.ID, Role: auth.RoleAdmin}
+	v := demoViewer(admin)
 	old, err := s.connections.Connections(ctx, v, false)
 	if err != nil {
 		return store.Connection{}, err
@@ -67,8 +69,74 @@ func connectDemo(ctx context.Context, s *Server, sb *sandbox.Sandbox, admin auth
 	})
 }
 
+// linkDemoChat links the sandbox's SalesIQ to the demo org (A5), as an
+// admin does with linkSalesIQ, so its chats become desk tickets. A link
+// left by an earlier run (an earlier sandbox) is unlinked first.
+func linkDemoChat(ctx context.Context, s *Server, sb *sandbox.Sandbox, admin auth.Issued) error {
+	v := demoViewer(admin)
+	if _, err := s.chat.LinkOf(ctx, v); err == nil {
+		if _, err := s.chat.SetLinkStatus(ctx, v, syncengine.ChatLinkUnlink); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if _, err := s.chat.Link(ctx, v, syncengine.LinkRequest{
+		Credentials: syncengine.ConnectionCredentials{RefreshToken: sb.Credentials().RefreshTokens["us"]["all"]},
+		ScreenName:  sb.Endpoints()["us"].SalesIQScreenName,
+	}); err != nil {
+		return err
+	}
+	// A new link converts no chat until an admin says which (the default,
+	// NONE); the demo converts the attended ones when they end.
+	_, err := s.chat.UpdateRules(ctx, v, syncengine.ConversionRules{Chats: "ATTENDED", At: "CHAT_END", TicketStatus: "OPEN"})
+	return err
+}
+
+// demoChat is one website chat, start to end, by someone the CRM knows.
+func demoChat(sb *sandbox.Sandbox, rng *rand.Rand, stamp string, log *slog.Logger) {
+	crmSide, siq := sb.CRM("us"), sb.SalesIQ("us")
+	name, email := "Demo Visitor", ""
+	if ids := crmSide.IDs("Contacts"); len(ids) > 0 {
+		rec, _ := crmSide.Record("Contacts", ids[rng.IntN(len(ids))])
+		name = strings.TrimSpace(fmt.Sprint(rec["First_Name"], " ", rec["Last_Name"]))
+		email, _ = rec["Email"].(string)
+	}
+	// The Support department maps to the desk's department of that name
+	// (F3), so the ticket needs no agent to pick one.
+	var department string
+	for _, d := range siq.Departments() {
+		if d.Name == "Support" {
+			department = d.ID
+		}
+	}
+	c, err := siq.StartChat(salesiq.ChatStart{Name: name, Email: email, DepartmentID: department,
+		Question: "Where is my order? (" + stamp + ")"})
+	if err == nil {
+		_, err = siq.PickUp(c.ID, "")
+	}
+	if err == nil {
+		_, err = siq.OperatorReply(c.ID, "Let me look that up for you.")
+	}
+	if err == nil {
+		_, err = siq.VisitorReply(c.ID, "Thank you!")
+	}
+	if err == nil {
+		_, err = siq.EndChat(c.ID)
+	}
+	if err != nil {
+		log.Debug("demo chat", "err", err)
+	}
+}
+
+func demoViewer(admin auth.Issued) auth.Viewer {
+	return auth.Viewer{OrgID: admin.Token.OrgID, UserID: admin.User.ID, TokenID: admin.Token.ID, Role: auth.RoleAdmin}
+}
+
 // demoActivity plays a CRM user and a desk agent who now and then edit a
-// contact, so the demo's sync history and event stream keep moving.
+// contact, and a website visitor who now and then chats with an operator
+// (the chat becomes a desk ticket when it ends), so the demo's sync
+// history and event stream keep moving.
 func demoActivity(ctx context.Context, sb *sandbox.Sandbox, every time.Duration, log *slog.Logger) {
 	crmSide, deskSide := sb.CRM("us"), sb.Desk("us")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
@@ -81,6 +149,10 @@ func demoActivity(ctx context.Context, sb *sandbox.Sandbox, every time.Duration,
 		case <-tick.C:
 		}
 		stamp := time.Now().Format("15:04:05")
+		if turn%6 == 2 {
+			demoChat(sb, rng, stamp, log)
+			continue
+		}
 		if turn%2 == 0 {
 			if ids := crmSide.IDs("Contacts"); len(ids) > 0 {
 				id := ids[rng.IntN(len(ids))]
@@ -114,8 +186,10 @@ func printDemo(w io.Writer, url, secret string, sb *sandbox.Sandbox, conn store.
 		ep := sb.Endpoints()["us"]
 		fmt.Fprintf(w, "\n  Sandbox vendors (sample data; a CRM user and a desk agent edit a contact now and then):\n")
 		fmt.Fprintf(w, "    CRM and Bigin  %s    Desk  %s (orgId %s)    SalesIQ  %s\n", ep.APIDomain, ep.DeskURL, ep.DeskOrgID, ep.SalesIQURL)
-		fmt.Fprintf(w, "  The demo org is connected (connection %d) and syncing. Try in GraphiQL:\n", conn.ID)
+		fmt.Fprintf(w, "  The demo org is connected (connection %d) and syncing, and SalesIQ is linked: a visitor chats\n", conn.ID)
+		fmt.Fprintf(w, "  about once a minute, and each chat becomes a desk ticket when it ends. Try in GraphiQL:\n")
 		fmt.Fprintf(w, "    { connections { id status crmOrg { name } syncHistory { module direction added updated } queueDepth { module pending } } }\n")
+		fmt.Fprintf(w, "    { chatLink { status salesIQPortal { screenName } departmentMappings { chatDepartmentName mode deskDepartmentName } } }\n")
 		fmt.Fprintf(w, "    subscription { events { id type occurredAt payload } }\n")
 	}
 	fmt.Fprintln(w)

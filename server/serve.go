@@ -46,6 +46,7 @@ type Server struct {
 	elector     *leader.Elector
 	connections *syncengine.ConnectionService
 	kb          *syncengine.KBService
+	chat        *syncengine.ChatService
 	publicURL   atomic.Pointer[string] // known at start, or once listening
 	stopEngine  context.CancelFunc
 	engineDone  chan struct{}
@@ -115,6 +116,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	chat := &syncengine.ChatService{DB: db.DB, Box: box, Connectors: connections, PublicURL: publicURL, Log: log,
 		Vendor: zoho.NewVendor(zoho.VendorConfig{ClientID: cfg.ZohoClientID, ClientSecret: cfg.ZohoClientSecret,
 			Endpoints: cfg.ZohoEndpoints, Logger: log})}
+	s.chat = chat
 	engine := &syncengine.Engine{DB: db.DB, Connectors: connections, Elector: s.elector, Log: log, Chat: chat,
 		Workers: cfg.SyncWorkers, PollEvery: cfg.PollInterval, WatchEvery: cfg.WatchInterval,
 		FirstSyncEvery: cfg.FirstSyncEvery, OverdueEvery: cfg.OverdueEvery, HistoryRetention: cfg.HistoryKeep, EventRetention: cfg.EventKeep, PublicURL: publicURL,
@@ -315,6 +317,9 @@ func runServe(ctx context.Context, args []string, io IO) error {
 		if sb != nil {
 			if conn, err = connectDemo(ctx, s, sb, issued); err != nil {
 				return fmt.Errorf("connecting the demo org: %w", err)
+			}
+			if err := linkDemoChat(ctx, s, sb, issued); err != nil {
+				return fmt.Errorf("linking the demo org's SalesIQ: %w", err)
 			}
 			go demoActivity(ctx, sb, 10*time.Second, log)
 		}

@@ -239,6 +239,10 @@ func TestEmbeddedDefault(t *testing.T) {
 	if status := graphqlString(t, first.url, demoToken[1], `{ connections { status } }`, "connections", "0", "status"); status != "ACTIVE" {
 		t.Fatalf("demo connection status %q, want ACTIVE", status)
 	}
+	// And its SalesIQ is linked, converting attended chats.
+	if status := graphqlString(t, first.url, demoToken[1], `{ chatLink { status } }`, "chatLink", "status"); status != "ACTIVE" {
+		t.Fatalf("demo chat link status %q, want ACTIVE", status)
+	}
 	// A CLI command while serve runs uses the same cluster.
 	acme := mustToken(t, env, "acme", "admin")
 	if slug, err := viewerOrg(t, first.url, acme); err != nil || slug != "acme" {
@@ -267,6 +271,18 @@ func TestEmbeddedDefault(t *testing.T) {
 		}
 	}
 	second.stop()
+
+	// The demo again on the same data: a new sandbox, so the demo org is
+	// connected and linked anew (the earlier connection and link removed).
+	third := serve(t, env, "--demo")
+	token := regexp.MustCompile(`Admin token:\s+(dbk_\S+)`).FindStringSubmatch(third.stdout.String())
+	if token == nil {
+		t.Fatalf("serve --demo printed no token: %s", third.stdout.String())
+	}
+	if status := graphqlString(t, third.url, token[1], `{ chatLink { status } }`, "chatLink", "status"); status != "ACTIVE" {
+		t.Fatalf("demo chat link after a second demo start: %q, want ACTIVE", status)
+	}
+	third.stop()
 }
 
 func waitGone(t *testing.T, pid int) {
