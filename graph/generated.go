@@ -242,6 +242,7 @@ type ComplexityRoot struct {
 
 	CrmAccessRequestPayload struct {
 		ApprovalCode func(childComplexity int) int
+		ApprovalURL  func(childComplexity int) int
 		Connection   func(childComplexity int) int
 		ExpiresAt    func(childComplexity int) int
 	}
@@ -1919,6 +1920,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CrmAccessRequestPayload.ApprovalCode(childComplexity), true
+	case "CrmAccessRequestPayload.approvalUrl":
+		if e.ComplexityRoot.CrmAccessRequestPayload.ApprovalURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CrmAccessRequestPayload.ApprovalURL(childComplexity), true
 	case "CrmAccessRequestPayload.connection":
 		if e.ComplexityRoot.CrmAccessRequestPayload.Connection == nil {
 			break
@@ -5804,6 +5811,12 @@ type CrmAccessRequestPayload {
   connection: Connection!
   "The code ` + "`" + `approveCrmAccess` + "`" + ` takes."
   approvalCode: String!
+  """
+  The page to send the CRM admin to: it says who asks for what, signs them in
+  to Zoho and approves, with no deskbridge token. It holds the code: share it
+  only with them.
+  """
+  approvalUrl: String!
   "When the code stops working."
   expiresAt: DateTime!
 }
@@ -8587,6 +8600,8 @@ func (ec *executionContext) childFields_CrmAccessRequestPayload(ctx context.Cont
 		return ec.fieldContext_CrmAccessRequestPayload_connection(ctx, field)
 	case "approvalCode":
 		return ec.fieldContext_CrmAccessRequestPayload_approvalCode(ctx, field)
+	case "approvalUrl":
+		return ec.fieldContext_CrmAccessRequestPayload_approvalUrl(ctx, field)
 	case "expiresAt":
 		return ec.fieldContext_CrmAccessRequestPayload_expiresAt(ctx, field)
 	}
@@ -15090,6 +15105,29 @@ func (ec *executionContext) _CrmAccessRequestPayload_approvalCode(ctx context.Co
 	)
 }
 func (ec *executionContext) fieldContext_CrmAccessRequestPayload_approvalCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CrmAccessRequestPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CrmAccessRequestPayload_approvalUrl(ctx context.Context, field graphql.CollectedField, obj *model.CrmAccessRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CrmAccessRequestPayload_approvalUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ApprovalURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CrmAccessRequestPayload_approvalUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CrmAccessRequestPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
@@ -32642,6 +32680,11 @@ func (ec *executionContext) _CrmAccessRequestPayload(ctx context.Context, sel as
 			}
 		case "approvalCode":
 			out.Values[i] = ec._CrmAccessRequestPayload_approvalCode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "approvalUrl":
+			out.Values[i] = ec._CrmAccessRequestPayload_approvalUrl(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -33,8 +33,9 @@ func connectionModel(c store.Connection) *model.Connection {
 	return out
 }
 
-func accessRequestModel(r syncengine.AccessRequest) *model.CrmAccessRequestPayload {
-	return &model.CrmAccessRequestPayload{Connection: connectionModel(r.Connection), ApprovalCode: r.Code, ExpiresAt: r.ExpiresAt}
+func (r *Resolver) accessRequestModel(req syncengine.AccessRequest) *model.CrmAccessRequestPayload {
+	return &model.CrmAccessRequestPayload{Connection: connectionModel(req.Connection), ApprovalCode: req.Code,
+		ApprovalURL: r.ApprovalURL(req.Code), ExpiresAt: req.ExpiresAt}
 }
 
 func serviceKeyOf(in *model.ServiceKeyInput) syncengine.ServiceKey {

@@ -55,7 +55,7 @@ func (r *mutationResolver) RequestCrmAccess(ctx context.Context, input model.Req
 	if err != nil {
 		return nil, connectionInput(err, "input.", nil)
 	}
-	return accessRequestModel(req), nil
+	return r.accessRequestModel(req), nil
 }
 
 func (r *mutationResolver) ResendCrmAccessRequest(ctx context.Context, id string) (*model.CrmAccessRequestPayload, error) {
@@ -71,7 +71,7 @@ func (r *mutationResolver) ResendCrmAccessRequest(ctx context.Context, id string
 	if err != nil {
 		return nil, err
 	}
-	return accessRequestModel(req), nil
+	return r.accessRequestModel(req), nil
 }
 
 func (r *mutationResolver) ApproveCrmAccess(ctx context.Context, input model.ApproveCrmAccessInput) (*model.Connection, error) {

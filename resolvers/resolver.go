@@ -29,4 +29,7 @@ type Resolver struct {
 	// ChatService links SalesIQ and turns chats into tickets (SPEC A5, F1,
 	// F3-F9).
 	ChatService *syncengine.ChatService
+	// ApprovalURL is the CRM admin's approval page for an access request's
+	// code (A2), on the gateway's public URL.
+	ApprovalURL func(code string) string
 }

@@ -2,6 +2,14 @@ package server
 
 import (
 	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -285,5 +293,149 @@ func TestServiceKeyConnectionAndPortalSwitch(t *testing.T) {
 		if strings.Contains(a, serviceKey) {
 			t.Fatalf("the service key leaked: %.300s", a)
 		}
+	}
+}
+
+// A2 in a browser's steps: requestCrmAccess answers an approval URL; the
+// page there names the request and links to Zoho's consent page; Zoho's
+// answer comes back to the callback, which approves only for the invited
+// admin and says what happened. No deskbridge token is involved.
+func TestAccessApprovalPages(t *testing.T) {
+	t.Parallel()
+	w := startConnectionWorld(t, nil)
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	const cio = "cio@crm-side.example"
+	r := w.ts.query(admin, `mutation($in: RequestCrmAccessInput!) { requestCrmAccess(input: $in) { approvalCode approvalUrl } }`,
+		map[string]any{"in": map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmAdminEmail": cio,
+			"deskDataCenter": "US", "deskOrgId": w.deskID, "deskCredentials": map[string]any{"refreshToken": w.deskRT}}})
+	if len(r.Errors) > 0 {
+		t.Fatalf("requestCrmAccess: %+v", r.Errors)
+	}
+	code := dig(r.Data, "requestCrmAccess", "approvalCode").(string)
+	page := dig(r.Data, "requestCrmAccess", "approvalUrl").(string)
+	if page != w.ts.url+"/connect/approve?code="+url.QueryEscape(code) {
+		t.Fatalf("approvalUrl = %s", page)
+	}
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) (int, http.Header, string) {
+		t.Helper()
+		resp, err := browser.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(body)
+	}
+	status, header, body := get(page)
+	if status != 200 || header.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(body, cio) || !strings.Contains(body, "Zoho CRM") {
+		t.Fatalf("approval page: %d %v\n%s", status, header, body)
+	}
+	m := regexp.MustCompile(`id="approve" href="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no approve link:\n%s", body)
+	}
+	consent, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := consent.Query(); q.Get("redirect_uri") != w.ts.url+"/connect/approve/callback" || q.Get("state") != code ||
+		q.Get("access_type") != "offline" || !strings.Contains(q.Get("scope"), "ZohoCRM.modules.ALL") {
+		t.Fatalf("consent link: %s", consent)
+	}
+
+	// At Zoho: the consent page's form, answered as someone.
+	status, _, form := get(consent.String())
+	if status != 200 {
+		t.Fatalf("consent page: %d %s", status, form)
+	}
+	answer := func(email, decision string) (int, string) {
+		t.Helper()
+		fields := url.Values{"email": {email}, "decision": {decision}}
+		for _, h := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(form, -1) {
+			fields.Set(h[1], html.UnescapeString(h[2]))
+		}
+		resp, err := browser.PostForm(consent.Scheme+"://"+consent.Host+"/oauth/v2/auth", fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		back := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(back, w.ts.url+"/connect/approve/callback?") {
+			t.Fatalf("consent answered %d, to %q", resp.StatusCode, back)
+		}
+		status, _, body := get(back)
+		return status, body
+	}
+	pending := func() bool {
+		got := w.ts.query(admin, `{ connections { status } }`, nil)
+		return dig(got.Data, "connections").([]any)[0].(map[string]any)["status"] == "PENDING_APPROVAL"
+	}
+	if status, body := answer(cio, "reject"); status != 200 || !strings.Contains(body, "did not give deskbridge access") || !pending() {
+		t.Fatalf("rejected: %d\n%s", status, body)
+	}
+	if status, body := answer("someone.else@crm-side.example", "accept"); status != 400 ||
+		!strings.Contains(body, "another account than the CRM admin") || !pending() {
+		t.Fatalf("another account accepted: %d\n%s", status, body)
+	}
+	status, body = answer(cio, "accept")
+	if status != 200 || !strings.Contains(body, `id="done"`) || pending() {
+		t.Fatalf("the invited admin accepted: %d\n%s", status, body)
+	}
+	if status, _, body := get(page); status != 404 || !strings.Contains(body, "cannot be approved") {
+		t.Fatalf("the approval page after approval: %d\n%s", status, body)
+	}
+}
+
+// The same approval in headless Chromium: the approval page's button leads
+// to the consent page, accepting there lands on the callback's "Approved"
+// page, and no page logs an error (a CSP violation would).
+func TestAccessApprovalInABrowser(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium()
+	if chromium == "" {
+		t.Skip("no Chromium (set CHROMIUM, or put chromium or chromium-browser on PATH; .ci/run installs it)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("no node on PATH: the browser is driven with puppeteer-core from test/js")
+	}
+	jsDir, err := filepath.Abs("../test/js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startConnectionWorld(t, nil)
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	const cio = "cio@crm-side.example"
+	r := w.ts.query(admin, `mutation($in: RequestCrmAccessInput!) { requestCrmAccess(input: $in) { approvalUrl } }`,
+		map[string]any{"in": map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmAdminEmail": cio,
+			"deskDataCenter": "US", "deskOrgId": w.deskID, "deskCredentials": map[string]any{"refreshToken": w.deskRT}}})
+	if len(r.Errors) > 0 {
+		t.Fatalf("requestCrmAccess: %+v", r.Errors)
+	}
+	cmd := exec.Command("node", filepath.Join("browser", "approve.browser.mjs"))
+	cmd.Dir = jsDir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "APPROVER_EMAIL="+cio,
+		"APPROVAL_URL="+dig(r.Data, "requestCrmAccess", "approvalUrl").(string))
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the browser script: %v\n%s", err, raw)
+	}
+	var got struct {
+		ApprovalTitle, ConsentURL, FinalURL, FinalTitle, Done, Error string
+		Problems                                                     []string
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("the browser script printed %s: %v", raw, err)
+	}
+	if got.Error != "" || len(got.Problems) > 0 {
+		t.Fatalf("in the browser: %s, problems %v", got.Error, got.Problems)
+	}
+	if !strings.Contains(got.ConsentURL, "/oauth/v2/auth?") || !strings.HasPrefix(got.FinalURL, w.ts.url+"/connect/approve/callback?") ||
+		got.FinalTitle != "Approved" || !strings.Contains(got.Done, "Approved") {
+		t.Fatalf("the browser went %+v", got)
+	}
+	status := w.ts.query(admin, `{ connections { status } }`, nil)
+	if s := dig(status.Data, "connections").([]any)[0].(map[string]any)["status"]; s != "ACTIVE" {
+		t.Fatalf("after the browser approved, the connection is %v", s)
 	}
 }

@@ -136,7 +136,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		cfg: cfg, log: log, metrics: m, conns: conns,
 		resolvers: &resolvers.Resolver{DB: db.DB, Bus: s.bus, Log: log, ConnectionService: connections,
 			TicketService: &syncengine.TicketService{DB: db.DB, Connectors: connections, Log: log},
-			KBService:     s.kb, ChatService: chat},
+			KBService:     s.kb, ChatService: chat,
+			ApprovalURL: func(code string) string { return ApprovalURL(publicURL(), code) }},
 		auth: &auth.Authenticator{DB: db.DB},
 	}
 	gql, ws := newGraphQL(deps)
@@ -149,6 +150,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	})))
 	mux.Handle("POST /webhooks/{connection}/{system}", observe("webhooks", m, log, webhookHandler(db.DB, connections, engine.Wake, log)))
 	mux.Handle("POST /webhooks/salesiq/{link}", observe("webhooks", m, log, chatWebhookHandler(chat, log)))
+	approval := observe("approve", m, log, approvalHandler(connections, publicURL, log))
+	mux.Handle("GET "+approvePath, approval)
+	mux.Handle("GET "+callbackPath, approval)
 	mux.Handle("GET /readyz", observe("readyz", m, log, http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
 	pg := playground.Handler(playground.Options{Endpoint: "/graphql", Title: "deskbridge"})

@@ -158,6 +158,9 @@ func (v chatFakeVendor) KnownDC(string) bool { return true }
 func (v chatFakeVendor) ExchangeCode(context.Context, connector.System, string, string, string) (string, error) {
 	return "", errors.New("no codes here")
 }
+func (v chatFakeVendor) ConsentURL(connector.System, string, string, string) (string, error) {
+	return "", errors.New("no consent page here")
+}
 func (v chatFakeVendor) Open(a connector.Account) (connector.Connector, error) {
 	if a.System == connector.SalesIQ {
 		return chatFakeAccount{tool: v.siq}, nil

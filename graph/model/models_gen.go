@@ -560,6 +560,10 @@ type CrmAccessRequestPayload struct {
 	Connection *Connection `json:"connection"`
 	// The code `approveCrmAccess` takes.
 	ApprovalCode string `json:"approvalCode"`
+	// The page to send the CRM admin to: it says who asks for what, signs them in
+	// to Zoho and approves, with no deskbridge token. It holds the code: share it
+	// only with them.
+	ApprovalURL string `json:"approvalUrl"`
 	// When the code stops working.
 	ExpiresAt time.Time `json:"expiresAt"`
 }

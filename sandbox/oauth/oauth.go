@@ -182,6 +182,8 @@ func (r *Registry) Check(header, dc string) (Grant, error) {
 func (r *Registry) Handler(dc string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth/v2/token", func(w http.ResponseWriter, req *http.Request) { r.token(w, req, dc) })
+	mux.HandleFunc("GET /oauth/v2/auth", func(w http.ResponseWriter, req *http.Request) { r.consentPage(w, req) })
+	mux.HandleFunc("POST /oauth/v2/auth", func(w http.ResponseWriter, req *http.Request) { r.consent(w, req, dc) })
 	mux.HandleFunc("POST /oauth/v2/token/revoke", func(w http.ResponseWriter, req *http.Request) {
 		tok := param(req, "token")
 		r.mu.Lock()

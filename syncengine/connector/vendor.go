@@ -33,6 +33,10 @@ type Vendor interface {
 	// ExchangeCode trades a single-use authorization code, issued for
 	// redirectURI, for a refresh token.
 	ExchangeCode(ctx context.Context, sys System, dc, code, redirectURI string) (string, error)
+	// ConsentURL is the vendor's sign-in and consent page for sys on dc,
+	// which sends the browser back to redirectURI with an authorization
+	// code and state.
+	ConsentURL(sys System, dc, redirectURI, state string) (string, error)
 	// Open builds a connector for a.
 	Open(a Account) (Connector, error)
 }

@@ -3,6 +3,7 @@ package zoho
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -87,6 +88,28 @@ func (v *Vendor) ExchangeCode(ctx context.Context, sys connector.System, dc, cod
 		return "", err
 	}
 	return tok.RefreshToken, nil
+}
+
+// consentScopes are what deskbridge asks a CRM or Bigin admin to grant:
+// records and their metadata, notifications (change capture), users (who
+// approves) and the org, and search (matching).
+var consentScopes = map[connector.System][]string{
+	connector.CRM: {"ZohoCRM.modules.ALL", "ZohoCRM.settings.ALL", "ZohoCRM.notifications.ALL", "ZohoCRM.users.READ",
+		"ZohoCRM.org.READ", "ZohoCRM.coql.READ", "ZohoSearch.securesearch.READ"},
+	connector.Bigin: {"ZohoBigin.modules.ALL", "ZohoBigin.settings.ALL", "ZohoBigin.notifications.ALL", "ZohoBigin.users.ALL",
+		"ZohoBigin.org.read", "ZohoSearch.securesearch.READ"},
+}
+
+// ConsentURL is Zoho's consent page for a CRM or Bigin admin on dc.
+func (v *Vendor) ConsentURL(sys connector.System, dc, redirectURI, state string) (string, error) {
+	scopes, ok := consentScopes[sys]
+	if !ok {
+		return "", fmt.Errorf("no consent page for %s", sys)
+	}
+	if v.cfg.ClientID == "" {
+		return "", ErrClientNotConfigured
+	}
+	return AuthURL(v.settings(connector.Account{System: sys, DC: dc, Interactive: true}), scopes, redirectURI, state), nil
 }
 
 // Open builds the connector of an account.
