@@ -550,8 +550,12 @@ func (w *Worker) refuseLinkedMatches(ctx context.Context, g *group, out *outcome
 // alreadyLinkedError says which record holds the counterpart, in the words
 // of the failure history.
 func alreadyLinkedError(side Side, targetID, holderID string) error {
+	system, other := "desk", "CRM"
+	if side == CRMSide {
+		system, other = other, system
+	}
 	return &connector.Error{Class: connector.Permanent, Reason: connector.ReasonAlreadyLinked,
-		Message: fmt.Sprintf("the %s record %s is already linked to %s", side, targetID, holderID)}
+		Message: fmt.Sprintf("the %s record %s is already linked to the %s record %s", system, targetID, other, holderID)}
 }
 
 // noteDecisions records the conflicts a record's plan decided, against
