@@ -284,12 +284,10 @@ func (e *Engine) pruneExpired(ctx context.Context) {
 	if keep <= 0 {
 		keep = 7 * 24 * time.Hour
 	}
-	n, err := store.PruneHistory(ctx, e.DB, time.Now().Add(-keep))
-	if err != nil {
+	// Each step stands alone: one failing leaves the others to run.
+	if n, err := store.PruneHistory(ctx, e.DB, time.Now().Add(-keep)); err != nil {
 		e.Log.Error("pruning sync history", "err", err)
-		return
-	}
-	if n > 0 {
+	} else if n > 0 {
 		e.Log.Info("pruned sync history", "buckets", n, "older_than", keep)
 	}
 	e.pruneEvents(ctx)
