@@ -113,6 +113,9 @@ func approvalError(log *slog.Logger, r *http.Request, err error) string {
 	var input *syncengine.ConnectionInputError
 	var public publicMessager
 	switch {
+	case errors.As(err, &input) && input.Field == "crmOrgId":
+		// The page cannot ask which org: the sign-in's code is spent.
+		return sentence(input.Reason) + " Approve with the approveCrmAccess mutation instead, naming the org as crmOrgId."
 	case errors.As(err, &input):
 		return sentence(input.Reason)
 	case errors.As(err, &public):
