@@ -6616,6 +6616,12 @@ enum EventType {
   SYNC_RUN_FINISHED
   "A record failed to sync and went to the failure history (connectionId, module, direction, recordId, reason)."
   SYNC_FAILURE
+  """
+  A knowledge-base sync run ended (connectionId, runId, trigger, status DONE,
+  FAILED or CANCELLED, listed, added, updated, deleted, unchanged, failed,
+  error). Admins only.
+  """
+  KB_SYNC_FINISHED
   "A ticket was created (see ` + "`" + `ticketEvents` + "`" + ` for the typed stream)."
   TICKET_CREATED
   "A ticket's fields other than its status changed."

@@ -222,6 +222,20 @@ func TestKBSyncOverGraphQL(t *testing.T) {
 			t.Fatalf("desk article %s has %d copies", id, n)
 		}
 	}
+	// The run's end is an event for admins, with the run's counters; agents
+	// do not see it.
+	const kbEvents = `{ events(first: 500, types: [KB_SYNC_FINISHED]) { edges { node { subjectId payload } } } }`
+	events := dig(ok("events", q(admin, kbEvents, nil)).Data, "events", "edges").([]any)
+	if len(events) != 1 {
+		t.Fatalf("KB_SYNC_FINISHED events = %+v, want one", events)
+	}
+	if ev := events[0].(map[string]any)["node"].(map[string]any); ev["subjectId"] != connID ||
+		dig(ev, "payload", "runId") != runID || dig(ev, "payload", "status") != "DONE" || dig(ev, "payload", "added") != run["added"] {
+		t.Fatalf("KB_SYNC_FINISHED = %+v, want run %s DONE with %v added", ev, runID, run["added"])
+	}
+	if got := dig(ok("agent events", q(agent, kbEvents, nil)).Data, "events", "edges").([]any); len(got) != 0 {
+		t.Fatalf("an agent sees %d KB_SYNC_FINISHED events", len(got))
+	}
 	r = ok("second sync", q(admin, syncNow, id))
 	run = kbWaitRunDone(t, w.ts, admin, connID, dig(r.Data, "syncKbNow", "id").(string))
 	if run["unchanged"] != float64(len(copies)) || run["added"] != float64(0) || run["updated"] != float64(0) {

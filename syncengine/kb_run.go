@@ -14,6 +14,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/deskbridge/deskbridge/auth"
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/syncengine/connector"
 )
@@ -109,7 +110,16 @@ func (s *KBService) execute(ctx context.Context, run store.KBRun) {
 	case err != nil:
 		status, msg = store.KBRunFailed, new(err.Error())
 	}
-	fin, ferr := store.FinishKBRun(context.WithoutCancel(ctx), s.db, run.ID, run.Attempts, status, msg, s.clock.Now())
+	var fin store.KBRun
+	fctx := context.WithoutCancel(ctx) // the outcome is recorded even while shutting down
+	ferr := store.InTx(fctx, s.db, func(tx *sqlx.Tx) error {
+		var err error
+		if fin, err = store.FinishKBRun(fctx, tx, run.ID, run.Attempts, status, msg, s.clock.Now()); err != nil {
+			return err
+		}
+		_, err = store.InsertEvent(fctx, tx, kbRunFinishedEvent(fin))
+		return err
+	})
 	if ferr != nil {
 		s.log.Error("finishing kb sync run", "run_id", run.ID, "err", ferr)
 		return
@@ -121,6 +131,32 @@ func (s *KBService) execute(ctx context.Context, run store.KBRun) {
 	lvl("kb sync run finished", "run_id", run.ID, "connection_id", run.ConnectionID, "trigger", run.Trigger,
 		"status", status, "listed", fin.Listed, "added", fin.Added, "updated", fin.Updated, "deleted", fin.Deleted,
 		"unchanged", fin.Unchanged, "failed", fin.Failed, "took", time.Since(began).Round(time.Millisecond), "err", err)
+}
+
+// KBEventRunFinished tells the connection's admins that a KB sync run
+// ended, with its counters.
+const KBEventRunFinished = "KB_SYNC_FINISHED"
+
+type kbRunEventPayload struct {
+	ConnectionID string  `json:"connectionId"`
+	RunID        string  `json:"runId"`
+	Trigger      string  `json:"trigger"`
+	Status       string  `json:"status"`
+	Listed       int64   `json:"listed"`
+	Added        int64   `json:"added"`
+	Updated      int64   `json:"updated"`
+	Deleted      int64   `json:"deleted"`
+	Unchanged    int64   `json:"unchanged"`
+	Failed       int64   `json:"failed"`
+	Error        *string `json:"error"`
+}
+
+func kbRunFinishedEvent(r store.KBRun) store.NewEvent {
+	return store.NewEvent{OrgID: r.OrgID, Type: KBEventRunFinished, Permission: string(auth.PermManageConnections),
+		SubjectID: connectionSubject(r.ConnectionID), Refs: store.EventRefs{Connection: r.ConnectionID},
+		Payload: kbRunEventPayload{ConnectionID: GlobalID("Connection", r.ConnectionID), RunID: GlobalID("KbSyncRun", r.ID),
+			Trigger: r.Trigger, Status: r.Status, Listed: r.Listed, Added: r.Added, Updated: r.Updated, Deleted: r.Deleted,
+			Unchanged: r.Unchanged, Failed: r.Failed, Error: r.Error}}
 }
 
 // kbRunner is one run's state: settings, both sides, the category tree and

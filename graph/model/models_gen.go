@@ -3221,6 +3221,10 @@ const (
 	EventTypeSyncRunFinished EventType = "SYNC_RUN_FINISHED"
 	// A record failed to sync and went to the failure history (connectionId, module, direction, recordId, reason).
 	EventTypeSyncFailure EventType = "SYNC_FAILURE"
+	// A knowledge-base sync run ended (connectionId, runId, trigger, status DONE,
+	// FAILED or CANCELLED, listed, added, updated, deleted, unchanged, failed,
+	// error). Admins only.
+	EventTypeKbSyncFinished EventType = "KB_SYNC_FINISHED"
 	// A ticket was created (see `ticketEvents` for the typed stream).
 	EventTypeTicketCreated EventType = "TICKET_CREATED"
 	// A ticket's fields other than its status changed.
@@ -3249,6 +3253,7 @@ var AllEventType = []EventType{
 	EventTypeSyncProgress,
 	EventTypeSyncRunFinished,
 	EventTypeSyncFailure,
+	EventTypeKbSyncFinished,
 	EventTypeTicketCreated,
 	EventTypeTicketUpdated,
 	EventTypeTicketStatusChanged,
@@ -3261,7 +3266,7 @@ var AllEventType = []EventType{
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished, EventTypeSyncFailure, EventTypeTicketCreated, EventTypeTicketUpdated, EventTypeTicketStatusChanged, EventTypeTicketReply, EventTypeTicketComment, EventTypeTicketMerged, EventTypeTicketDeleted, EventTypeSignal:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished, EventTypeSyncFailure, EventTypeKbSyncFinished, EventTypeTicketCreated, EventTypeTicketUpdated, EventTypeTicketStatusChanged, EventTypeTicketReply, EventTypeTicketComment, EventTypeTicketMerged, EventTypeTicketDeleted, EventTypeSignal:
 		return true
 	}
 	return false
