@@ -6622,6 +6622,12 @@ enum EventType {
   error). Admins only.
   """
   KB_SYNC_FINISHED
+  """
+  The SalesIQ link was made, re-linked, moved to another desk portal,
+  disabled, enabled or removed, or needs a re-link (linkId, status,
+  previousStatus, relinkReason, screenName, deskOrgId). Admins only.
+  """
+  CHAT_LINK_CHANGED
   "A ticket was created (see ` + "`" + `ticketEvents` + "`" + ` for the typed stream)."
   TICKET_CREATED
   "A ticket's fields other than its status changed."

@@ -1091,6 +1091,33 @@ func TestChatLinkLifecycle(t *testing.T) {
 	if r := cw.q(cw.admin, linkSalesIQMutation, map[string]any{"in": map[string]any{"credentials": map[string]any{"refreshToken": cw.allRT}, "screenName": cw.screen}}); len(r.Errors) > 0 {
 		t.Fatalf("linking again: %+v", r.Errors)
 	}
+
+	// Every change of the link was an event for admins, in order: made,
+	// re-linked, needing a re-link (with the reason), disabled, enabled,
+	// moved, removed, made again. Agents see none of them.
+	const linkEvents = `{ events(first: 500, types: [CHAT_LINK_CHANGED]) { edges { node { payload } } } }`
+	var changes []string
+	sawReason := false
+	for _, e := range dig(cw.q(cw.admin, linkEvents, nil).Data, "events", "edges").([]any) {
+		p := dig(e.(map[string]any), "node", "payload").(map[string]any)
+		prev, _ := p["previousStatus"].(string)
+		changes = append(changes, prev+">"+p["status"].(string))
+		if reason, _ := p["relinkReason"].(string); p["status"] == "RELINK_REQUIRED" && strings.Contains(reason, "deactivated") {
+			sawReason = true
+		}
+	}
+	joined := strings.Join(changes, " ")
+	for _, want := range []string{">ACTIVE", "ACTIVE>RELINK_REQUIRED", "RELINK_REQUIRED>ACTIVE", "ACTIVE>DISABLED", "DISABLED>ACTIVE", ">REMOVED"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("CHAT_LINK_CHANGED events %v lack %q", changes, want)
+		}
+	}
+	if !sawReason || changes[0] != ">ACTIVE" || changes[len(changes)-1] != ">ACTIVE" {
+		t.Errorf("CHAT_LINK_CHANGED events %v: want the first and last a new link, and a re-link reason", changes)
+	}
+	if got := dig(cw.q(agent, linkEvents, nil).Data, "events", "edges").([]any); len(got) != 0 {
+		t.Errorf("an agent sees %d CHAT_LINK_CHANGED events", len(got))
+	}
 	for _, a := range cw.answers {
 		for _, tok := range []string{cw.allRT, amy, bob} {
 			if strings.Contains(a, tok) {

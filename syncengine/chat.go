@@ -271,7 +271,7 @@ func (s *ChatService) Link(ctx context.Context, v auth.Viewer, in LinkRequest) (
 			return err
 		}
 		link = l
-		return nil
+		return insertChatLinkEvent(ctx, tx, l, "")
 	})
 	if err != nil {
 		return store.ChatLink{}, chatConflict(fmt.Errorf("linking SalesIQ: %w", err))
@@ -284,6 +284,46 @@ func (s *ChatService) Link(ctx context.Context, v auth.Viewer, in LinkRequest) (
 		link = l
 	}
 	return link, nil
+}
+
+// ChatEventLinkChanged tells admins the SalesIQ link was made, re-linked,
+// moved to another desk portal, disabled, enabled, removed, or found to
+// need a re-link (its reason in the payload).
+const ChatEventLinkChanged = "CHAT_LINK_CHANGED"
+
+type chatLinkEventPayload struct {
+	LinkID         string  `json:"linkId"`
+	Status         string  `json:"status"`
+	PreviousStatus string  `json:"previousStatus,omitempty"`
+	RelinkReason   *string `json:"relinkReason,omitempty"`
+	ScreenName     string  `json:"screenName"`
+	DeskOrgID      string  `json:"deskOrgId"`
+}
+
+// insertChatLinkEvent writes CHAT_LINK_CHANGED for link, whose status was
+// previous ("" for a new link), in the transaction that changed it.
+func insertChatLinkEvent(ctx context.Context, tx *sqlx.Tx, link store.ChatLink, previous string) error {
+	subject := "ChatLink:" + strconv.FormatInt(link.ID, 10)
+	_, err := store.InsertEvent(ctx, tx, store.NewEvent{OrgID: link.OrgID, Type: ChatEventLinkChanged,
+		Permission: string(auth.PermManageConnections), SubjectID: &subject,
+		Refs: store.EventRefs{Connection: link.ConnectionID},
+		Payload: chatLinkEventPayload{LinkID: GlobalID("ChatLink", link.ID), Status: link.Status, PreviousStatus: previous,
+			RelinkReason: link.RelinkReason, ScreenName: link.ScreenName, DeskOrgID: link.DeskOrgID}})
+	return err
+}
+
+// updateChatLinkNoting changes a link and writes CHAT_LINK_CHANGED in one
+// transaction.
+func (s *ChatService) updateChatLinkNoting(ctx context.Context, link store.ChatLink, u store.ChatLinkUpdate) (store.ChatLink, error) {
+	var out store.ChatLink
+	err := store.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		var err error
+		if out, err = store.UpdateChatLink(ctx, tx, link.OrgID, link.ID, u); err != nil {
+			return err
+		}
+		return insertChatLinkEvent(ctx, tx, out, link.Status)
+	})
+	return out, err
 }
 
 // chatConflict gives the link's unique conflicts a message.
@@ -426,7 +466,7 @@ func (s *ChatService) Relink(ctx context.Context, v auth.Viewer, in LinkRequest)
 			return err
 		}
 		out = l
-		return nil
+		return insertChatLinkEvent(ctx, tx, l, link.Status)
 	})
 	if err != nil {
 		return store.ChatLink{}, chatConflict(fmt.Errorf("re-linking SalesIQ: %w", err))
@@ -569,7 +609,7 @@ func (s *ChatService) ChangeDeskPortal(ctx context.Context, v auth.Viewer, deskO
 			return err
 		}
 		out = l
-		return nil
+		return insertChatLinkEvent(ctx, tx, l, link.Status)
 	})
 	if err != nil {
 		return store.ChatLink{}, chatConflict(fmt.Errorf("changing the SalesIQ link's desk portal: %w", err))
@@ -628,7 +668,7 @@ func (s *ChatService) SetLinkStatus(ctx context.Context, v auth.Viewer, action C
 			}
 		}
 	}
-	out, err := store.UpdateChatLink(ctx, s.DB, v.OrgID, link.ID, u)
+	out, err := s.updateChatLinkNoting(ctx, link, u)
 	if err != nil {
 		return store.ChatLink{}, chatConflict(fmt.Errorf("changing the SalesIQ link: %w", err))
 	}
@@ -667,7 +707,12 @@ func (s *ChatService) CheckLink(ctx context.Context, link store.ChatLink) (store
 		st := store.ChatLinkRelinkRequired
 		u.Status, u.RelinkReason = &st, &reason
 	}
-	out, err := store.UpdateChatLink(ctx, s.DB, link.OrgID, link.ID, u)
+	var out store.ChatLink
+	if reason != "" {
+		out, err = s.updateChatLinkNoting(ctx, link, u)
+	} else {
+		out, err = store.UpdateChatLink(ctx, s.DB, link.OrgID, link.ID, u)
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return store.ChatLinkByID(ctx, s.DB, link.OrgID, link.ID) // changed meanwhile
 	}

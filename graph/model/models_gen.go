@@ -3225,6 +3225,10 @@ const (
 	// FAILED or CANCELLED, listed, added, updated, deleted, unchanged, failed,
 	// error). Admins only.
 	EventTypeKbSyncFinished EventType = "KB_SYNC_FINISHED"
+	// The SalesIQ link was made, re-linked, moved to another desk portal,
+	// disabled, enabled or removed, or needs a re-link (linkId, status,
+	// previousStatus, relinkReason, screenName, deskOrgId). Admins only.
+	EventTypeChatLinkChanged EventType = "CHAT_LINK_CHANGED"
 	// A ticket was created (see `ticketEvents` for the typed stream).
 	EventTypeTicketCreated EventType = "TICKET_CREATED"
 	// A ticket's fields other than its status changed.
@@ -3254,6 +3258,7 @@ var AllEventType = []EventType{
 	EventTypeSyncRunFinished,
 	EventTypeSyncFailure,
 	EventTypeKbSyncFinished,
+	EventTypeChatLinkChanged,
 	EventTypeTicketCreated,
 	EventTypeTicketUpdated,
 	EventTypeTicketStatusChanged,
@@ -3266,7 +3271,7 @@ var AllEventType = []EventType{
 
 func (e EventType) IsValid() bool {
 	switch e {
-	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished, EventTypeSyncFailure, EventTypeKbSyncFinished, EventTypeTicketCreated, EventTypeTicketUpdated, EventTypeTicketStatusChanged, EventTypeTicketReply, EventTypeTicketComment, EventTypeTicketMerged, EventTypeTicketDeleted, EventTypeSignal:
+	case EventTypeTokenCreated, EventTypeTokenRevoked, EventTypeConnectionCreated, EventTypeConnectionStatusChanged, EventTypePermissionProfileUpdated, EventTypeConnectionUpdated, EventTypeSyncProgress, EventTypeSyncRunFinished, EventTypeSyncFailure, EventTypeKbSyncFinished, EventTypeChatLinkChanged, EventTypeTicketCreated, EventTypeTicketUpdated, EventTypeTicketStatusChanged, EventTypeTicketReply, EventTypeTicketComment, EventTypeTicketMerged, EventTypeTicketDeleted, EventTypeSignal:
 		return true
 	}
 	return false
