@@ -5868,6 +5868,15 @@ input ConnectCrmInput {
   deskOrgId: String!
   "Credentials of a desk portal admin."
   deskCredentials: ZohoCredentialsInput!
+  """
+  Settings to start with, at most one entry per module group, as
+  ` + "`" + `updateSyncSettings` + "`" + ` takes them (sync type, match email, list view, the
+  products' desk department, delete policies, the first sync's window). They
+  are in force before the first sync starts, so a ONE_WAY connection never
+  writes to the CRM. Groups left out get the defaults. A refused value is
+  BAD_USER_INPUT on ` + "`" + `input.settings[i].<field>` + "`" + `, and nothing is created.
+  """
+  settings: [UpdateSyncSettingsInput!]
 }
 
 "What asking a CRM admin for the use of their account needs (A2)."
@@ -5884,6 +5893,15 @@ input RequestCrmAccessInput {
   deskOrgId: String!
   "Credentials of a desk portal admin."
   deskCredentials: ZohoCredentialsInput!
+  """
+  Settings to start with, at most one entry per module group, as
+  ` + "`" + `updateSyncSettings` + "`" + ` takes them (sync type, match email, list view, the
+  products' desk department, delete policies, the first sync's window). They
+  are in force when the approval starts the first sync, and can be changed
+  with ` + "`" + `updateSyncSettings` + "`" + ` until then. Groups left out get the defaults. A refused value is
+  BAD_USER_INPUT on ` + "`" + `input.settings[i].<field>` + "`" + `, and nothing is created.
+  """
+  settings: [UpdateSyncSettingsInput!]
 }
 
 "The CRM admin's approval of an access request (A2)."
@@ -5924,6 +5942,11 @@ input ConnectCrmWithServiceKeyInput {
   language: String!
   "The portal time zone, an IANA name such as ` + "`" + `Asia/Tokyo` + "`" + `."
   timeZone: String!
+  """
+  Settings to start with, at most one entry per module group, as
+  ` + "`" + `updateSyncSettings` + "`" + ` takes them; see ` + "`" + `ConnectCrmInput.settings` + "`" + `.
+  """
+  settings: [UpdateSyncSettingsInput!]
 }
 
 "Moving a connection to another desk portal (A3)."
@@ -29254,7 +29277,7 @@ func (ec *executionContext) unmarshalInputConnectCrmInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmOrgId", "crmCredentials", "deskDataCenter", "deskOrgId", "deskCredentials"}
+	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmOrgId", "crmCredentials", "deskDataCenter", "deskOrgId", "deskCredentials", "settings"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -29310,6 +29333,13 @@ func (ec *executionContext) unmarshalInputConnectCrmInput(ctx context.Context, o
 				return it, err
 			}
 			it.DeskCredentials = data
+		case "settings":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("settings"))
+			data, err := ec.unmarshalOUpdateSyncSettingsInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Settings = data
 		}
 	}
 	return it, nil
@@ -29326,7 +29356,7 @@ func (ec *executionContext) unmarshalInputConnectCrmWithServiceKeyInput(ctx cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmOrgId", "crmCredentials", "deskDataCenter", "serviceKey", "deskOrgId", "language", "timeZone"}
+	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmOrgId", "crmCredentials", "deskDataCenter", "serviceKey", "deskOrgId", "language", "timeZone", "settings"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -29396,6 +29426,13 @@ func (ec *executionContext) unmarshalInputConnectCrmWithServiceKeyInput(ctx cont
 				return it, err
 			}
 			it.TimeZone = data
+		case "settings":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("settings"))
+			data, err := ec.unmarshalOUpdateSyncSettingsInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Settings = data
 		}
 	}
 	return it, nil
@@ -30052,7 +30089,7 @@ func (ec *executionContext) unmarshalInputRequestCrmAccessInput(ctx context.Cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmAdminEmail", "deskDataCenter", "deskOrgId", "deskCredentials"}
+	fieldsInOrder := [...]string{"crmSystem", "crmDataCenter", "crmAdminEmail", "deskDataCenter", "deskOrgId", "deskCredentials", "settings"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -30101,6 +30138,13 @@ func (ec *executionContext) unmarshalInputRequestCrmAccessInput(ctx context.Cont
 				return it, err
 			}
 			it.DeskCredentials = data
+		case "settings":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("settings"))
+			data, err := ec.unmarshalOUpdateSyncSettingsInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Settings = data
 		}
 	}
 	return it, nil
@@ -41664,6 +41708,11 @@ func (ec *executionContext) unmarshalNUpdateSyncSettingsInput2githubᚗcomᚋdes
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNUpdateSyncSettingsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInput(ctx context.Context, v any) (*model.UpdateSyncSettingsInput, error) {
+	res, err := ec.unmarshalInputUpdateSyncSettingsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNUpdateSyncSettingsPayload2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsPayload(ctx context.Context, sel ast.SelectionSet, v *model.UpdateSyncSettingsPayload) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -42981,6 +43030,23 @@ func (ec *executionContext) marshalOTicketThread2ᚖgithubᚗcomᚋdeskbridgeᚋ
 		return graphql.Null
 	}
 	return ec._TicketThread(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOUpdateSyncSettingsInput2ᚕᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInputᚄ(ctx context.Context, v any) ([]*model.UpdateSyncSettingsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.UpdateSyncSettingsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNUpdateSyncSettingsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐUpdateSyncSettingsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) unmarshalOZohoCredentialsInput2ᚖgithubᚗcomᚋdeskbridgeᚋdeskbridgeᚋgraphᚋmodelᚐZohoCredentialsInput(ctx context.Context, v any) (*model.ZohoCredentialsInput, error) {

@@ -24,6 +24,7 @@ func (r *mutationResolver) ConnectCrm(ctx context.Context, input model.ConnectCr
 		CRMSystem: crmSystemOf(input.CrmSystem), CRMDC: dataCenterOf(input.CrmDataCenter), CRMOrgID: input.CrmOrgID,
 		CRMCredentials: credentialsOf(input.CrmCredentials), DeskDC: dataCenterOf(input.DeskDataCenter),
 		DeskOrgID: input.DeskOrgID, DeskCredentials: credentialsOf(input.DeskCredentials),
+		Settings: settingsChangesOf(input.Settings),
 	})
 	if err != nil {
 		return nil, connectionInput(err, "input.", nil)
@@ -51,6 +52,7 @@ func (r *mutationResolver) RequestCrmAccess(ctx context.Context, input model.Req
 	req, err := r.ConnectionService.RequestAccess(ctx, v, syncengine.AccessRequestInput{
 		CRMSystem: crmSystemOf(input.CrmSystem), CRMDC: dataCenterOf(input.CrmDataCenter), CRMAdminEmail: input.CrmAdminEmail,
 		DeskDC: dataCenterOf(input.DeskDataCenter), DeskOrgID: input.DeskOrgID, DeskCredentials: credentialsOf(input.DeskCredentials),
+		Settings: settingsChangesOf(input.Settings),
 	})
 	if err != nil {
 		return nil, connectionInput(err, "input.", nil)
@@ -97,6 +99,7 @@ func (r *mutationResolver) ConnectCrmWithServiceKey(ctx context.Context, input m
 		CRMSystem: crmSystemOf(input.CrmSystem), CRMDC: dataCenterOf(input.CrmDataCenter), CRMOrgID: input.CrmOrgID,
 		CRMCredentials: credentialsOf(input.CrmCredentials), DeskDC: dataCenterOf(input.DeskDataCenter),
 		ServiceKey: serviceKeyOf(input.ServiceKey), DeskOrgID: input.DeskOrgID, Language: input.Language, TimeZone: input.TimeZone,
+		Settings: settingsChangesOf(input.Settings),
 	})
 	if err != nil {
 		return nil, connectionInput(err, "input.", nil)

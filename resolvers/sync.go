@@ -197,6 +197,15 @@ func syncInput(err error, prefix string) error {
 }
 
 // settingsChangeOf converts updateSyncSettings' input.
+// settingsChangesOf are a new connection's initial settings.
+func settingsChangesOf(in []*model.UpdateSyncSettingsInput) []syncengine.SettingsChange {
+	out := make([]syncengine.SettingsChange, 0, len(in))
+	for _, ch := range in {
+		out = append(out, settingsChangeOf(*ch))
+	}
+	return out
+}
+
 func settingsChangeOf(in model.UpdateSyncSettingsInput) syncengine.SettingsChange {
 	ch := syncengine.SettingsChange{Group: string(in.ModuleGroup), CRMViewID: in.CrmViewID,
 		DeskDepartmentID: in.DeskDepartmentID, FirstSyncWindowDays: in.FirstSyncWindowDays}

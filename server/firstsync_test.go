@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,84 @@ func TestCancelFirstSyncOverGraphQL(t *testing.T) {
 	r = w.ts.query(admin, `mutation($id: ID!) { startFirstSync(connectionId: $id) { status } }`, map[string]any{"id": connID})
 	if len(r.Errors) > 0 || len(r.Data["startFirstSync"].([]any)) != 6 {
 		t.Fatalf("startFirstSync after a cancel: %+v", r)
+	}
+}
+
+// Settings given when connecting are in force before the first sync starts
+// (the vendor's setup chooses them before "start sync"): a ONE_WAY
+// connection's first sync never writes to the CRM. A refused setting names
+// its place in the input, and nothing is created.
+func TestConnectWithInitialSettings(t *testing.T) {
+	t.Parallel()
+	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
+	admin := w.ts.token("acme", auth.RoleAdmin)
+	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	connect := func(settings []any) gqlResponse {
+		in := w.connectInput(crmOrgID)
+		in["settings"] = settings
+		return w.ts.query(admin, connectMutation, map[string]any{"in": in})
+	}
+	for _, c := range []struct {
+		name     string
+		settings []any
+		argument string
+	}{
+		{"NONE on a Zoho CRM connection", []any{map[string]any{"moduleGroup": "CONTACTS_ACCOUNTS", "syncType": "NONE"}}, "input.settings[0].syncType"},
+		{"a group given twice", []any{map[string]any{"moduleGroup": "PRODUCTS"}, map[string]any{"moduleGroup": "PRODUCTS", "syncType": "ONE_WAY"}}, "input.settings[1].moduleGroup"},
+		{"a window out of range", []any{map[string]any{"moduleGroup": "PRODUCTS", "firstSyncWindowDays": 0}}, "input.settings[0].firstSyncWindowDays"},
+		{"a list view on products", []any{map[string]any{"moduleGroup": "PRODUCTS", "crmViewId": "5"}}, "input.settings[0].crmViewId"},
+	} {
+		r := connect(c.settings)
+		if r.code(0) != codeBadUserInput || r.Errors[0].Extensions["argument"] != c.argument {
+			t.Fatalf("%s: %+v, want BAD_USER_INPUT on %s", c.name, r.Errors, c.argument)
+		}
+	}
+	if r := w.ts.query(admin, `{ connections { id } }`, nil); len(r.Data["connections"].([]any)) != 0 {
+		t.Fatalf("a refused connect created a connection: %+v", r.Data)
+	}
+
+	crmContactsBefore := len(w.sb.CRM("us").IDs("Contacts"))
+	r := connect([]any{
+		map[string]any{"moduleGroup": "CONTACTS_ACCOUNTS", "syncType": "ONE_WAY"},
+		map[string]any{"moduleGroup": "PRODUCTS", "firstSyncWindowDays": 30},
+	})
+	if len(r.Errors) > 0 {
+		t.Fatalf("connectCrm with settings: %+v", r.Errors)
+	}
+	connID := dig(r.Data, "connectCrm", "id").(string)
+	settings := w.ts.query(admin, `query($id: ID!) { node(id: $id) { ... on Connection { settings { moduleGroup syncType firstSyncWindowDays } } } }`,
+		map[string]any{"id": connID})
+	got := map[string]map[string]any{}
+	for _, s := range dig(settings.Data, "node", "settings").([]any) {
+		got[s.(map[string]any)["moduleGroup"].(string)] = s.(map[string]any)
+	}
+	if got["CONTACTS_ACCOUNTS"]["syncType"] != "ONE_WAY" || got["PRODUCTS"]["syncType"] != "TWO_WAY" ||
+		got["PRODUCTS"]["firstSyncWindowDays"] != float64(30) || got["CONTACTS_ACCOUNTS"]["firstSyncWindowDays"] != float64(365) {
+		t.Fatalf("settings after connecting: %+v", got)
+	}
+
+	// The first sync has no desk-to-CRM runs for contacts and accounts, and
+	// writes no contact into the CRM.
+	var runs []string
+	waitFor(t, "every run to finish", func() bool {
+		runs = runs[:0]
+		done := true
+		for _, c := range w.ts.query(admin, syncRunsQuery, nil).Data["connections"].([]any) {
+			for _, run := range c.(map[string]any)["syncRuns"].([]any) {
+				run := run.(map[string]any)
+				runs = append(runs, run["module"].(string)+"/"+run["direction"].(string))
+				done = done && run["status"] == "DONE"
+			}
+		}
+		return done
+	})
+	slices.Sort(runs)
+	if want := []string{"ACCOUNTS/CRM_TO_DESK", "CONTACTS/CRM_TO_DESK", "PRODUCTS/CRM_TO_DESK", "PRODUCTS/DESK_TO_CRM"}; !slices.Equal(runs, want) {
+		t.Fatalf("runs = %v, want %v", runs, want)
+	}
+	if n := len(w.sb.CRM("us").IDs("Contacts")); n != crmContactsBefore {
+		t.Fatalf("a ONE_WAY first sync changed the CRM's contacts: %d, had %d", n, crmContactsBefore)
 	}
 }

@@ -38,6 +38,7 @@ type AccessRequestInput struct {
 	DeskDC          string
 	DeskOrgID       string
 	DeskCredentials ConnectionCredentials
+	Settings        []SettingsChange // as ConnectionRequest.Settings; editable until approval
 }
 
 // AccessRequest is a pending request and the code that approves it. The
@@ -71,6 +72,10 @@ func (s *ConnectionService) RequestAccess(ctx context.Context, v auth.Viewer, in
 	if err != nil {
 		return AccessRequest{}, err
 	}
+	initial, err := initialSettings(v, in.CRMSystem, in.Settings)
+	if err != nil {
+		return AccessRequest{}, err
+	}
 	desk, err := s.checkDeskOAuth(ctx, in.DeskDC, in.DeskOrgID, in.DeskCredentials)
 	if err != nil {
 		return AccessRequest{}, err
@@ -87,7 +92,7 @@ func (s *ConnectionService) RequestAccess(ctx context.Context, v auth.Viewer, in
 		AuthMethod: ConnectionAuthOtherUser, CRMDC: crmDC, DeskDC: desk.dc, DeskOrgID: desk.orgID,
 		DeskPortal: nonEmptyConnectionString(desk.portal), ApproverEmail: &email, RequestedAt: &now,
 		AuthorizedBy: &userID, RequestTokenHash: hash, RequestExpiresAt: &expires,
-	}, map[string]string{store.SecretDeskRefreshToken: desk.token})
+	}, map[string]string{store.SecretDeskRefreshToken: desk.token}, initial)
 	if err != nil {
 		return AccessRequest{}, fmt.Errorf("requesting crm access: %w", err)
 	}

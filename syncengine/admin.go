@@ -141,47 +141,12 @@ func (s *ConnectionService) UpdateSettings(ctx context.Context, v auth.Viewer, i
 		if err != nil {
 			return err
 		}
-		next := cur
-		next.EffectiveFrom = time.Time{}
+		next, err := applySettingsChange(cur, ch, connector.System(c.CRMSystem))
+		if err != nil {
+			return err
+		}
 		userID := v.UserID
-		next.CreatedBy = &userID
-		if ch.SyncType != nil {
-			if *ch.SyncType == SyncNone && connector.System(c.CRMSystem) != connector.Bigin {
-				return &ConnectionInputError{Field: "syncType", Reason: "NONE is available for Bigin connections only"}
-			}
-			next.SyncType = *ch.SyncType
-		}
-		if ch.MatchEmail != nil {
-			next.MatchEmail = *ch.MatchEmail
-		}
-		if ch.CRMViewID != nil {
-			if ch.Group != store.GroupContactsAccounts {
-				return &ConnectionInputError{Field: "crmViewId", Reason: "applies to CONTACTS_ACCOUNTS only"}
-			}
-			if next.CRMViewID, err = optionalID("crmViewId", *ch.CRMViewID); err != nil {
-				return err
-			}
-		}
-		if ch.DeskDepartmentID != nil {
-			if ch.Group != store.GroupProducts {
-				return &ConnectionInputError{Field: "deskDepartmentId", Reason: "applies to PRODUCTS only"}
-			}
-			if next.DeskDepartmentID, err = optionalID("deskDepartmentId", *ch.DeskDepartmentID); err != nil {
-				return err
-			}
-		}
-		if ch.CRMDeletePolicy != nil {
-			next.CRMDeletePolicy = *ch.CRMDeletePolicy
-		}
-		if ch.DeskDeletePolicy != nil {
-			next.DeskDeletePolicy = *ch.DeskDeletePolicy
-		}
-		if ch.FirstSyncWindowDays != nil {
-			if d := *ch.FirstSyncWindowDays; d < 1 || d > 3650 {
-				return &ConnectionInputError{Field: "firstSyncWindowDays", Reason: "must be between 1 and 3650"}
-			}
-			next.FirstSyncWindowDays = *ch.FirstSyncWindowDays
-		}
+		next.EffectiveFrom, next.CreatedBy = time.Time{}, &userID
 		out, err = store.InsertSettings(ctx, tx, next)
 		return err
 	})
@@ -190,6 +155,82 @@ func (s *ConnectionService) UpdateSettings(ctx context.Context, v auth.Viewer, i
 	}
 	s.log.InfoContext(ctx, "sync settings updated", "org_id", v.OrgID, "connection_id", id,
 		"module_group", out.ModuleGroup, "sync_type", out.SyncType, "effective_from", out.EffectiveFrom)
+	return out, nil
+}
+
+// applySettingsChange is cur with ch applied, for a connection to a CRM of
+// crmSystem, or a ConnectionInputError naming the field that cannot be.
+func applySettingsChange(cur store.Settings, ch SettingsChange, crmSystem connector.System) (store.Settings, error) {
+	next := cur
+	var err error
+	if ch.SyncType != nil {
+		if *ch.SyncType == SyncNone && crmSystem != connector.Bigin {
+			return store.Settings{}, &ConnectionInputError{Field: "syncType", Reason: "NONE is available for Bigin connections only"}
+		}
+		next.SyncType = *ch.SyncType
+	}
+	if ch.MatchEmail != nil {
+		next.MatchEmail = *ch.MatchEmail
+	}
+	if ch.CRMViewID != nil {
+		if ch.Group != store.GroupContactsAccounts {
+			return store.Settings{}, &ConnectionInputError{Field: "crmViewId", Reason: "applies to CONTACTS_ACCOUNTS only"}
+		}
+		if next.CRMViewID, err = optionalID("crmViewId", *ch.CRMViewID); err != nil {
+			return store.Settings{}, err
+		}
+	}
+	if ch.DeskDepartmentID != nil {
+		if ch.Group != store.GroupProducts {
+			return store.Settings{}, &ConnectionInputError{Field: "deskDepartmentId", Reason: "applies to PRODUCTS only"}
+		}
+		if next.DeskDepartmentID, err = optionalID("deskDepartmentId", *ch.DeskDepartmentID); err != nil {
+			return store.Settings{}, err
+		}
+	}
+	if ch.CRMDeletePolicy != nil {
+		next.CRMDeletePolicy = *ch.CRMDeletePolicy
+	}
+	if ch.DeskDeletePolicy != nil {
+		next.DeskDeletePolicy = *ch.DeskDeletePolicy
+	}
+	if ch.FirstSyncWindowDays != nil {
+		if d := *ch.FirstSyncWindowDays; d < 1 || d > 3650 {
+			return store.Settings{}, &ConnectionInputError{Field: "firstSyncWindowDays", Reason: "must be between 1 and 3650"}
+		}
+		next.FirstSyncWindowDays = *ch.FirstSyncWindowDays
+	}
+	return next, nil
+}
+
+// initialSettings are a new connection's settings: each group's defaults
+// with the changes the request gives (at most one per group), checked
+// before anything is stored. A refusal's Field is "settings[i].<field>".
+func initialSettings(v auth.Viewer, crmSystem connector.System, changes []SettingsChange) (map[string]store.Settings, error) {
+	out := map[string]store.Settings{}
+	for _, g := range Groups {
+		out[g] = defaultConnectionSettings(v, 0, g)
+	}
+	seen := map[string]bool{}
+	for i, ch := range changes {
+		at := fmt.Sprintf("settings[%d].", i)
+		if _, known := out[ch.Group]; !known {
+			return nil, &ConnectionInputError{Field: at + "moduleGroup", Reason: "unknown module group"}
+		}
+		if seen[ch.Group] {
+			return nil, &ConnectionInputError{Field: at + "moduleGroup", Reason: "given twice; give each module group once"}
+		}
+		seen[ch.Group] = true
+		next, err := applySettingsChange(out[ch.Group], ch, crmSystem)
+		var input *ConnectionInputError
+		if errors.As(err, &input) {
+			return nil, &ConnectionInputError{Field: at + input.Field, Reason: input.Reason}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[ch.Group] = next
+	}
 	return out, nil
 }
 

@@ -117,6 +117,10 @@ type ConnectionRequest struct {
 	DeskDC          string
 	DeskOrgID       string
 	DeskCredentials ConnectionCredentials
+	// Settings are the module groups' settings to start with (B1-B5, as
+	// UpdateSettings takes them), in force before the first sync starts;
+	// the defaults otherwise.
+	Settings []SettingsChange
 }
 
 // LogValue prints the request for logs with its credentials masked.
@@ -321,6 +325,10 @@ func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req Conn
 	if err := checkCredentialShape("deskCredentials", req.DeskCredentials); err != nil {
 		return store.Connection{}, err
 	}
+	initial, err := initialSettings(v, req.CRMSystem, req.Settings)
+	if err != nil {
+		return store.Connection{}, err
+	}
 	crm, err := s.checkCRMOAuth(ctx, req.CRMSystem, req.CRMDC, req.CRMOrgID, req.CRMCredentials)
 	if err != nil {
 		return store.Connection{}, err
@@ -334,7 +342,7 @@ func (s *ConnectionService) Connect(ctx context.Context, v auth.Viewer, req Conn
 		OrgID: v.OrgID, CRMSystem: string(req.CRMSystem), Status: store.ConnectionActive,
 		AuthMethod: ConnectionAuthOAuth, CRMDC: crm.dc, CRMOrgID: &crm.orgID, CRMOrgName: &crm.orgName,
 		DeskDC: desk.dc, DeskOrgID: desk.orgID, DeskPortal: nonEmptyConnectionString(desk.portal), AuthorizedBy: &userID,
-	}, map[string]string{store.SecretCRMRefreshToken: crm.token, store.SecretDeskRefreshToken: desk.token})
+	}, map[string]string{store.SecretCRMRefreshToken: crm.token, store.SecretDeskRefreshToken: desk.token}, initial)
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("connecting a crm: %w", err)
 	}
@@ -409,9 +417,11 @@ func (s *ConnectionService) checkDeskOAuth(ctx context.Context, dc, orgID string
 }
 
 // createConnection stores a new connection in one transaction: the row
-// (with a fresh webhook token), its sealed secrets, default settings, the
-// first sync's runs when it starts ACTIVE, and a CONNECTION_CREATED event.
-func (s *ConnectionService) createConnection(ctx context.Context, v auth.Viewer, nc store.NewConnection, secrets map[string]string) (store.Connection, error) {
+// (with a fresh webhook token), its sealed secrets, its settings (initial,
+// from initialSettings), the first sync's runs when it starts ACTIVE, and a
+// CONNECTION_CREATED event.
+func (s *ConnectionService) createConnection(ctx context.Context, v auth.Viewer, nc store.NewConnection, secrets map[string]string,
+	initial map[string]store.Settings) (store.Connection, error) {
 	webhookToken, err := newConnectionWebhookToken()
 	if err != nil {
 		return store.Connection{}, err
@@ -426,8 +436,10 @@ func (s *ConnectionService) createConnection(ctx context.Context, v auth.Viewer,
 		if err := s.putSecrets(ctx, tx, c, secrets); err != nil {
 			return err
 		}
-		for _, group := range []string{store.GroupContactsAccounts, store.GroupProducts} {
-			if _, err := store.InsertSettings(ctx, tx, defaultConnectionSettings(v, c.ID, group)); err != nil {
+		for _, group := range Groups {
+			settings := initial[group]
+			settings.ConnectionID = c.ID
+			if _, err := store.InsertSettings(ctx, tx, settings); err != nil {
 				return err
 			}
 		}

@@ -63,6 +63,7 @@ type ServiceKeyConnectionRequest struct {
 	DeskOrgID      string
 	Language       string
 	TimeZone       string
+	Settings       []SettingsChange // as ConnectionRequest.Settings
 }
 
 // ServiceKeyPortals lists the desk portals the service key's admin
@@ -116,6 +117,10 @@ func (s *ConnectionService) ConnectWithServiceKey(ctx context.Context, v auth.Vi
 	if err != nil {
 		return store.Connection{}, err
 	}
+	initial, err := initialSettings(v, req.CRMSystem, req.Settings)
+	if err != nil {
+		return store.Connection{}, err
+	}
 	crm, err := s.checkCRMOAuth(ctx, req.CRMSystem, req.CRMDC, req.CRMOrgID, req.CRMCredentials)
 	if err != nil {
 		return store.Connection{}, err
@@ -130,7 +135,7 @@ func (s *ConnectionService) ConnectWithServiceKey(ctx context.Context, v auth.Vi
 		AuthMethod: ConnectionAuthServiceKey, CRMDC: crm.dc, CRMOrgID: &crm.orgID, CRMOrgName: &crm.orgName,
 		DeskDC: deskDC, DeskOrgID: portal.ID, DeskPortal: nonEmptyConnectionString(portal.Name),
 		Language: &language, TimeZone: &timeZone, ServiceKeyEmail: &key.AdminEmail, AuthorizedBy: &userID,
-	}, map[string]string{store.SecretCRMRefreshToken: crm.token, store.SecretServiceKey: key.Key})
+	}, map[string]string{store.SecretCRMRefreshToken: crm.token, store.SecretServiceKey: key.Key}, initial)
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("connecting with a service key: %w", err)
 	}

@@ -386,6 +386,13 @@ type ConnectCrmInput struct {
 	DeskOrgID string `json:"deskOrgId"`
 	// Credentials of a desk portal admin.
 	DeskCredentials *ZohoCredentialsInput `json:"deskCredentials"`
+	// Settings to start with, at most one entry per module group, as
+	// `updateSyncSettings` takes them (sync type, match email, list view, the
+	// products' desk department, delete policies, the first sync's window). They
+	// are in force before the first sync starts, so a ONE_WAY connection never
+	// writes to the CRM. Groups left out get the defaults. A refused value is
+	// BAD_USER_INPUT on `input.settings[i].<field>`, and nothing is created.
+	Settings []*UpdateSyncSettingsInput `json:"settings,omitempty"`
 }
 
 // What joining a CRM org to a desk portal through a service key needs (A3).
@@ -408,6 +415,9 @@ type ConnectCrmWithServiceKeyInput struct {
 	Language string `json:"language"`
 	// The portal time zone, an IANA name such as `Asia/Tokyo`.
 	TimeZone string `json:"timeZone"`
+	// Settings to start with, at most one entry per module group, as
+	// `updateSyncSettings` takes them; see `ConnectCrmInput.settings`.
+	Settings []*UpdateSyncSettingsInput `json:"settings,omitempty"`
 }
 
 // One desk portal joined to one Zoho CRM or Bigin org. Credentials are stored
@@ -1253,6 +1263,13 @@ type RequestCrmAccessInput struct {
 	DeskOrgID string `json:"deskOrgId"`
 	// Credentials of a desk portal admin.
 	DeskCredentials *ZohoCredentialsInput `json:"deskCredentials"`
+	// Settings to start with, at most one entry per module group, as
+	// `updateSyncSettings` takes them (sync type, match email, list view, the
+	// products' desk department, delete policies, the first sync's window). They
+	// are in force when the approval starts the first sync, and can be changed
+	// with `updateSyncSettings` until then. Groups left out get the defaults. A refused value is
+	// BAD_USER_INPUT on `input.settings[i].<field>`, and nothing is created.
+	Settings []*UpdateSyncSettingsInput `json:"settings,omitempty"`
 }
 
 // A desk portal admin's service communication key (ZSC key) and email (A3). Never returned.
