@@ -67,7 +67,11 @@ func approvalHandler(conns *syncengine.ConnectionService, publicURL func() strin
 		code := r.URL.Query().Get("code")
 		req, err := conns.AccessRequestOf(r.Context(), code)
 		if err != nil {
-			renderApproval(w, log, r, http.StatusNotFound, approvalView{Title: "This request cannot be approved", Error: approvalError(log, r, err)})
+			status := http.StatusInternalServerError
+			if errors.As(err, new(*syncengine.ConnectionInputError)) {
+				status = http.StatusNotFound // unknown, replaced, used or expired
+			}
+			renderApproval(w, log, r, status, approvalView{Title: "This request cannot be approved", Error: approvalError(log, r, err)})
 			return
 		}
 		consent, err := conns.AccessConsentURL(r.Context(), code, publicURL()+callbackPath)
