@@ -153,16 +153,25 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// PruneEvents deletes up to limit of the oldest events that occurred before
-// before, and raises each affected org's horizon to the highest id it
-// deleted, in one statement. It returns how many it deleted; the caller
-// repeats while that is limit.
+// PruneEvents deletes up to limit of the oldest events, those below the
+// first event (in id order) that occurred at or after before, and raises
+// each affected org's horizon to the highest id it deleted, in one
+// statement. It returns how many it deleted; the caller repeats while that
+// is limit.
+//
+// Deleting a prefix of the ids keeps each horizon exact (every event at or
+// below it is gone) and costs a walk of the old events only, through the
+// primary key: ids follow time but for a transaction that inserted late,
+// whose event then waits for the next pass.
 func PruneEvents(ctx context.Context, q Queryer, before time.Time, limit int) (int64, error) {
 	var n int64
 	err := q.GetContext(ctx, &n, `
-		WITH gone AS (
+		WITH young AS (
+			SELECT id FROM events WHERE occurred_at >= $1 ORDER BY id LIMIT 1
+		), gone AS (
 			DELETE FROM events WHERE id IN (
-				SELECT id FROM events WHERE occurred_at < $1 ORDER BY id LIMIT $2)
+				SELECT id FROM events WHERE id < COALESCE((SELECT id FROM young), 9223372036854775807)
+				ORDER BY id LIMIT $2)
 			RETURNING org_id, id
 		), horizon AS (
 			INSERT INTO event_horizons AS h (org_id, pruned_through)
