@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +18,28 @@ import (
 	"github.com/deskbridge/deskbridge/sandbox/desk"
 	"github.com/deskbridge/deskbridge/sandbox/oauth"
 )
+
+// invitedCRMAdmin is the CRM admin the access tests ask. The sandbox CRM
+// adds the user of a token it does not know yet, as an Administrator.
+const invitedCRMAdmin = "cio@crm-side.example"
+
+// accessRequestInput asks invitedCRMAdmin for the world's CRM (A2).
+func (w *connectionWorld) accessRequestInput() map[string]any {
+	return map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmAdminEmail": invitedCRMAdmin,
+		"deskDataCenter": "US", "deskOrgId": w.deskID, "deskCredentials": map[string]any{"refreshToken": w.deskRT}}
+}
+
+// requestAccess sends an access request as admin and returns the
+// payload's fields.
+func (w *connectionWorld) requestAccess(t *testing.T, admin string, in map[string]any, fields string) map[string]any {
+	t.Helper()
+	r := w.ts.query(admin, `mutation($in: RequestCrmAccessInput!) { requestCrmAccess(input: $in) { `+fields+` } }`,
+		map[string]any{"in": in})
+	if len(r.Errors) > 0 {
+		t.Fatalf("requestCrmAccess: %+v", r.Errors)
+	}
+	return r.Data["requestCrmAccess"].(map[string]any)
+}
 
 const accessRequestFields = `connection { id status authMethod crmOrg { id } accessRequest { crmAdminEmail sentCount expiresAt approved } } approvalCode expiresAt`
 
@@ -37,10 +60,9 @@ func TestAccessRequestOverGraphQL(t *testing.T) {
 		answers = append(answers, string(raw))
 		return r
 	}
-	const cio = "cio@crm-side.example"
+	const cio = invitedCRMAdmin
 	request := `mutation($in: RequestCrmAccessInput!) { requestCrmAccess(input: $in) { ` + accessRequestFields + ` } }`
-	in := map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmAdminEmail": cio,
-		"deskDataCenter": "US", "deskOrgId": w.deskID, "deskCredentials": map[string]any{"refreshToken": w.deskRT}}
+	in := w.accessRequestInput()
 
 	wantCode(t, "an agent requests access", q(agent, request, map[string]any{"in": in}), codeForbidden)
 	bad := map[string]any{}
@@ -207,9 +229,7 @@ func TestServiceKeyConnectionAndPortalSwitch(t *testing.T) {
 		}
 	}
 
-	crmOrgs := q(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := crmOrgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	connect := `mutation($in: ConnectCrmWithServiceKeyInput!) { connectCrmWithServiceKey(input: $in) { id status authMethod deskOrgId deskPortal language timeZone serviceKeyAdminEmail } }`
 	input := func(language, timeZone string) map[string]any {
 		return map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmOrgId": crmOrgID,
@@ -302,17 +322,15 @@ func TestServiceKeyConnectionAndPortalSwitch(t *testing.T) {
 // admin and says what happened. No deskbridge token is involved.
 func TestAccessApprovalPages(t *testing.T) {
 	t.Parallel()
-	w := startConnectionWorld(t, nil)
+	w := startConnectionWorld(t)
 	admin := w.ts.token("acme", auth.RoleAdmin)
-	const cio = "cio@crm-side.example"
-	r := w.ts.query(admin, `mutation($in: RequestCrmAccessInput!) { requestCrmAccess(input: $in) { approvalCode approvalUrl } }`,
-		map[string]any{"in": map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmAdminEmail": cio,
-			"deskDataCenter": "US", "deskOrgId": w.deskID, "deskCredentials": map[string]any{"refreshToken": w.deskRT}}})
-	if len(r.Errors) > 0 {
-		t.Fatalf("requestCrmAccess: %+v", r.Errors)
-	}
-	code := dig(r.Data, "requestCrmAccess", "approvalCode").(string)
-	page := dig(r.Data, "requestCrmAccess", "approvalUrl").(string)
+	const cio = invitedCRMAdmin
+	// The settings asked for with the request are those the approval's
+	// first sync runs under.
+	in := w.accessRequestInput()
+	in["settings"] = []any{map[string]any{"moduleGroup": "CONTACTS_ACCOUNTS", "syncType": "ONE_WAY"}}
+	req := w.requestAccess(t, admin, in, "approvalCode approvalUrl")
+	code, page := req["approvalCode"].(string), req["approvalUrl"].(string)
 	if page != w.ts.url+"/connect/approve?code="+url.QueryEscape(code) {
 		t.Fatalf("approvalUrl = %s", page)
 	}
@@ -385,6 +403,17 @@ func TestAccessApprovalPages(t *testing.T) {
 	if status, _, body := get(page); status != 404 || !strings.Contains(body, "cannot be approved") {
 		t.Fatalf("the approval page after approval: %d\n%s", status, body)
 	}
+	var directions []string
+	for _, c := range w.ts.query(admin, syncRunsQuery, nil).Data["connections"].([]any) {
+		for _, run := range c.(map[string]any)["syncRuns"].([]any) {
+			if run := run.(map[string]any); run["module"] == "CONTACTS" {
+				directions = append(directions, run["direction"].(string))
+			}
+		}
+	}
+	if !slices.Equal(directions, []string{"CRM_TO_DESK"}) {
+		t.Fatalf("the approved ONE_WAY connection's contacts runs: %v", directions)
+	}
 }
 
 // The same approval in headless Chromium: the approval page's button leads
@@ -392,30 +421,13 @@ func TestAccessApprovalPages(t *testing.T) {
 // page, and no page logs an error (a CSP violation would).
 func TestAccessApprovalInABrowser(t *testing.T) {
 	t.Parallel()
-	chromium := findChromium()
-	if chromium == "" {
-		t.Skip("no Chromium (set CHROMIUM, or put chromium or chromium-browser on PATH; .ci/run installs it)")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("no node on PATH: the browser is driven with puppeteer-core from test/js")
-	}
-	jsDir, err := filepath.Abs("../test/js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := startConnectionWorld(t, nil)
+	chromium, jsDir := browserTools(t)
+	w := startConnectionWorld(t)
 	admin := w.ts.token("acme", auth.RoleAdmin)
-	const cio = "cio@crm-side.example"
-	r := w.ts.query(admin, `mutation($in: RequestCrmAccessInput!) { requestCrmAccess(input: $in) { approvalUrl } }`,
-		map[string]any{"in": map[string]any{"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmAdminEmail": cio,
-			"deskDataCenter": "US", "deskOrgId": w.deskID, "deskCredentials": map[string]any{"refreshToken": w.deskRT}}})
-	if len(r.Errors) > 0 {
-		t.Fatalf("requestCrmAccess: %+v", r.Errors)
-	}
+	page := w.requestAccess(t, admin, w.accessRequestInput(), "approvalUrl")["approvalUrl"].(string)
 	cmd := exec.Command("node", filepath.Join("browser", "approve.browser.mjs"))
 	cmd.Dir = jsDir
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "APPROVER_EMAIL="+cio,
-		"APPROVAL_URL="+dig(r.Data, "requestCrmAccess", "approvalUrl").(string))
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "APPROVER_EMAIL="+invitedCRMAdmin, "APPROVAL_URL="+page)
 	raw, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("the browser script: %v\n%s", err, raw)

@@ -97,6 +97,19 @@ const connectionFields = `id crmSystem status authMethod crmDataCenter crmOrg { 
 
 const connectMutation = `mutation($in: ConnectCrmInput!) { connectCrm(input: $in) { ` + connectionFields + ` } }`
 
+// crmOrgID is the CRM org the world's CRM refresh token reaches, as
+// reachableCrmOrgs lists it for connectCrm.
+func (w *connectionWorld) crmOrgID(tb testing.TB, token string) string {
+	tb.Helper()
+	r := w.ts.query(token, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
+		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
+	orgs, _ := r.Data["reachableCrmOrgs"].([]any)
+	if len(r.Errors) > 0 || len(orgs) == 0 {
+		tb.Fatalf("reachableCrmOrgs = %+v", r)
+	}
+	return orgs[0].(map[string]any)["id"].(string)
+}
+
 func (w *connectionWorld) connectInput(crmOrgID string) map[string]any {
 	return map[string]any{
 		"crmSystem": "ZOHO_CRM", "crmDataCenter": "US", "crmOrgId": crmOrgID,

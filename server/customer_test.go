@@ -206,9 +206,7 @@ func startCustomerWorld(t *testing.T, extraEnv ...map[string]string) (*connectio
 	t.Helper()
 	w := startConnectionWorld(t, append([]map[string]string{{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"}}, extraEnv...)...)
 	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(dig(orgs.Data, "reachableCrmOrgs").([]any)[0].(map[string]any)["id"].(string))}); len(r.Errors) > 0 {
+	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(w.crmOrgID(t, admin))}); len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)
 	}
 

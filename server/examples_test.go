@@ -47,20 +47,7 @@ const sidebarTruthQuery = `query($id: String!) { ticket(deskId: $id) {
 // at the end as PNGs there, for a person to look at.
 func TestExampleSidebar(t *testing.T) {
 	t.Parallel()
-	chromium := findChromium()
-	if chromium == "" {
-		t.Skip("no Chromium (set CHROMIUM, or put chromium or chromium-browser on PATH; .ci/run installs it): the example sidebar is tested in a browser")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("no node on PATH: the browser is driven with puppeteer-core from test/js")
-	}
-	jsDir, err := filepath.Abs("../test/js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "puppeteer-core")); err != nil {
-		t.Fatalf("test/js/node_modules/puppeteer-core is missing: run `make js-deps` (or `npm ci` in test/js)")
-	}
+	chromium, jsDir := browserTools(t)
 
 	w, admin, pick := startCustomerWorld(t)
 	restricted := w.ts.token("acme", auth.RoleRestrictedAgent)
@@ -289,6 +276,27 @@ func TestDemoPrintsSidebarLink(t *testing.T) {
 	if !strings.Contains(out.String(), "  Sidebar:      http://127.0.0.1:8080/examples/sidebar#token=dbk_secret\n") {
 		t.Fatalf("without the sandbox:\n%s", out.String())
 	}
+}
+
+// browserTools is what the browser tests drive: Chromium, and test/js with
+// puppeteer-core. The test is skipped without Chromium or node (.ci/run
+// installs both), and fails when the npm packages are missing.
+func browserTools(t *testing.T) (chromium, jsDir string) {
+	t.Helper()
+	if chromium = findChromium(); chromium == "" {
+		t.Skip("no Chromium (set CHROMIUM, or put chromium or chromium-browser on PATH; .ci/run installs it): this test drives a browser")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("no node on PATH: the browser is driven with puppeteer-core from test/js")
+	}
+	jsDir, err := filepath.Abs("../test/js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "puppeteer-core")); err != nil {
+		t.Fatalf("test/js/node_modules/puppeteer-core is missing: run `make js-deps` (or `npm ci` in test/js)")
+	}
+	return chromium, jsDir
 }
 
 // findChromium returns the browser to drive, or "" when there is none.

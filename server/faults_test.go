@@ -19,9 +19,7 @@ func TestSyncSurvivesVendorFaults(t *testing.T) {
 	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "300ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
 	admin := w.ts.token("acme", auth.RoleAdmin)
 	snap := snapshotWorld(t, w)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)
 	}

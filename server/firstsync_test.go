@@ -22,13 +22,8 @@ func TestFirstSyncOverGraphQL(t *testing.T) {
 	agent := w.ts.token("acme", auth.RoleAgent)
 
 	snap := snapshotWorld(t, w)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	list, _ := orgs.Data["reachableCrmOrgs"].([]any)
-	if len(list) == 0 {
-		t.Fatalf("reachableCrmOrgs = %+v", orgs)
-	}
-	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(list[0].(map[string]any)["id"].(string))})
+	crmOrgID := w.crmOrgID(t, admin)
+	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)})
 	if len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)
 	}
@@ -205,9 +200,7 @@ func TestCancelFirstSyncOverGraphQL(t *testing.T) {
 	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_FIRST_SYNC_INTERVAL": "1h"})
 	admin := w.ts.token("acme", auth.RoleAdmin)
 	agent := w.ts.token("acme", auth.RoleAgent)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(dig(orgs.Data, "reachableCrmOrgs").([]any)[0].(map[string]any)["id"].(string))})
+	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(w.crmOrgID(t, admin))})
 	if len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)
 	}
@@ -246,9 +239,7 @@ func TestConnectWithInitialSettings(t *testing.T) {
 	t.Parallel()
 	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms", "DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms"})
 	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	connect := func(settings []any) gqlResponse {
 		in := w.connectInput(crmOrgID)
 		in["settings"] = settings

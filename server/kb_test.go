@@ -26,12 +26,7 @@ const kbUpdate = `mutation($id: ID!, $in: UpdateKbSyncInput!) { updateKbSync(con
 // the connection's global id.
 func kbConnect(t *testing.T, w *connectionWorld, admin string) string {
 	t.Helper()
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	if len(orgs.Errors) > 0 {
-		t.Fatalf("reachableCrmOrgs: %+v", orgs.Errors)
-	}
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)})
 	if len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)

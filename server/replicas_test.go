@@ -20,9 +20,7 @@ func TestTwoReplicasShareTheSync(t *testing.T) {
 	second := startServerLog(t, w.dsn, env, io.Discard)
 	admin := w.ts.token("acme", auth.RoleAdmin)
 	snap := snapshotWorld(t, w)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	// Connect through the second replica: either may serve any request.
 	if r := second.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)

@@ -72,9 +72,7 @@ func runEditStorm(t *testing.T, reverts bool) {
 		"DESKBRIDGE_FIRST_SYNC_INTERVAL": "100ms", "DESKBRIDGE_WATCH_INTERVAL": "200ms"})
 	db := w.ts.srv.db.DB
 	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)})
 	if len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)

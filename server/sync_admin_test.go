@@ -35,9 +35,7 @@ func TestSyncAdministrationOverGraphQL(t *testing.T) {
 		return r
 	}
 
-	orgs := ok("reachableCrmOrgs", q(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}}))
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	r := ok("connectCrm", q(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}))
 	connID := dig(r.Data, "connectCrm", "id").(string)
 	raw, _ := base64.RawURLEncoding.DecodeString(connID)

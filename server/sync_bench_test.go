@@ -88,9 +88,7 @@ func startNotifiedWorld(b *testing.B) (*connectionWorld, string) {
 	b.Helper()
 	w := startConnectionWorld(b, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "1h", "DESKBRIDGE_WATCH_INTERVAL": "100ms", "DESKBRIDGE_LOG_LEVEL": "warn"})
 	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	crmOrgID := orgs.Data["reachableCrmOrgs"].([]any)[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(b, admin)
 	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
 		b.Fatalf("connectCrm: %+v", r.Errors)
 	}

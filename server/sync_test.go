@@ -13,13 +13,7 @@ func TestConnectedGatewaySyncsChanges(t *testing.T) {
 	t.Parallel()
 	w := startConnectionWorld(t, map[string]string{"DESKBRIDGE_POLL_INTERVAL": "200ms"})
 	admin := w.ts.token("acme", auth.RoleAdmin)
-	orgs := w.ts.query(admin, `query($c: ZohoCredentialsInput!) { reachableCrmOrgs(crmSystem: ZOHO_CRM, dataCenter: US, credentials: $c) { id } }`,
-		map[string]any{"c": map[string]any{"refreshToken": w.crmRT}})
-	list, _ := orgs.Data["reachableCrmOrgs"].([]any)
-	if len(list) == 0 {
-		t.Fatalf("reachableCrmOrgs = %+v", orgs)
-	}
-	crmOrgID := list[0].(map[string]any)["id"].(string)
+	crmOrgID := w.crmOrgID(t, admin)
 	if r := w.ts.query(admin, connectMutation, map[string]any{"in": w.connectInput(crmOrgID)}); len(r.Errors) > 0 {
 		t.Fatalf("connectCrm: %+v", r.Errors)
 	}

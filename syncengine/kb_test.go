@@ -191,6 +191,17 @@ func (w *kbWorld) choose() kbSelection {
 
 // expected computes, from the desk's own data, which articles the sync
 // should copy and into which department.
+// setUpAll sets the KB sync up with the sandbox's SalesIQ portal and a
+// chosen set of departments, and returns the articles a run must copy when
+// they are open to all.
+func (w *kbWorld) setUpAll() map[string]string {
+	w.t.Helper()
+	w.update(syncengine.KBChange{SalesIQ: w.portal()})
+	sel := w.choose()
+	w.update(syncengine.KBChange{Departments: &sel.deps})
+	return w.expected(sel, "ALL")
+}
+
 func (w *kbWorld) expected(sel kbSelection, perms ...string) map[string]string {
 	out := map[string]string{}
 	for _, id := range w.desk().IDs("articles") {
@@ -536,10 +547,7 @@ func TestKBDisablingStopsARunningRun(t *testing.T) {
 	t.Parallel()
 	w := startKBWorld(t)
 	ctx := context.Background()
-	w.update(syncengine.KBChange{SalesIQ: w.portal()})
-	sel := w.choose()
-	w.update(syncengine.KBChange{Departments: &sel.deps})
-	want := w.expected(sel, "ALL")
+	want := w.setUpAll()
 	var once sync.Once
 	w.chat.mu.Lock()
 	w.chat.beforeWrite = func() {
@@ -572,10 +580,7 @@ func TestKBDisablingStopsARunningRun(t *testing.T) {
 func TestKBSyncCreatesNothingTwiceAfterACrash(t *testing.T) {
 	t.Parallel()
 	w := startKBWorld(t)
-	w.update(syncengine.KBChange{SalesIQ: w.portal()})
-	sel := w.choose()
-	w.update(syncengine.KBChange{Departments: &sel.deps})
-	want := w.expected(sel, "ALL")
+	want := w.setUpAll()
 
 	w.chat.mu.Lock()
 	w.chat.crashAfterWrites = 2 // the second page's creates happen, their answers are lost
@@ -609,10 +614,7 @@ func TestKBRunInterruptedByShutdownIsTakenOver(t *testing.T) {
 	t.Parallel()
 	w := startKBWorld(t)
 	ctx := context.Background()
-	w.update(syncengine.KBChange{SalesIQ: w.portal()})
-	sel := w.choose()
-	w.update(syncengine.KBChange{Departments: &sel.deps})
-	want := w.expected(sel, "ALL")
+	want := w.setUpAll()
 
 	w.chat.mu.Lock()
 	w.chat.hold, w.chat.held = true, make(chan struct{})
@@ -653,10 +655,7 @@ func TestKBSyncFailuresAndRetry(t *testing.T) {
 	t.Parallel()
 	w := startKBWorld(t)
 	ctx := context.Background()
-	w.update(syncengine.KBChange{SalesIQ: w.portal()})
-	sel := w.choose()
-	w.update(syncengine.KBChange{Departments: &sel.deps})
-	want := w.expected(sel, "ALL")
+	want := w.setUpAll()
 	ids := slices.Sorted(func(yield func(string) bool) {
 		for id := range want {
 			if !yield(id) {

@@ -10,17 +10,9 @@
 //   APPROVER_EMAIL  who signs in at the consent page
 //   CHROMIUM        the browser to drive; none is ever downloaded
 
-import puppeteer from 'puppeteer-core';
+import { launchChromium } from './chromium.mjs';
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  // --no-sandbox: CI runs as root in a container, where Chromium's sandbox
-  // cannot start.
-  args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu'],
-  timeout: 120000,
-  protocolTimeout: 120000,
-});
+const browser = await launchChromium();
 const out = { problems: [] };
 try {
   const page = await browser.newPage();

@@ -29,7 +29,7 @@
 // console errors (Content-Security-Policy violations land there).
 
 import { createInterface } from 'node:readline';
-import puppeteer from 'puppeteer-core';
+import { launchChromium } from './chromium.mjs';
 
 const base = (process.env.DESKBRIDGE_URL || '').replace(/\/+$/, '');
 if (!base) {
@@ -37,17 +37,7 @@ if (!base) {
   process.exit(2);
 }
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  // --no-sandbox: CI runs as root in a container, where Chromium's sandbox
-  // cannot start.
-  args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu'],
-  // Generous: `make test` runs this beside every other test on a small
-  // machine. A hang still fails, just later.
-  timeout: 120000,
-  protocolTimeout: 120000,
-});
+const browser = await launchChromium();
 
 const tabs = new Map(); // name -> { page, problems }
 
