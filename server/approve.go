@@ -45,7 +45,7 @@ a.button{display:inline-block;margin:1rem 0;padding:.6rem 1.2rem;background:#1f6
 and products with your {{.CRMName}} through deskbridge, using your account.</p>
 <p>Only <span class="who">{{.Request.ApproverEmail}}</span> can approve, as an administrator of the CRM.
 Nothing is shared until you do. This request expires on {{.Expires}}.</p>
-<p><a class="button" id="approve" href="{{.ConsentURL}}">Sign in to {{.CRMName}} and approve</a></p>
+<p><a class="button" id="approve" href="{{.Request.ConsentURL}}">Sign in to {{.CRMName}} and approve</a></p>
 <p class="note">You can take the access back at any time by removing the integration in the desk, or by revoking
 deskbridge's access in your Zoho account's connected apps.</p>
 {{end}}
@@ -54,10 +54,10 @@ deskbridge's access in your Zoho account's connected apps.</p>
 `))
 
 type approvalView struct {
-	Title, Error, Done  string
-	Request             *syncengine.PendingAccess
-	CRMName, ConsentURL string
-	Expires             string
+	Title, Error, Done string
+	Request            *syncengine.PendingAccess
+	CRMName            string
+	Expires            string
 }
 
 // approvalHandler serves the approval page and Zoho's callback.
@@ -65,7 +65,7 @@ func approvalHandler(conns *syncengine.ConnectionService, publicURL func() strin
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+approvePath, func(w http.ResponseWriter, r *http.Request) {
 		code := r.URL.Query().Get("code")
-		req, err := conns.AccessRequestOf(r.Context(), code)
+		req, err := conns.AccessRequestOf(r.Context(), code, publicURL()+callbackPath)
 		if err != nil {
 			status := http.StatusInternalServerError
 			if errors.As(err, new(*syncengine.ConnectionInputError)) {
@@ -74,13 +74,8 @@ func approvalHandler(conns *syncengine.ConnectionService, publicURL func() strin
 			renderApproval(w, log, r, status, approvalView{Title: "This request cannot be approved", Error: approvalError(log, r, err)})
 			return
 		}
-		consent, err := conns.AccessConsentURL(r.Context(), code, publicURL()+callbackPath)
-		if err != nil {
-			renderApproval(w, log, r, http.StatusServiceUnavailable, approvalView{Title: "This request cannot be approved now", Error: approvalError(log, r, err)})
-			return
-		}
 		renderApproval(w, log, r, http.StatusOK, approvalView{Title: "Approve deskbridge's access to your CRM",
-			Request: &req, CRMName: crmName(req.CRMSystem), ConsentURL: consent, Expires: req.ExpiresAt.UTC().Format(time.RFC1123)})
+			Request: &req, CRMName: crmName(req.CRMSystem), Expires: req.ExpiresAt.UTC().Format(time.RFC1123)})
 	})
 	mux.HandleFunc("GET "+callbackPath, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()

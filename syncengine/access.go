@@ -210,16 +210,22 @@ func (s *ConnectionService) ApproveAccess(ctx context.Context, code, crmOrgID st
 }
 
 // PendingAccess is what the approval page shows of a request (A2): which
-// desk portal asks to sync with which CRM, whom it asks, and until when.
+// desk portal asks to sync with which CRM, whom it asks, until when, and
+// the vendor's consent page to send that admin to.
 type PendingAccess struct {
 	CRMSystem     connector.System
 	DeskPortal    string
 	ApproverEmail string
 	ExpiresAt     time.Time
+	// ConsentURL signs the admin in and sends the browser to the
+	// redirectURI given with an authorization code, and the approval code
+	// as state, for ApproveAccess.
+	ConsentURL string
 }
 
-// AccessRequestOf reads the pending request an approval code opens.
-func (s *ConnectionService) AccessRequestOf(ctx context.Context, code string) (PendingAccess, error) {
+// AccessRequestOf reads the pending request an approval code opens, for
+// the approval page that redirectURI belongs to.
+func (s *ConnectionService) AccessRequestOf(ctx context.Context, code, redirectURI string) (PendingAccess, error) {
 	c, err := store.ConnectionByRequestToken(ctx, s.db, accessRequestHash(code))
 	if errors.Is(err, store.ErrNotFound) {
 		return PendingAccess{}, errUnknownAccessRequest
@@ -227,29 +233,19 @@ func (s *ConnectionService) AccessRequestOf(ctx context.Context, code string) (P
 	if err != nil {
 		return PendingAccess{}, fmt.Errorf("reading a crm access request: %w", err)
 	}
-	out := PendingAccess{CRMSystem: connector.System(c.CRMSystem), DeskPortal: deref(c.DeskPortal), ApproverEmail: deref(c.ApproverEmail)}
+	if s.vendor == nil {
+		return PendingAccess{}, errNoVendor
+	}
+	consent, err := s.vendor.ConsentURL(connector.System(c.CRMSystem), c.CRMDC, redirectURI, code)
+	if err != nil {
+		return PendingAccess{}, fmt.Errorf("building the consent page's address: %w", err)
+	}
+	out := PendingAccess{CRMSystem: connector.System(c.CRMSystem), DeskPortal: deref(c.DeskPortal),
+		ApproverEmail: deref(c.ApproverEmail), ConsentURL: consent}
 	if c.RequestExpiresAt != nil {
 		out.ExpiresAt = *c.RequestExpiresAt
 	}
 	return out, nil
-}
-
-// AccessConsentURL is the vendor's consent page for the CRM admin a
-// pending request asks: signing in there sends the browser to redirectURI
-// with an authorization code, and the approval code as state, for
-// ApproveAccess.
-func (s *ConnectionService) AccessConsentURL(ctx context.Context, code, redirectURI string) (string, error) {
-	c, err := store.ConnectionByRequestToken(ctx, s.db, accessRequestHash(code))
-	if errors.Is(err, store.ErrNotFound) {
-		return "", errUnknownAccessRequest
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading a crm access request: %w", err)
-	}
-	if s.vendor == nil {
-		return "", errNoVendor
-	}
-	return s.vendor.ConsentURL(connector.System(c.CRMSystem), c.CRMDC, redirectURI, code)
 }
 
 // errUnknownAccessRequest answers every approval code that does not open a

@@ -181,7 +181,9 @@ func (w *Worker) applyGroup(ctx context.Context, items []store.QueueItem) error 
 		return err
 	}
 	if g.module == mapping.Products && g.source == CRMSide {
-		g.productDepartment = w.productDepartment(ctx, g)
+		if g.productDepartment, err = w.productDepartment(ctx, g); err != nil {
+			return err // the rows stay queued: a product created without a department would fail for good
+		}
 	}
 	var upserts, deletes []store.QueueItem
 	for _, it := range items {
@@ -652,27 +654,25 @@ func (w *Worker) withEngineFields(g *group, p *pending, fields map[string]any) m
 // without this every product of a new connection would fail until an
 // admin picked a department. "" when the desk names no default (its
 // refusal then reaches the failure history).
-func (w *Worker) productDepartment(ctx context.Context, g *group) string {
+func (w *Worker) productDepartment(ctx context.Context, g *group) (string, error) {
 	if id := g.settings.DeskDepartmentID; id != nil {
-		return *id
+		return *id, nil
 	}
 	w.fieldsMu.Lock()
 	cached, ok := w.defaultDepartments[g.conn.ID]
 	w.fieldsMu.Unlock()
 	if ok && time.Since(cached.at) < fieldsTTL {
-		return cached.id
+		return cached.id, nil
 	}
 	lister, ok := g.tgt.(interface {
 		ListDepartments(ctx context.Context) ([]connector.Record, error)
 	})
 	if !ok {
-		return ""
+		return "", nil
 	}
 	departments, err := lister.ListDepartments(ctx)
 	if err != nil {
-		w.Log.WarnContext(ctx, "reading the desk's default department for products; creating them without one",
-			"connection_id", g.conn.ID, "err", err)
-		return ""
+		return "", fmt.Errorf("reading the desk's default department for products: %w", err)
 	}
 	id := ""
 	for _, d := range departments {
@@ -687,7 +687,7 @@ func (w *Worker) productDepartment(ctx context.Context, g *group) string {
 	}
 	w.defaultDepartments[g.conn.ID] = cachedDepartment{id: id, at: time.Now()}
 	w.fieldsMu.Unlock()
-	return id
+	return id, nil
 }
 
 func (w *Worker) reconcileInput(g *group, p *pending) ReconcileInput {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/deskbridge/deskbridge/sandbox"
 	"github.com/deskbridge/deskbridge/sandbox/desk"
+	"github.com/deskbridge/deskbridge/sandbox/faults"
 	"github.com/deskbridge/deskbridge/sandbox/seed"
 	"github.com/deskbridge/deskbridge/store"
 	"github.com/deskbridge/deskbridge/store/storetest"
@@ -478,8 +479,33 @@ func TestWorkerCreatesProductsInTheirDepartment(t *testing.T) {
 		return out
 	}
 
+	// While the desk cannot list its departments, the product waits in the
+	// queue rather than being created without one (a permanent failure).
+	f.sb.Injector("desk").SetRules(faults.Rule{Kind: faults.ServerError, Rate: 1, Path: "/api/v1/departments"})
+	waiting, err := crmSide.Create("Products", map[string]any{"Product_Name": "Waiting Widget"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.enqueue(t, connector.CRM, "products", waiting)
+	if _, err := f.w.RunOnce(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var queued int
+	if err := f.db.Get(&queued, `SELECT count(*) FROM change_queue WHERE ext_id = $1`, waiting); err != nil || queued != 1 {
+		t.Fatalf("the product's change: %d queued (%v), want it kept while the departments cannot be read", queued, err)
+	}
+	if failures, _ := store.ListFailures(f.ctx, f.db, store.FailureFilter{OrgID: f.conn.OrgID, ConnectionID: f.conn.ID}, 10, 0); len(failures) != 0 {
+		t.Fatalf("failures while the departments cannot be read: %+v", failures)
+	}
+	f.sb.Injector("desk").SetRules()
+
 	if got := departmentsOf(syncProduct("Default Department Widget")); len(got) != 1 || got[0] != defaultDept {
 		t.Fatalf("without a department setting the product went to %v, want the default %s", got, defaultDept)
+	}
+	if l, err := store.LinkByCRM(f.ctx, f.db, f.conn.OrgID, f.conn.ID, "products", waiting); err != nil {
+		t.Fatalf("the product that waited is not linked: %v", err)
+	} else if rec, _ := deskSide.Product(l.DeskID); len(departmentsOf(rec)) != 1 {
+		t.Fatalf("the product that waited went to %v", departmentsOf(rec))
 	}
 
 	current, err := store.CurrentSettings(f.ctx, f.db, f.conn.OrgID, f.conn.ID, store.GroupProducts, time.Now())

@@ -30,11 +30,8 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 // consentPage shows what a client asks for.
 func (r *Registry) consentPage(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
-	clientID, redirect := q.Get("client_id"), q.Get("redirect_uri")
-	r.mu.Lock()
-	_, known := r.clients[clientID]
-	r.mu.Unlock()
-	if !known || q.Get("response_type") != "code" || !absoluteURL(redirect) {
+	clientID := q.Get("client_id")
+	if _, ok := redirectTarget(q.Get("redirect_uri")); !ok || !r.knownClient(clientID) || q.Get("response_type") != "code" {
 		http.Error(w, "invalid request: unknown client_id, response_type other than code, or no redirect_uri", http.StatusBadRequest)
 		return
 	}
@@ -55,12 +52,9 @@ func (r *Registry) consent(w http.ResponseWriter, req *http.Request, dc string) 
 		return
 	}
 	f := req.PostForm
-	clientID, redirect := f.Get("client_id"), f.Get("redirect_uri")
-	r.mu.Lock()
-	_, known := r.clients[clientID]
-	r.mu.Unlock()
-	target, err := url.Parse(redirect)
-	if !known || err != nil || !absoluteURL(redirect) {
+	clientID := f.Get("client_id")
+	target, ok := redirectTarget(f.Get("redirect_uri"))
+	if !ok || !r.knownClient(clientID) {
 		http.Error(w, "invalid request", http.StatusBadRequest)
 		return
 	}
@@ -84,7 +78,15 @@ func (r *Registry) consent(w http.ResponseWriter, req *http.Request, dc string) 
 	http.Redirect(w, req, target.String(), http.StatusFound)
 }
 
-func absoluteURL(raw string) bool {
+// redirectTarget parses a redirect_uri: an absolute http(s) URL.
+func redirectTarget(raw string) (*url.URL, bool) {
 	u, err := url.Parse(raw)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return u, err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func (r *Registry) knownClient(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.clients[id]
+	return ok
 }
